@@ -1,0 +1,102 @@
+"""Every error the API answers is an RFC 9457 problem document (application/problem+json)."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from storage.problems import Problem
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+_SLUG_BY_STATUS = {
+    400: "malformed-request",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "validation-error",
+    503: "service-unavailable",
+}
+
+
+class ProblemError(Exception):
+    """Raised by a route to answer with a problem document."""
+
+    def __init__(self, slug: str, status: int, detail: str | None = None, headers: dict | None = None, **extra) -> None:
+        super().__init__(detail or slug)
+        self.slug, self.status, self.detail, self.headers, self.extra = slug, status, detail, headers, extra
+
+
+def problem_response(problem: Problem, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(
+        problem.model_dump(mode="json", exclude_none=True),
+        status_code=problem.status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict]:
+    return [
+        {
+            # "body" is the envelope, not a field name the caller wrote.
+            "field": ".".join(str(part) for part in error.get("loc", ()) if part != "body") or None,
+            "message": error.get("msg", ""),
+            "type": error.get("type", ""),
+        }
+        for error in exc.errors()
+    ]
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    async def on_problem(request: Request, exc: ProblemError) -> JSONResponse:
+        problem = Problem.of(exc.slug, exc.status, detail=exc.detail, instance=request.url.path, **exc.extra)
+        return problem_response(problem, exc.headers)
+
+    async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _validation_errors(exc)
+        if any(error["type"] == "json_invalid" for error in errors):
+            problem = Problem.of(
+                "malformed-request", 400, detail="the request body is not valid JSON", instance=request.url.path
+            )
+        else:
+            summary = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors[:5])
+            problem = Problem.of("validation-error", 422, detail=summary, instance=request.url.path, errors=errors)
+        return problem_response(problem)
+
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug = _SLUG_BY_STATUS.get(exc.status_code, "internal-error" if exc.status_code >= 500 else "malformed-request")
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        problem = Problem.of(slug, exc.status_code, detail=detail, instance=request.url.path)
+        return problem_response(problem, getattr(exc, "headers", None))
+
+    async def on_redis_down(request: Request, exc: redis.RedisError) -> JSONResponse:
+        log.error("redis unavailable: %s", exc)
+        problem = Problem.of("service-unavailable", 503, detail="run records are unreachable; try again shortly", instance=request.url.path)
+        return problem_response(problem, {"Retry-After": "2"})
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        problem = Problem.of("internal-error", 500, instance=request.url.path)
+        return problem_response(problem)
+
+    app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(redis.ConnectionError, on_redis_down)
+    app.add_exception_handler(redis.TimeoutError, on_redis_down)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+PROBLEM_RESPONSES = {
+    status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": _SLUG_BY_STATUS[status].replace("-", " ")}
+    for status in (400, 404, 422, 503)
+}

@@ -1,0 +1,52 @@
+"""/v1/generations: submit a text-to-image run, read its status."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Path, Response
+
+from storage.records import RunRecord, new_run_id
+from worker.queue import enqueue_render
+
+from ..problems import PROBLEM_RESPONSES, ProblemError
+from ..run_views import run_view
+from ..schemas import GenerationCreate, RunView
+from ..services import Services, get_services
+
+router = APIRouter(prefix="/v1/generations", tags=["generations"])
+
+RunId = Path(..., pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The run_id returned at submit.")
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=RunView,
+    responses={k: v for k, v in PROBLEM_RESPONSES.items() if k in (400, 422, 503)},
+    summary="Submit a text-to-image run",
+)
+def submit_generation(body: GenerationCreate, response: Response, services: Services = Depends(get_services)) -> RunView:
+    """Validates, records and enqueues the run, then answers at once with `status: queued`.
+    No model work happens in the API process."""
+    record = RunRecord(
+        run_id=new_run_id(),
+        operation="text-to-image",
+        model_id=body.model_id,
+        request=body.to_render_request().model_dump(mode="json"),
+    )
+    services.runs.create(record)
+    enqueue_render(services.celery, record.run_id, record.attempt)
+    response.headers["Location"] = f"{router.prefix}/{record.run_id}"
+    return run_view(record, services)
+
+
+@router.get(
+    "/{run_id}",
+    response_model=RunView,
+    responses={k: v for k, v in PROBLEM_RESPONSES.items() if k in (404, 503)},
+    summary="Status, progress and temporary image URLs of a run",
+)
+def get_generation(run_id: str = RunId, services: Services = Depends(get_services)) -> RunView:
+    record = services.runs.get(run_id)
+    if record is None:
+        raise ProblemError("not-found", 404, detail=f"no run {run_id} (never existed, or expired)")
+    return run_view(record, services)

@@ -1,0 +1,111 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pipelines.requests import MAX_SEED, MAX_SIDE, MIN_SIDE, TextToImageRequest
+from storage.problems import Problem
+from storage.records import RunStatus
+
+# Ratio presets; the image keeps about the area of `BASE_AREA` (512²), sides rounded to 8.
+ASPECT_RATIOS: dict[str, tuple[int, int]] = {
+    "1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4), "3:2": (3, 2), "2:3": (2, 3),
+    "16:9": (16, 9), "9:16": (9, 16), "21:9": (21, 9), "9:21": (9, 21),
+}
+AspectRatio = Literal["1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16", "21:9", "9:21"]
+BASE_AREA = 512 * 512
+
+
+def size_for_aspect_ratio(ratio: str, area: int = BASE_AREA) -> tuple[int, int]:
+    w, h = ASPECT_RATIOS[ratio]
+    width = math.sqrt(area * w / h)
+    height = width * h / w
+
+    def side(x: float) -> int:
+        return max(MIN_SIDE, min(MAX_SIDE, int(round(x / 8)) * 8))
+
+    return side(width), side(height)
+
+
+class GenerationCreate(TextToImageRequest):
+    """A text-to-image request as callers send it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "prompt": "A blue ceramic coffee mug on a wooden table",
+                    "negative_prompt": "blurry, low quality",
+                    "width": 512,
+                    "height": 512,
+                    "num_inference_steps": 25,
+                    "guidance_scale": 7.5,
+                    "seed": 7,
+                    "num_images": 1,
+                },
+                {"prompt": "A lighthouse at dusk, oil painting", "aspect_ratio": "16:9"},
+            ]
+        },
+    )
+
+    model_id: str = Field(
+        "", max_length=200, description="Model to render with; the deployment's default when empty."
+    )
+    aspect_ratio: AspectRatio | None = Field(
+        None,
+        description="Instead of width/height: a preset ratio at about 512×512 pixels of area "
+        "(1:1 512×512, 4:3 592×440, 16:9 680×384, 9:16 384×680, 21:9 784×336, …).",
+    )
+
+    @model_validator(mode="after")
+    def _resolve_size(self) -> "GenerationCreate":
+        if self.aspect_ratio is not None:
+            if {"width", "height"} & self.model_fields_set:
+                raise ValueError("give either aspect_ratio or width/height, not both")
+            self.width, self.height = size_for_aspect_ratio(self.aspect_ratio)
+        return self
+
+    def to_render_request(self) -> TextToImageRequest:
+        """The pipeline's request, with the seed fixed now so that it can be reported."""
+        fields = self.model_dump(exclude={"model_id", "aspect_ratio"})
+        if fields["seed"] is None:
+            fields["seed"] = secrets.randbelow(MAX_SEED + 1)
+        return TextToImageRequest.model_validate(fields)
+
+
+class ImageView(BaseModel):
+    url: str | None = Field(None, description="Temporary URL; re-signed on every read, never valid past expires_at.")
+    url_expires_at: datetime | None = None
+    width: int
+    height: int
+    seed: int
+    content_type: str = "image/png"
+    bytes: int = 0
+
+
+class RunView(BaseModel):
+    """The run resource: the same envelope whatever the operation."""
+
+    run_id: str = Field(..., examples=["gen_5f0c8e0d2b7a4c1e9d3f6a21"])
+    status: RunStatus
+    operation: str
+    model_id: str
+    progress: int = Field(..., ge=0, le=100, description="Percent of denoising steps done.")
+    estimated_time: float | None = Field(None, description="Seconds until the run should be done.")
+    created_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    expires_at: datetime = Field(..., description="Images, URLs and this record are gone after this.")
+    attempt: int = Field(1, description="Delivery number; above 1 when a worker died and the run was re-run.")
+    request: dict[str, Any] = Field(..., description="The request as it will be (or was) rendered.")
+    image_url: str | None = Field(None, description="URL of the first image (ImagineoAI compatible).")
+    images: list[ImageView] = Field(default_factory=list)
+    timings: dict[str, float] = Field(default_factory=dict)
+    error: Problem | None = None

@@ -1,0 +1,38 @@
+"""What the routes need, built once per API process and held on `app.state`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from celery import Celery
+from fastapi import Request
+
+from storage.images import ImageStore, make_image_store
+from storage.redis_client import make_redis
+from storage.runs import RunStore
+from storage.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    runs: RunStore
+    images: ImageStore
+    celery: Celery
+
+    @classmethod
+    def from_settings(cls, settings: Settings, celery: Celery | None = None) -> "Services":
+        if celery is None:
+            from worker.celery_app import make_celery
+
+            celery = make_celery(settings)
+        return cls(
+            settings=settings,
+            runs=RunStore(make_redis(settings), settings.retention_seconds),
+            images=make_image_store(settings),
+            celery=celery,
+        )
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services

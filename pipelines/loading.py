@@ -1,0 +1,38 @@
+"""Loading diffusers pipelines from a hub id or a local directory."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .device import Placement
+
+log = logging.getLogger(__name__)
+
+
+def load_text_to_image(model: str, placement: Placement):
+    """Load a text-to-image diffusers pipeline onto `placement`.
+
+    `model` is a hub id (resolved through the Hugging Face cache, `HF_HUB_OFFLINE=1` honoured)
+    or a directory written by `save_pretrained`. The safety checker is left out: filtering is
+    a deployment's policy, not the renderer's.
+    """
+    from diffusers import AutoPipelineForText2Image
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.disable_progress_bar()
+
+    if not model:
+        raise ValueError("no model configured: set RENDERQ_DEFAULT_MODEL to a hub id or a directory")
+    source = Path(model)
+    is_local = source.is_dir()
+    log.info("loading model %s (%s) on %s", model, "local" if is_local else "hub", placement.device)
+    pipe = AutoPipelineForText2Image.from_pretrained(
+        str(source) if is_local else model,
+        dtype=placement.dtype,
+        safety_checker=None,
+        requires_safety_checker=False,
+    )
+    pipe.to(placement.device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

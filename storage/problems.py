@@ -1,0 +1,46 @@
+"""Problem details (RFC 9457): the one shape every renderq error takes.
+
+Run records keep the problem of a failed run, so the type lives here, below both the API
+(which answers with problems) and the worker (which records them).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PROBLEM_BASE = "/problems/"
+
+# slug → (title, what it means). The API serves these at /problems/{slug}.
+PROBLEM_TYPES: dict[str, tuple[str, str]] = {
+    "validation-error": ("Request validation failed", "A field is missing, malformed or out of range; `errors` says which."),
+    "malformed-request": ("Malformed request body", "The body is not valid JSON (or not the content type the endpoint takes)."),
+    "not-found": ("Not found", "No such resource, or it has expired."),
+    "method-not-allowed": ("Method not allowed", "The resource exists but does not take this method."),
+    "payload-too-large": ("Payload too large", "The request body or an uploaded file is over its size limit."),
+    "unsupported-media-type": ("Unsupported media type", "The body's content type is not one this endpoint takes."),
+    "service-unavailable": ("Service unavailable", "A dependency (Redis, object storage, the queue) is unreachable; try again."),
+    "internal-error": ("Internal error", "Something failed that should not have; the request id helps find it in the logs."),
+    "render-failed": ("Render failed", "The pipeline raised while rendering this run."),
+    "model-unavailable": ("Model unavailable", "The model could not be loaded (unknown id, missing files, no network to the hub)."),
+    "out-of-memory": ("Out of memory", "The render did not fit in the device's memory; try fewer or smaller images."),
+    "render-timeout": ("Render timed out", "The render ran past its time limit and was stopped."),
+    "worker-lost": ("Worker lost", "The worker rendering this run died too many times; the run was given up."),
+    "storage-failed": ("Storage failed", "The rendered images could not be written to object storage."),
+}
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(..., description="URI reference naming the problem type.")
+    title: str = Field(..., description="Short summary of the problem type.")
+    status: int = Field(..., description="HTTP status code.")
+    detail: str | None = Field(None, description="What went wrong in this occurrence.")
+    instance: str | None = Field(None, description="URI reference of this occurrence.")
+
+    @classmethod
+    def of(cls, slug: str, status: int, detail: str | None = None, instance: str | None = None, **extra) -> "Problem":
+        title, _ = PROBLEM_TYPES[slug]
+        return cls(type=PROBLEM_BASE + slug, title=title, status=status, detail=detail, instance=instance, **extra)

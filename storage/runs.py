@@ -1,0 +1,174 @@
+"""Run records in Redis: one hash per run, expiring with the run.
+
+State changes that race (a worker claiming a run, finishing it, a reaper taking back a run
+whose worker fell silent) are single Lua scripts, so each happens once, whoever runs it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+
+from .problems import Problem
+from .records import RunRecord, RunStatus, StoredImage
+
+RUN_PREFIX = "renderq:run:"
+HEARTBEATS = "renderq:heartbeats"
+STEP_RATE = "renderq:stats:seconds_per_unit"
+
+# Claim a run for rendering. Returns 'claimed' or why not: 'missing', 'superseded' (a newer
+# delivery exists), 'busy' (another live worker holds it) or the run's final status.
+_CLAIM = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 'missing' end
+if status ~= 'queued' and status ~= 'running' then return status end
+if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 'superseded' end
+if status == 'running' then
+  local beat = redis.call('ZSCORE', KEYS[2], ARGV[5])
+  if beat and (tonumber(ARGV[3]) - tonumber(beat)) < tonumber(ARGV[4]) then return 'busy' end
+end
+redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[2], 'started_at', ARGV[3], 'progress', '0')
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
+return 'claimed'
+"""
+
+# Write a final state, only if this delivery still owns the run.
+_FINISH = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('ZREM', KEYS[2], ARGV[2])
+return 1
+"""
+
+# Take back every running run whose heartbeat is older than the cutoff: back to queued with
+# the next attempt number (so the old delivery, if it ever comes back, is superseded), or
+# failed once it has used its attempts. ZREM decides which reaper wins each run.
+_REAP = """
+local out = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
+  if redis.call('ZREM', KEYS[1], id) == 1 then
+    local key = ARGV[2] .. id
+    if redis.call('HGET', key, 'status') == 'running' then
+      local attempt = redis.call('HINCRBY', key, 'attempt', 1)
+      if attempt > tonumber(ARGV[3]) then
+        redis.call('HSET', key, 'status', 'failed', 'error', ARGV[4], 'completed_at', ARGV[5])
+      else
+        redis.call('HSET', key, 'status', 'queued', 'progress', '0', 'worker', '')
+        table.insert(out, id)
+        table.insert(out, attempt)
+      end
+    end
+  end
+end
+return out
+"""
+
+
+def run_key(run_id: str) -> str:
+    return RUN_PREFIX + run_id
+
+
+class RunStore:
+    """Reads and writes run records. Every write keeps the record's TTL at its expiry."""
+
+    def __init__(self, client: redis.Redis, retention_seconds: int) -> None:
+        self.redis = client
+        self.retention_seconds = retention_seconds
+        self._claim = client.register_script(_CLAIM)
+        self._finish = client.register_script(_FINISH)
+        self._reap = client.register_script(_REAP)
+
+    # --- written by the API -------------------------------------------------------------
+    def create(self, record: RunRecord) -> RunRecord:
+        record.expires_at = record.created_at + self.retention_seconds
+        key = run_key(record.run_id)
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=record.to_hash())
+            pipe.expireat(key, int(record.expires_at) + 1)
+            pipe.execute()
+        return record
+
+    def get(self, run_id: str) -> RunRecord | None:
+        raw = self.redis.hgetall(run_key(run_id))
+        return RunRecord.from_hash(raw) if raw else None
+
+    # --- written by the worker ----------------------------------------------------------
+    def claim(self, run_id: str, attempt: int, worker: str, stale_after: float) -> str:
+        now = time.time()
+        return self._claim(
+            keys=[run_key(run_id), HEARTBEATS], args=[attempt, worker, now, stale_after, run_id]
+        )
+
+    def heartbeat(self, run_id: str) -> None:
+        # XX: never re-adds a run a reaper has already taken back.
+        self.redis.zadd(HEARTBEATS, {run_id: time.time()}, xx=True)
+
+    def set_progress(self, run_id: str, progress: int) -> None:
+        self.redis.hset(run_key(run_id), "progress", progress)
+
+    def complete(
+        self, run_id: str, attempt: int, images: list[StoredImage], timings: dict[str, float]
+    ) -> bool:
+        """Mark the run completed; False if this delivery no longer owns it."""
+        record = RunRecord(
+            run_id=run_id, images=images, timings=timings, progress=100, completed_at=time.time()
+        )
+        fields = {k: v for k, v in record.to_hash().items() if k in ("images", "timings", "progress", "completed_at")}
+        return self._finish_with(run_id, attempt, RunStatus.completed, fields)
+
+    def fail(self, run_id: str, attempt: int, problem: Problem) -> bool:
+        fields = {"error": problem.model_dump_json(exclude_none=True), "completed_at": str(time.time())}
+        return self._finish_with(run_id, attempt, RunStatus.failed, fields)
+
+    def _finish_with(self, run_id: str, attempt: int, status: RunStatus, fields: dict[str, Any]) -> bool:
+        args: list[Any] = [attempt, run_id, "status", status.value]
+        for key, value in fields.items():
+            args += [key, value]
+        return bool(self._finish(keys=[run_key(run_id), HEARTBEATS], args=args))
+
+    def reap_stale(self, stale_after: float, max_attempts: int) -> list[tuple[str, int]]:
+        """Take back runs whose worker fell silent; returns (run_id, attempt) to re-enqueue."""
+        now = time.time()
+        problem = Problem.of(
+            "worker-lost", 500, detail=f"the worker died {max_attempts} times while rendering this run"
+        )
+        flat = self._reap(
+            keys=[HEARTBEATS],
+            args=[now - stale_after, RUN_PREFIX, max_attempts, problem.model_dump_json(exclude_none=True), now],
+        )
+        return [(flat[i], int(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+    # --- measured render speed, for estimated_time --------------------------------------
+    def record_render_rate(self, seconds_per_unit: float, weight: float = 0.2) -> None:
+        current = self.redis.get(STEP_RATE)
+        rate = seconds_per_unit if current is None else (1 - weight) * float(current) + weight * seconds_per_unit
+        self.redis.set(STEP_RATE, rate)
+
+    def render_rate(self, default: float) -> float:
+        value = self.redis.get(STEP_RATE)
+        return float(value) if value is not None else default
+
+
+class ProgressThrottle:
+    """Writes progress at most once per `min_interval` seconds, always the first and last step."""
+
+    def __init__(self, store: RunStore, run_id: str, min_interval: float) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.min_interval = min_interval
+        self._last_write = 0.0
+        self._last_value = -1
+
+    def __call__(self, step: int, total: int) -> None:
+        # 99 at most until the images are stored: 100 means the run is completed.
+        value = min(99, int(100 * step / max(total, 1)))
+        now = time.monotonic()
+        if value == self._last_value:
+            return
+        if step < total and self._last_value >= 0 and now - self._last_write < self.min_interval:
+            return
+        self.store.set_progress(self.run_id, value)
+        self._last_write, self._last_value = now, value

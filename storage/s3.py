@@ -1,0 +1,78 @@
+"""Image objects in an S3-compatible bucket (AWS S3, SeaweedFS, MinIO, R2, …)."""
+
+from __future__ import annotations
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from .settings import Settings
+
+LIFECYCLE_RULE_ID = "renderq-expire-after-1-day"
+
+
+class S3ImageStore:
+    """Writes through the internal endpoint; signs URLs for the public one.
+
+    Two clients because a presigned URL's signature covers the host: a URL signed for the
+    in-cluster endpoint (http://seaweedfs:8333) would not verify when fetched from outside.
+    """
+
+    def __init__(self, client, public_client, bucket: str) -> None:
+        self.client = client
+        self.public_client = public_client
+        self.bucket = bucket
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "S3ImageStore":
+        def client(endpoint: str | None):
+            return boto3.client(
+                "s3",
+                endpoint_url=endpoint,
+                region_name=settings.s3_region,
+                aws_access_key_id=settings.s3_access_key.get_secret_value() if settings.s3_access_key else None,
+                aws_secret_access_key=settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None,
+                config=Config(
+                    signature_version="s3v4",
+                    s3={"addressing_style": "path"},
+                    connect_timeout=3,
+                    read_timeout=10,
+                    retries={"max_attempts": 5, "mode": "standard"},
+                ),
+            )
+
+        internal = client(settings.s3_endpoint)
+        public = client(settings.s3_public_endpoint) if settings.s3_public_endpoint else internal
+        return cls(internal, public, settings.s3_bucket)
+
+    def prepare(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            self.client.create_bucket(Bucket=self.bucket)
+        # Deletion is coarse (AWS rounds to the next midnight UTC); the 24 h promise is kept by
+        # URL expiry, this rule only makes sure storage does not grow forever.
+        self.client.put_bucket_lifecycle_configuration(
+            Bucket=self.bucket,
+            LifecycleConfiguration={
+                "Rules": [
+                    {
+                        "ID": LIFECYCLE_RULE_ID,
+                        "Status": "Enabled",
+                        "Filter": {"Prefix": ""},
+                        "Expiration": {"Days": 1},
+                    }
+                ]
+            },
+        )
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+
+    def signed_url(self, key: str, expires_in: int) -> str:
+        return self.public_client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in
+        )
+
+    def check(self) -> None:
+        self.client.head_bucket(Bucket=self.bucket)

@@ -1,0 +1,84 @@
+"""The one settings object of renderq, read from `RENDERQ_*` environment variables.
+
+It lives in `storage/` because every process room (api, worker) already imports storage and
+nothing of ours sits lower; `pipelines/` never reads it (a pipeline gets its options passed in).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RENDERQ_", extra="ignore")
+
+    # Run records and the Celery broker.
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Run records live here.")
+    broker_url: str | None = Field(None, description="Celery broker; defaults to redis_url.")
+    embedded: bool = Field(
+        False, description="fakeredis + in-memory Celery transport in one process (`renderq dev`)."
+    )
+
+    # Image objects.
+    storage: Literal["s3", "local"] = "s3"
+    s3_endpoint: str | None = Field(None, description="S3 API endpoint the workers write to.")
+    s3_public_endpoint: str | None = Field(
+        None, description="Endpoint put in presigned URLs handed to callers; defaults to s3_endpoint."
+    )
+    s3_bucket: str = "renderq"
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_region: str = "us-east-1"
+    local_dir: Path = Path(".renderq/images")
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000", description="Base of the API's own signed file URLs (local storage)."
+    )
+    url_secret: SecretStr = Field(
+        SecretStr("renderq-dev-url-secret"), description="HMAC key for local signed URLs."
+    )
+
+    # Expiry: records, objects and URLs all end at created_at + retention.
+    retention_seconds: int = Field(24 * 3600, gt=0)
+    url_ttl_seconds: int = Field(
+        900, gt=0, description="Presigned URLs are re-signed on every read and live at most this long."
+    )
+
+    # Models.
+    default_model: str = Field(
+        "", description="Hub id or local directory; empty in `renderq dev` builds the tiny model."
+    )
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+
+    # Worker reliability.
+    soft_time_limit: int = Field(300, gt=0, description="Seconds before a render is asked to stop.")
+    hard_time_limit: int = Field(360, gt=0, description="Seconds before the render process is killed.")
+    heartbeat_interval: float = Field(1.0, gt=0)
+    heartbeat_stale_after: float = Field(
+        6.0, gt=0, description="A running run whose worker is silent this long is re-enqueued."
+    )
+    progress_min_interval: float = Field(
+        0.2, ge=0, description="Progress writes to Redis are throttled to one per this many seconds."
+    )
+    max_attempts: int = Field(3, gt=0, description="Deliveries of one run before it ends failed.")
+
+    @property
+    def effective_broker_url(self) -> str:
+        if self.embedded:
+            return "memory://"
+        return self.broker_url or self.redis_url
+
+    @property
+    def visibility_timeout(self) -> int:
+        """kombu redelivers unacked messages after this; kept above the hard limit so that a
+        long render is never handed to a second worker while the first still holds it."""
+        return self.hard_time_limit * 2 + 60
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

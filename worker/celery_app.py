@@ -1,0 +1,43 @@
+"""The Celery app: broker, reliability settings and queues. Imports no model code, so the
+API can import it to enqueue without loading torch."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from storage.settings import Settings, get_settings
+
+RENDER_QUEUE = "renderq.render"
+RENDER_TASK = "renderq.render"
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("renderq", broker=settings.effective_broker_url, include=["worker.tasks"])
+    app.conf.update(
+        # A render is acknowledged only when it has finished, and a worker that dies mid-render
+        # hands its message back instead of swallowing it.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        # Take one render at a time: a prefetched message would wait behind the current render
+        # while another worker sits idle.
+        worker_prefetch_multiplier=1,
+        worker_disable_prefetch=True,
+        task_soft_time_limit=settings.soft_time_limit,
+        task_time_limit=settings.hard_time_limit,
+        # kombu redelivers unacked messages after this; above the hard limit, so a render still
+        # in progress is never handed to a second worker. Dead workers are detected sooner by
+        # the heartbeat reaper (worker/reaper.py).
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        broker_connection_retry_on_startup=True,
+        task_default_queue=RENDER_QUEUE,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        result_backend=None,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+    )
+    return app
+
+
+app = make_celery(get_settings())

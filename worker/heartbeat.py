@@ -1,0 +1,34 @@
+"""A thread that tells Redis the render of a run is still alive."""
+
+from __future__ import annotations
+
+import threading
+
+from storage.runs import RunStore
+
+
+class Heartbeat:
+    """Beats every `interval` seconds while the block runs. A thread, not the progress
+    callback, so that a single slow denoising step does not look like a dead worker."""
+
+    def __init__(self, runs: RunStore, run_id: str, interval: float) -> None:
+        self.runs = runs
+        self.run_id = run_id
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id}", daemon=True)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.runs.heartbeat(self.run_id)
+            except Exception:  # a missed beat is retried on the next tick
+                pass
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.interval + 1)

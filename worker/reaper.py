@@ -1,0 +1,61 @@
+"""Re-enqueues runs whose worker died: promptly, without waiting out the broker's timeout.
+
+Every worker runs one reaper thread (in the Celery parent process, which holds no model).
+A render beats on `renderq:heartbeats` every second; a run whose beat is older than
+`heartbeat_stale_after` goes back to `queued` with the next attempt number and a new message.
+The Lua script in storage/runs.py lets exactly one reaper take each run, and the attempt
+number makes the dead worker's own message, when kombu redelivers it an hour later, a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from celery import Celery
+
+from storage.images import ImageStore
+from storage.runs import RunStore
+from storage.settings import Settings
+
+from .queue import enqueue_render
+
+log = logging.getLogger(__name__)
+
+
+def reap_once(app: Celery, runs: RunStore, settings: Settings) -> list[tuple[str, int]]:
+    taken = runs.reap_stale(settings.heartbeat_stale_after, settings.max_attempts)
+    for run_id, attempt in taken:
+        log.warning("run %s: worker fell silent; re-enqueued as attempt %d", run_id, attempt)
+        enqueue_render(app, run_id, attempt)
+    return taken
+
+
+def sweep_expired_files(images: ImageStore, settings: Settings) -> None:
+    sweep = getattr(images, "sweep", None)  # local disk only; S3 has its lifecycle rule
+    if sweep is not None:
+        removed = sweep(settings.retention_seconds)
+        if removed:
+            log.info("swept %d expired image files", removed)
+
+
+class Reaper(threading.Thread):
+    def __init__(self, app: Celery, runs: RunStore, images: ImageStore, settings: Settings) -> None:
+        super().__init__(name="renderq-reaper", daemon=True)
+        self.app, self.runs, self.images, self.settings = app, runs, images, settings
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        interval = max(0.5, self.settings.heartbeat_stale_after / 3)
+        ticks = 0
+        while not self.stopped.wait(interval):
+            try:
+                reap_once(self.app, self.runs, self.settings)
+                ticks += 1
+                if ticks % 600 == 0:
+                    sweep_expired_files(self.images, self.settings)
+            except Exception:
+                log.exception("reaper tick failed; trying again")
+
+    def stop(self) -> None:
+        self.stopped.set()

@@ -1,0 +1,116 @@
+"""The render task: claim the run, render, store the PNGs, record the outcome."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
+
+from pipelines.png import encode_png
+from pipelines.requests import TextToImageRequest
+from storage.problems import Problem
+from storage.records import StoredImage
+from storage.runs import ProgressThrottle
+
+from .celery_app import RENDER_TASK, app
+from .heartbeat import Heartbeat
+from .reaper import Reaper
+from .runtime import ModelUnavailable, Runtime, get_runtime
+
+log = logging.getLogger(__name__)
+
+
+def problem_for(exc: BaseException, soft_time_limit: int) -> Problem:
+    """The problem document a failed render records, by what raised."""
+    import torch
+
+    if isinstance(exc, (SoftTimeLimitExceeded, TimeLimitExceeded)):
+        return Problem.of("render-timeout", 504, detail=f"render exceeded its time limit of {soft_time_limit}s")
+    if isinstance(exc, torch.OutOfMemoryError):
+        return Problem.of("out-of-memory", 507, detail=str(exc).splitlines()[0])
+    if isinstance(exc, ModelUnavailable):
+        return Problem.of("model-unavailable", 422, detail=str(exc))
+    return Problem.of("render-failed", 500, detail=f"{type(exc).__name__}: {exc}")
+
+
+def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
+    """Render one delivery of a run. Returns what happened ('completed', 'failed', or why the
+    delivery was skipped). Never leaves a claimed run in `running`."""
+    settings = runtime.settings
+    outcome = runtime.runs.claim(run_id, attempt, runtime.worker_id, settings.heartbeat_stale_after)
+    if outcome != "claimed":
+        log.info("run %s attempt %d skipped: %s", run_id, attempt, outcome)
+        return outcome
+    record = runtime.runs.get(run_id)
+    started = time.perf_counter()
+    with Heartbeat(runtime.runs, run_id, settings.heartbeat_interval):
+        try:
+            request = TextToImageRequest.model_validate(record.request)
+            pipeline = runtime.text_to_image(record.model_id)
+            loaded = time.perf_counter()
+            progress = ProgressThrottle(runtime.runs, run_id, settings.progress_min_interval)
+            generated = pipeline(request, progress)
+            rendered = time.perf_counter()
+            stored = []
+            for index, item in enumerate(generated):
+                data = encode_png(item.image, item.parameters | {"run_id": run_id})
+                key = f"{run_id}/{index}.png"  # fixed per run: a re-render overwrites, never duplicates
+                runtime.images.put(key, data, "image/png")
+                stored.append(StoredImage(key=key, width=item.image.width, height=item.image.height, seed=item.seed, bytes=len(data)))
+            finished = time.perf_counter()
+        except Exception as exc:  # SoftTimeLimitExceeded included
+            log.exception("run %s failed", run_id)
+            runtime.runs.fail(run_id, attempt, problem_for(exc, settings.soft_time_limit))
+            return "failed"
+    timings = {
+        "queue_seconds": round((record.started_at or time.time()) - record.created_at, 4),
+        "load_seconds": round(loaded - started, 4),
+        "inference_seconds": round(rendered - loaded, 4),
+        "upload_seconds": round(finished - rendered, 4),
+        "total_seconds": round(finished - started, 4),
+    }
+    units = request.num_inference_steps * request.num_images * request.width * request.height / 1e6
+    runtime.runs.record_render_rate((rendered - loaded) / units)
+    if not runtime.runs.complete(run_id, attempt, stored, timings):
+        log.warning("run %s attempt %d finished after losing ownership; result dropped", run_id, attempt)
+        return "superseded"
+    return "completed"
+
+
+class RenderTask(Task):
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        # Runs in the Celery parent when the hard time limit kills the render process.
+        if isinstance(exc, TimeLimitExceeded) and len(args) == 2:
+            runtime = get_runtime()
+            runtime.runs.fail(args[0], args[1], problem_for(exc, runtime.settings.hard_time_limit))
+
+
+@app.task(name=RENDER_TASK, base=RenderTask)
+def render(run_id: str, attempt: int) -> str:
+    return render_run(get_runtime(), run_id, attempt)
+
+
+@worker_process_init.connect
+def _warm_render_process(**_):
+    # After the fork: the model (and CUDA) belong to the process that renders.
+    get_runtime().warm()
+
+
+_reaper: Reaper | None = None
+
+
+@worker_ready.connect
+def _start_reaper(sender=None, **_):
+    global _reaper
+    runtime = get_runtime()
+    _reaper = Reaper(sender.app if sender is not None else app, runtime.runs, runtime.images, runtime.settings)
+    _reaper.start()
+
+
+@worker_shutdown.connect
+def _stop_reaper(**_):
+    if _reaper is not None:
+        _reaper.stop()
