@@ -61,7 +61,7 @@ def run_dev(host: str, port: int) -> None:
     server = uvicorn.Server(uvicorn.Config(create_app(services), host=host, port=port, log_level="info"))
     server.install_signal_handlers = lambda: None  # the worker on the main thread owns signals
     threading.Thread(target=server.run, name="api", daemon=True).start()
-    reaper = Reaper(celery_app, runtime.runs, runtime.images, settings)
+    reaper = Reaper(celery_app, runtime)
     reaper.start()
     log.info("renderq dev: API on http://%s:%d (docs at /docs); worker and storage embedded", host, port)
     worker = celery_app.Worker(pool="solo", concurrency=1, loglevel="INFO", without_mingle=True, without_gossip=True)

@@ -20,7 +20,10 @@ def load_text_to_image(model: str, placement: Placement):
     from diffusers import AutoPipelineForText2Image
     from diffusers.utils import logging as diffusers_logging
 
+    from transformers.utils import logging as transformers_logging
+
     diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
 
     if not model:
         raise ValueError("no model configured: set RENDERQ_DEFAULT_MODEL to a hub id or a directory")

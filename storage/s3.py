@@ -49,7 +49,11 @@ class S3ImageStore:
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError:
-            self.client.create_bucket(Bucket=self.bucket)
+            try:
+                self.client.create_bucket(Bucket=self.bucket)
+            except ClientError as exc:  # another process created it first
+                if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise
         # Deletion is coarse (AWS rounds to the next midnight UTC); the 24 h promise is kept by
         # URL expiry, this rule only makes sure storage does not grow forever.
         self.client.put_bucket_lifecycle_configuration(

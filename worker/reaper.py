@@ -14,11 +14,11 @@ import threading
 
 from celery import Celery
 
-from storage.images import ImageStore
 from storage.runs import RunStore
 from storage.settings import Settings
 
 from .queue import enqueue_render
+from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -31,29 +31,32 @@ def reap_once(app: Celery, runs: RunStore, settings: Settings) -> list[tuple[str
     return taken
 
 
-def sweep_expired_files(images: ImageStore, settings: Settings) -> None:
-    sweep = getattr(images, "sweep", None)  # local disk only; S3 has its lifecycle rule
+def sweep_expired_files(runtime: Runtime) -> None:
+    sweep = getattr(runtime.images, "sweep", None)  # local disk only; S3 has its lifecycle rule
     if sweep is not None:
-        removed = sweep(settings.retention_seconds)
+        removed = sweep(runtime.settings.retention_seconds)
         if removed:
             log.info("swept %d expired image files", removed)
 
 
 class Reaper(threading.Thread):
-    def __init__(self, app: Celery, runs: RunStore, images: ImageStore, settings: Settings) -> None:
+    """Each tick stands alone: a Redis or storage outage costs a tick, never the thread."""
+
+    def __init__(self, app: Celery, runtime: Runtime) -> None:
         super().__init__(name="renderq-reaper", daemon=True)
-        self.app, self.runs, self.images, self.settings = app, runs, images, settings
+        self.app, self.runtime = app, runtime
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        interval = max(0.5, self.settings.heartbeat_stale_after / 3)
+        settings = self.runtime.settings
+        interval = max(0.5, settings.heartbeat_stale_after / 3)
         ticks = 0
         while not self.stopped.wait(interval):
+            ticks += 1
             try:
-                reap_once(self.app, self.runs, self.settings)
-                ticks += 1
-                if ticks % 600 == 0:
-                    sweep_expired_files(self.images, self.settings)
+                reap_once(self.app, self.runtime.runs, settings)
+                if ticks % 600 == 1:
+                    sweep_expired_files(self.runtime)
             except Exception:
                 log.exception("reaper tick failed; trying again")
 

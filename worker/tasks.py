@@ -56,7 +56,7 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
             rendered = time.perf_counter()
             stored = []
             for index, item in enumerate(generated):
-                data = encode_png(item.image, item.parameters | {"run_id": run_id})
+                data = encode_png(item.image, item.parameters)
                 key = f"{run_id}/{index}.png"  # fixed per run: a re-render overwrites, never duplicates
                 runtime.images.put(key, data, "image/png")
                 stored.append(StoredImage(key=key, width=item.image.width, height=item.image.height, seed=item.seed, bytes=len(data)))
@@ -105,8 +105,7 @@ _reaper: Reaper | None = None
 @worker_ready.connect
 def _start_reaper(sender=None, **_):
     global _reaper
-    runtime = get_runtime()
-    _reaper = Reaper(sender.app if sender is not None else app, runtime.runs, runtime.images, runtime.settings)
+    _reaper = Reaper(sender.app if sender is not None else app, get_runtime())
     _reaper.start()
 
 

@@ -1,0 +1,27 @@
+# The two set-up commands: `make dev` runs the service, `make test` runs the whole suite.
+# Both create .venv and install what they need on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# CPU torch on disk here; on a GPU machine: make TORCH_SPEC='torch' dev (or a CUDA index).
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.renderq-installed
+
+.PHONY: dev test bench install
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch named on the same line, so the resolver never swaps it for another build
+	$(PY) -m pip install -q "$(TORCH_SPEC)" -e '.[test]'
+	touch $@
+
+install: $(STAMP)
+
+dev: $(STAMP)
+	$(VENV)/bin/renderq dev
+
+test: $(STAMP)
+	$(VENV)/bin/pytest -q
+
+bench: $(STAMP)
+	$(PY) -m bench

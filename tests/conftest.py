@@ -1,0 +1,121 @@
+"""Fixtures: the tiny model, and a real stack (redis-server, SeaweedFS, Celery workers, API)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.procs import Proc, start_api, start_redis, start_seaweedfs, start_worker
+
+S3_ACCESS_KEY = "renderq-test"
+S3_SECRET_KEY = "renderq-test-secret"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    from pipelines.tiny_model import build_tiny_model
+
+    return str(build_tiny_model(tmp_path_factory.mktemp("tiny-model")))
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> str:
+    """Our own redis-server on a free port; the machine's 6379 only when there is no binary."""
+    if shutil.which("redis-server") is None:
+        yield os.environ.get("RENDERQ_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+        return
+    proc, url = start_redis(tmp_path_factory.mktemp("redis"))
+    yield url
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory) -> str:
+    proc, endpoint = start_seaweedfs(tmp_path_factory.mktemp("weed"), S3_ACCESS_KEY, S3_SECRET_KEY)
+    yield endpoint
+    proc.stop()
+
+
+_next_db = iter(range(1, 16))
+
+
+@dataclass
+class Stack:
+    """Environment for renderq processes sharing one Redis database and one bucket."""
+
+    env: dict
+    workdir: Path
+    api_url: str = ""
+    procs: list[Proc] = field(default_factory=list)
+
+    def worker(self, name: str) -> Proc:
+        proc = start_worker(self.env, self.workdir, name)
+        self.procs.append(proc)
+        return proc
+
+    def api(self) -> str:
+        proc, self.api_url = start_api(self.env, self.workdir)
+        self.procs.append(proc)
+        return self.api_url
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.api_url, timeout=10)
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+
+
+def make_stack(tmp_path_factory, tiny_model: str, redis_url: str, s3_endpoint: str, **overrides) -> Stack:
+    db = next(_next_db)
+    workdir = tmp_path_factory.mktemp(f"stack-db{db}")
+    env = os.environ | {
+        "RENDERQ_REDIS_URL": f"{redis_url}/{db}",
+        "RENDERQ_STORAGE": "s3",
+        "RENDERQ_S3_ENDPOINT": s3_endpoint,
+        "RENDERQ_S3_BUCKET": f"renderq-test-{db}",
+        "RENDERQ_S3_ACCESS_KEY": S3_ACCESS_KEY,
+        "RENDERQ_S3_SECRET_KEY": S3_SECRET_KEY,
+        "RENDERQ_DEFAULT_MODEL": tiny_model,
+        "RENDERQ_DEVICE": "cpu",
+        "RENDERQ_HEARTBEAT_INTERVAL": "0.5",
+        "RENDERQ_HEARTBEAT_STALE_AFTER": "3",
+        "RENDERQ_PROGRESS_MIN_INTERVAL": "0.05",
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update({key: str(value) for key, value in overrides.items()})
+    return Stack(env=env, workdir=workdir)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, tiny_model, redis_url, s3_endpoint) -> Stack:
+    """One API and one worker for the tests that only need a running service."""
+    stack = make_stack(tmp_path_factory, tiny_model, redis_url, s3_endpoint)
+    stack.worker("main")
+    stack.api()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def api(stack) -> httpx.Client:
+    with stack.client() as client:
+        yield client
+
+
+def wait_for_run(client: httpx.Client, run_id: str, timeout: float = 60, statuses=("completed", "failed")) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = client.get(f"/v1/generations/{run_id}").json()
+        if run["status"] in statuses:
+            return run
+        time.sleep(0.05)
+    raise TimeoutError(f"run {run_id} still {run['status']} after {timeout}s")
