@@ -85,7 +85,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        problem = Problem.of("internal-error", 500, instance=request.url.path)
+        # The cause goes to the log, never to the caller.
+        problem = Problem.of("internal-error", 500, detail="an unexpected error occurred; it has been logged", instance=request.url.path)
         return problem_response(problem)
 
     app.add_exception_handler(ProblemError, on_problem)
