@@ -67,6 +67,20 @@ class Stack:
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.api_url, timeout=10)
 
+    def s3(self):
+        """A boto3 client on the stack's SeaweedFS, to look at buckets and objects directly."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.env["RENDERQ_S3_ENDPOINT"],
+            aws_access_key_id=S3_ACCESS_KEY,
+            aws_secret_access_key=S3_SECRET_KEY,
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}),
+        )
+
     def stop(self) -> None:
         for proc in reversed(self.procs):
             proc.stop()

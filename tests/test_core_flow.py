@@ -6,14 +6,12 @@ import io
 import time
 from datetime import datetime
 
-import boto3
 import httpx
 import redis
-from botocore.config import Config
 from PIL import Image
 
 from pipelines.png import read_parameters
-from tests.conftest import S3_ACCESS_KEY, S3_SECRET_KEY, wait_for_run
+from tests.conftest import wait_for_run
 
 MUG = "A blue ceramic coffee mug on a wooden table"
 
@@ -99,15 +97,7 @@ def test_image_objects_need_a_signature(api, stack):
 
 def test_bucket_has_the_one_day_lifecycle_rule(stack, api):
     wait_for_run(api, submit(api)["run_id"])
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=stack.env["RENDERQ_S3_ENDPOINT"],
-        aws_access_key_id=S3_ACCESS_KEY,
-        aws_secret_access_key=S3_SECRET_KEY,
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}),
-    )
-    rules = s3.get_bucket_lifecycle_configuration(Bucket=stack.env["RENDERQ_S3_BUCKET"])["Rules"]
+    rules = stack.s3().get_bucket_lifecycle_configuration(Bucket=stack.env["RENDERQ_S3_BUCKET"])["Rules"]
     assert any(rule["Status"] == "Enabled" and rule["Expiration"]["Days"] == 1 for rule in rules)
 
 

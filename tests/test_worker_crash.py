@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 import time
 
-import boto3
 import pytest
 import redis
-from botocore.config import Config
 
-from tests.conftest import S3_ACCESS_KEY, S3_SECRET_KEY, make_stack, wait_for_run
+from tests.conftest import make_stack, wait_for_run
 from tests.procs import wait_until
 
 
@@ -53,13 +51,5 @@ def test_whole_worker_killed_mid_render_completes_on_the_other_worker_promptly(t
         # The visibility timeout is far longer; the heartbeat reaper brings it back in seconds.
         assert recovered_in < 60, recovered_in
 
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=stack.env["RENDERQ_S3_ENDPOINT"],
-        aws_access_key_id=S3_ACCESS_KEY,
-        aws_secret_access_key=S3_SECRET_KEY,
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}),
-    )
-    listed = s3.list_objects_v2(Bucket=stack.env["RENDERQ_S3_BUCKET"], Prefix=run_id)
+    listed = stack.s3().list_objects_v2(Bucket=stack.env["RENDERQ_S3_BUCKET"], Prefix=run_id)
     assert [obj["Key"] for obj in listed.get("Contents", [])] == [f"{run_id}/0.png"]
