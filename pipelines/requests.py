@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 MIN_SIDE = 64
 MAX_SIDE = 2048
@@ -37,10 +39,243 @@ class TextToImageRequest(BaseModel):
         le=MAX_SEED,
         description="Seed of the first image; image i uses seed + i. Chosen at random when omitted.",
     )
-    num_images: int = Field(1, ge=1, le=4, description="Images to render (1–4), each its own seed.")
+    num_images: int = Field(
+        1,
+        ge=1,
+        le=4,
+        # LimeWire calls it `samples`, Livepeer `num_images_per_prompt`.
+        validation_alias=AliasChoices("num_images", "samples", "num_images_per_prompt"),
+        description="Images to render (1–4), each its own seed; aliases `samples`, `num_images_per_prompt`.",
+    )
 
     def image_seeds(self) -> list[int]:
         """Seed of each image: consecutive from `seed`, wrapping inside the 32-bit range."""
         if self.seed is None:
             raise ValueError("seed must be fixed before rendering")
         return [(self.seed + i) % (MAX_SEED + 1) for i in range(self.num_images)]
+
+
+# --- image operations -------------------------------------------------------------------
+# Input images travel as asset ids: the worker reads the stored bytes and hands the pipeline
+# decoded images (`images={"image": ..., "mask": ...}`), so a request stays plain JSON.
+
+# LimeWire's upscaling input limits, per factor (their documented maximum image sizes).
+UPSCALE_MAX_INPUT: dict[int, tuple[int, int]] = {2: (1024, 1024), 3: (680, 680), 4: (1256, 1256)}
+MAX_UPSCALE_SIDE = 8192
+MAX_EXPAND = 1024
+
+OutpaintDirection = Literal["UP", "DOWN", "LEFT", "RIGHT", "ALL"]
+CropSide = Literal["LEFT", "RIGHT", "TOP", "BOTTOM"]
+
+
+class InputSizeError(ValueError):
+    """An input image breaks a size rule of its operation (answered as a 422 at submit)."""
+
+
+def fit_side(side: int) -> int:
+    """A side the diffusion models take: a multiple of 8 within MIN_SIDE..MAX_SIDE."""
+    return max(MIN_SIDE, min(MAX_SIDE, side // 8 * 8))
+
+
+def check_diffusion_input(name: str, size: tuple[int, int]) -> None:
+    width, height = size
+    if min(width, height) < MIN_SIDE or max(width, height) > MAX_SIDE:
+        raise InputSizeError(f"{name} is {width}×{height}; each side must be {MIN_SIDE}–{MAX_SIDE} pixels")
+
+
+class ImageInput(BaseModel):
+    image_asset_id: str = Field(..., description="Asset id of the input image.")
+
+    def input_assets(self) -> dict[str, str]:
+        """Input slot → asset id, for the worker to load."""
+        return {"image": self.image_asset_id}
+
+    def check_input_sizes(self, sizes: dict[str, tuple[int, int]]) -> None:
+        """Raise InputSizeError when an input breaks this operation's size rules."""
+        check_diffusion_input("the image", sizes["image"])
+
+
+class DiffusionRequest(BaseModel):
+    """Fields every diffusion operation shares."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(..., min_length=1, max_length=MAX_PROMPT, description="What to draw (1–2000 characters).")
+    negative_prompt: str = Field("", max_length=MAX_PROMPT, description="What to steer away from (≤ 2000 characters).")
+    num_inference_steps: int = Field(25, ge=1, le=150, description="Denoising steps (1–150); img2img runs steps × strength of them.")
+    guidance_scale: float = Field(7.5, ge=0, le=30, description="Classifier-free guidance (0–30); ≤ 1 disables it.")
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="Seed of the first image; image i uses seed + i.")
+    num_images: int = Field(
+        1, ge=1, le=4,
+        validation_alias=AliasChoices("num_images", "samples", "num_images_per_prompt"),
+        description="Images to render (1–4), each its own seed; aliases `samples` (LimeWire), `num_images_per_prompt` (Livepeer).",
+    )
+
+    image_seeds = TextToImageRequest.image_seeds
+
+
+class ImageToImageRequest(ImageInput, DiffusionRequest):
+    strength: float = Field(0.8, ge=0, le=1, description="How far to move from the input image (0 keeps it, 1 ignores it).")
+    width: int | None = Field(None, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=8, description="Output width; the input's (rounded down to 8) when omitted.")
+    height: int | None = Field(None, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=8, description="Output height; the input's (rounded down to 8) when omitted.")
+
+    def output_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
+        return self.width or fit_side(input_size[0]), self.height or fit_side(input_size[1])
+
+
+class VariationsRequest(ImageToImageRequest):
+    """Variations of an image: image-to-image with an optional prompt, several seeds."""
+
+    prompt: str = Field("", max_length=MAX_PROMPT, description="Optional steer for the variations.")
+    strength: float = Field(0.6, ge=0, le=1, description="How far each variation may move from the input (0–1).")
+    num_images: int = Field(
+        4, ge=1, le=4,
+        validation_alias=AliasChoices("num_images", "samples", "num_images_per_prompt"),
+        description="Variations to render (1–4), each its own seed; aliases `samples`, `num_images_per_prompt`.",
+    )
+
+
+class InpaintRequest(ImageInput, DiffusionRequest):
+    mask_asset_id: str | None = Field(None, description="Asset id of a mask image; white (or the mask colour) is repainted.")
+    mask_color_rgba: list[int] | None = Field(
+        None, min_length=4, max_length=4,
+        description="LimeWire: pixels of this [r,g,b,a] colour are repainted, looked up in the mask image when one is "
+        "given, else in the input image. Default [0,0,0,0] (transparent pixels) when there is no mask image.",
+    )
+    mask_color_threshold: int = Field(
+        0, ge=0, le=100,
+        description="LimeWire: percent each channel may deviate from mask_color_rgba ([255,255,255,255] with 10 "
+        "masks [230,230,230,230]–[255,255,255,255]).",
+    )
+    strength: float = Field(1.0, ge=0, le=1, description="How far to move from the input inside the mask (0–1).")
+
+    @model_validator(mode="after")
+    def _check_colour(self) -> "InpaintRequest":
+        if self.mask_color_rgba is not None and not all(0 <= v <= 255 for v in self.mask_color_rgba):
+            raise ValueError("mask_color_rgba values must be 0–255")
+        return self
+
+    def input_assets(self) -> dict[str, str]:
+        return super().input_assets() | ({"mask": self.mask_asset_id} if self.mask_asset_id else {})
+
+    def check_input_sizes(self, sizes: dict[str, tuple[int, int]]) -> None:
+        super().check_input_sizes(sizes)
+        if "mask" in sizes and sizes["mask"] != sizes["image"]:
+            raise InputSizeError(f"the mask is {sizes['mask'][0]}×{sizes['mask'][1]}; it must be the image's size {sizes['image'][0]}×{sizes['image'][1]}")
+
+
+class OutpaintRequest(ImageInput, DiffusionRequest):
+    prompt: str = Field("", max_length=MAX_PROMPT, description="What the new area should show (optional).")
+    direction: OutpaintDirection | None = Field(
+        None, description="LimeWire: extend UP/DOWN by half the height, LEFT/RIGHT by half the width, ALL by a quarter on every side."
+    )
+    crop_side: CropSide | None = Field(
+        None, description="LimeWire: the side cropped when the extended image would pass 2048 pixels on a side."
+    )
+    expand_left: int = Field(0, ge=0, le=MAX_EXPAND, description="ALwrity: pixels added on the left (0–1024).")
+    expand_right: int = Field(0, ge=0, le=MAX_EXPAND, description="ALwrity: pixels added on the right (0–1024).")
+    expand_up: int = Field(0, ge=0, le=MAX_EXPAND, description="ALwrity: pixels added on top (0–1024).")
+    expand_down: int = Field(0, ge=0, le=MAX_EXPAND, description="ALwrity: pixels added at the bottom (0–1024).")
+    strength: float = Field(1.0, ge=0, le=1, description="Denoising strength in the new area.")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "OutpaintRequest":
+        expands = (self.expand_left, self.expand_right, self.expand_up, self.expand_down)
+        if self.direction is not None and any(expands):
+            raise ValueError("give either direction or expand_left/right/up/down, not both")
+        if self.direction is None and not any(expands):
+            raise ValueError("give a direction (UP, DOWN, LEFT, RIGHT, ALL) or at least one expand_* above 0")
+        return self
+
+    def padding(self, size: tuple[int, int]) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) pixels to add before any crop."""
+        width, height = size
+        if self.direction is None:
+            return self.expand_left, self.expand_up, self.expand_right, self.expand_down
+        half_w, half_h = width // 2, height // 2
+        return {
+            "UP": (0, half_h, 0, 0),
+            "DOWN": (0, 0, 0, half_h),
+            "LEFT": (half_w, 0, 0, 0),
+            "RIGHT": (0, 0, half_w, 0),
+            "ALL": (width // 4, height // 4, width // 4, height // 4),
+        }[self.direction]
+
+    def canvas(self, size: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
+        """Output size, and the box (left, top, right, bottom) of the padded canvas it keeps:
+        the canvas is cropped on `crop_side` where it would pass MAX_SIDE."""
+        left, top, right, bottom = self.padding(size)
+        width, height = size[0] + left + right, size[1] + top + bottom
+        over_w, over_h = max(0, width - MAX_SIDE), max(0, height - MAX_SIDE)
+        if (over_w or over_h) and self.crop_side is None:
+            raise InputSizeError(f"the outpainted image would be {width}×{height}, over {MAX_SIDE}; give crop_side to allow a crop")
+        if over_w and self.crop_side not in ("LEFT", "RIGHT") or over_h and self.crop_side not in ("TOP", "BOTTOM"):
+            raise InputSizeError(f"the outpainted image would be {width}×{height}; crop_side {self.crop_side} cannot bring it within {MAX_SIDE}")
+        box = (
+            over_w if self.crop_side == "LEFT" else 0,
+            over_h if self.crop_side == "TOP" else 0,
+            width - (over_w if self.crop_side == "RIGHT" else 0),
+            height - (over_h if self.crop_side == "BOTTOM" else 0),
+        )
+        return (box[2] - box[0], box[3] - box[1]), box
+
+    def check_input_sizes(self, sizes: dict[str, tuple[int, int]]) -> None:
+        super().check_input_sizes(sizes)
+        self.canvas(sizes["image"])
+
+
+class UpscaleRequest(ImageInput):
+    model_config = ConfigDict(extra="forbid")
+
+    upscale_factor: Literal[2, 3, 4] | None = Field(
+        None,
+        description="LimeWire: 2, 3 or 4. Largest input: ×2 1024×1024 (1,048,576 px), ×3 680×680 (462,400 px), "
+        "×4 1256×1256 (1,577,536 px). Omit it to give target_width/target_height instead.",
+    )
+    target_width: int | None = Field(None, ge=1, le=MAX_UPSCALE_SIDE, description="ALwrity: output width (≤ 8192); the aspect ratio is kept when only one side is given.")
+    target_height: int | None = Field(None, ge=1, le=MAX_UPSCALE_SIDE, description="ALwrity: output height (≤ 8192).")
+    mode: Literal["fast", "model"] = Field(
+        "model",
+        description="`fast`: Lanczos resampling, no model. `model`: the deployment's super-resolution model, "
+        "then Lanczos to the exact size.",
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "UpscaleRequest":
+        targets = self.target_width is not None or self.target_height is not None
+        if self.upscale_factor is not None and targets:
+            raise ValueError("give either upscale_factor or target_width/target_height, not both")
+        if self.upscale_factor is None and not targets:
+            raise ValueError("give upscale_factor (2, 3, 4) or target_width/target_height")
+        return self
+
+    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        width, height = size
+        if self.upscale_factor is not None:
+            return width * self.upscale_factor, height * self.upscale_factor
+        if self.target_width and self.target_height:
+            return self.target_width, self.target_height
+        if self.target_width:
+            return self.target_width, max(1, round(height * self.target_width / width))
+        return max(1, round(width * self.target_height / height)), self.target_height
+
+    def check_input_sizes(self, sizes: dict[str, tuple[int, int]]) -> None:
+        width, height = sizes["image"]
+        if self.upscale_factor is not None:
+            max_w, max_h = UPSCALE_MAX_INPUT[self.upscale_factor]
+            if width * height > max_w * max_h:
+                raise InputSizeError(
+                    f"the image is {width}×{height}; ×{self.upscale_factor} takes at most {max_w}×{max_h} ({max_w * max_h} pixels)"
+                )
+        out_w, out_h = self.output_size((width, height))
+        if out_w < width or out_h < height:
+            raise InputSizeError(f"target {out_w}×{out_h} is smaller than the image ({width}×{height}); upscaling only grows")
+        if max(out_w, out_h) > MAX_UPSCALE_SIDE:
+            raise InputSizeError(f"the output would be {out_w}×{out_h}; each side is at most {MAX_UPSCALE_SIDE}")
+
+
+class RemoveBackgroundRequest(ImageInput):
+    model_config = ConfigDict(extra="forbid")
+
+    def check_input_sizes(self, sizes: dict[str, tuple[int, int]]) -> None:
+        return None  # any size the pixel limit allows

@@ -15,6 +15,9 @@ class ImageStore(Protocol):
     def put(self, key: str, data: bytes, content_type: str) -> None:
         """Store an object under `key`."""
 
+    def get(self, key: str) -> bytes:
+        """The bytes stored under `key`; KeyError when there are none."""
+
     def signed_url(self, key: str, expires_in: int) -> str:
         """A URL anyone may GET for `expires_in` seconds, then never again."""
 

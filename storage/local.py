@@ -44,6 +44,12 @@ class LocalImageStore:
         partial.write_bytes(data)
         os.replace(partial, path)
 
+    def get(self, key: str) -> bytes:
+        path = self.path_of(key)
+        if not path.is_file():
+            raise KeyError(key)
+        return path.read_bytes()
+
     def signed_url(self, key: str, expires_in: int) -> str:
         expires = int(time.time()) + expires_in
         signature = sign(self.secret, key, expires)

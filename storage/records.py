@@ -40,6 +40,7 @@ class StoredImage(BaseModel):
     seed: int
     content_type: str = "image/png"
     bytes: int = 0
+    asset_id: str | None = None  # the image as an asset: feeds the next request
 
 
 class RunRecord(BaseModel):
@@ -47,6 +48,7 @@ class RunRecord(BaseModel):
     status: RunStatus = RunStatus.queued
     operation: str = "text-to-image"
     model_id: str = ""
+    loras: dict[str, float] = Field(default_factory=dict)
     request: dict[str, Any] = Field(default_factory=dict)
     progress: int = 0
     created_at: float = Field(default_factory=time.time)
@@ -61,7 +63,7 @@ class RunRecord(BaseModel):
     error: Problem | None = None
 
     # Fields stored as JSON text inside the hash; the rest are plain strings.
-    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("request", "images", "timings", "error")
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("request", "loras", "images", "timings", "error")
 
     def to_hash(self) -> dict[str, str]:
         data = self.model_dump(mode="json")

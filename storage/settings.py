@@ -53,6 +53,20 @@ class Settings(BaseSettings):
         "", description="Hub id or local directory; empty in `renderq dev` builds the tiny model."
     )
     device: Literal["auto", "cuda", "cpu"] = "auto"
+    models_file: Path | None = Field(
+        None,
+        description="JSON catalog of the base models, LoRAs, upscalers and background removers served "
+        "(GET /v1/models); without it only the default model is served.",
+    )
+    model_cache_bytes: int = Field(
+        8 * 2**30, gt=0, description="Worker LRU of loaded base models: weights kept up to this many bytes."
+    )
+
+    # Input images (uploads, base64, data URLs).
+    max_upload_bytes: int = Field(10 * 2**20, gt=0, description="Largest input image file (LimeWire: 10 MB).")
+    max_input_pixels: int = Field(
+        4096 * 4096, gt=0, description="Largest input image in pixels; refused before decoding (decompression bombs)."
+    )
 
     # Worker reliability.
     soft_time_limit: int = Field(300, gt=0, description="Seconds before a render is asked to stop.")

@@ -13,7 +13,10 @@ import threading
 import time
 from functools import cached_property
 
+from storage.assets import AssetStore
+from storage.image_codec import load_image
 from storage.images import ImageStore, make_image_store
+from storage.models_catalog import DEFAULT_MODEL_ID, ModelCatalog
 from storage.redis_client import make_redis
 from storage.runs import RunStore
 from storage.settings import Settings, get_settings
@@ -25,12 +28,16 @@ class ModelUnavailable(Exception):
     """The model asked for could not be loaded."""
 
 
+class InputMissing(Exception):
+    """An input asset of the run is gone (expired between submit and render)."""
+
+
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
-        self._pipelines: dict[str, object] = {}
-        self._lock = threading.Lock()
+        self._models: dict[str, object] = {}  # upscalers and segmenters (small, kept)
+        self._lock = threading.RLock()
 
     @cached_property
     def runs(self) -> RunStore:
@@ -48,22 +55,85 @@ class Runtime:
 
         return choose_placement(self.settings.device)
 
-    def text_to_image(self, model_id: str):
-        """The loaded pipeline for `model_id` (the default model when empty), loading it once."""
-        model = model_id or self.settings.default_model
-        with self._lock:
-            pipeline = self._pipelines.get(model)
-            if pipeline is None:
-                from pipelines.text_to_image import TextToImagePipeline
+    @cached_property
+    def assets(self) -> AssetStore:
+        return AssetStore(self.runs.redis, self.images, self.settings.retention_seconds)
 
-                started = time.perf_counter()
+    @cached_property
+    def catalog(self) -> ModelCatalog:
+        return ModelCatalog.from_settings(self.settings)
+
+    @cached_property
+    def models(self):
+        """The LRU of warm base models (see worker/model_cache.py)."""
+        from pipelines.loading import load_text_to_image
+
+        from .model_cache import ModelCache
+
+        return ModelCache(lambda source: load_text_to_image(source, self.placement), self.settings.model_cache_bytes)
+
+    def _entry(self, model_id: str, kind: str):
+        entry = self.catalog.get(model_id or DEFAULT_MODEL_ID, kind) if model_id or kind == "base" else self.catalog.first(kind)
+        if entry is None:
+            raise ModelUnavailable(f"no {kind} model {model_id or '(default)'!r} is configured")
+        return entry
+
+    def pipeline_for(self, operation, model_id: str, loras: dict[str, float] | None = None):
+        """The runnable pipeline of `operation` on `model_id` (a catalog id; the default when
+        empty) with `loras` ({lora id: weight}) active. Loads only what is not warm yet."""
+        from pipelines.registry import build_pipeline
+
+        if operation.model_kind == "base":
+            entry = self._entry(model_id, "base")
+            adapters = {name: (self._entry(name, "lora").source, weight) for name, weight in (loras or {}).items()}
+            started = time.perf_counter()
+            try:
+                pipe = self.models.pipe(entry.source, operation.diffusers_task, adapters)
+            except Exception as exc:
+                raise ModelUnavailable(f"model {model_id or entry.source!r} could not be loaded: {exc}") from exc
+            log.debug("pipeline %s/%s ready in %.3fs", entry.id, operation.name, time.perf_counter() - started)
+            return build_pipeline(operation, pipe, entry.source if entry.id == DEFAULT_MODEL_ID else entry.id)
+        if operation.model_kind == "upscaler" and not model_id and self.catalog.first("upscaler") is None:
+            return build_pipeline(operation, None, "")  # fast (Lanczos) mode needs no model
+        entry = self._entry(model_id, operation.model_kind)
+        return build_pipeline(operation, self._small_model(entry), entry.id, self._options(operation, entry))
+
+    @staticmethod
+    def _options(operation, entry) -> dict:
+        if operation.model_kind == "background-removal":
+            return {k: v for k, v in entry.options.items() if k in ("background_label", "input_size")}
+        return {}
+
+    def _small_model(self, entry):
+        with self._lock:
+            model = self._models.get(entry.id)
+            if model is None:
+                from pipelines.remove_background import load_segmenter
+                from pipelines.upscale import load_upscaler
+
+                loader = load_upscaler if entry.kind == "upscaler" else load_segmenter
                 try:
-                    pipeline = TextToImagePipeline(model, self.placement)
+                    model = loader(entry.source, self.placement)
                 except Exception as exc:
-                    raise ModelUnavailable(f"model {model!r} could not be loaded: {exc}") from exc
-                log.info("model %s loaded in %.2fs", model, time.perf_counter() - started)
-                self._pipelines[model] = pipeline
-            return pipeline
+                    raise ModelUnavailable(f"model {entry.id!r} could not be loaded: {exc}") from exc
+                self._models[entry.id] = model
+            return model
+
+    def load_inputs(self, request) -> dict:
+        """Decoded input images of a request ({"image": …, "mask": …}), from their assets."""
+        images = {}
+        for slot, asset_id in getattr(request, "input_assets", dict)().items():
+            asset = self.assets.get(asset_id)
+            if asset is None:
+                raise InputMissing(f"input asset {asset_id} ({slot}) has expired or never existed")
+            images[slot] = load_image(self.assets.read(asset))
+        return images
+
+    def text_to_image(self, model_id: str):
+        """The text-to-image pipeline of `model_id` (the default model when empty)."""
+        from pipelines.registry import OPERATIONS
+
+        return self.pipeline_for(OPERATIONS["text-to-image"], model_id)
 
     def warm(self) -> None:
         """Load the default model and open the stores before the first job arrives."""

@@ -10,7 +10,8 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from pipelines.png import encode_png
-from pipelines.requests import TextToImageRequest
+from pipelines.registry import OPERATIONS
+from storage.assets import Asset, new_asset_id
 from storage.problems import Problem
 from storage.records import StoredImage
 from storage.runs import ProgressThrottle
@@ -18,7 +19,7 @@ from storage.runs import ProgressThrottle
 from .celery_app import RENDER_TASK, app
 from .heartbeat import Heartbeat
 from .reaper import Reaper
-from .runtime import ModelUnavailable, Runtime, get_runtime
+from .runtime import InputMissing, ModelUnavailable, Runtime, get_runtime
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ def problem_for(exc: BaseException, soft_time_limit: int) -> Problem:
         return Problem.of("out-of-memory", 507, detail=str(exc).splitlines()[0])
     if isinstance(exc, ModelUnavailable):
         return Problem.of("model-unavailable", 422, detail=str(exc))
+    if isinstance(exc, InputMissing):
+        return Problem.of("unknown-asset", 422, detail=str(exc))
     return Problem.of("render-failed", 500, detail=f"{type(exc).__name__}: {exc}")
 
 
@@ -48,18 +51,27 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
     started = time.perf_counter()
     with Heartbeat(runtime.runs, run_id, settings.heartbeat_interval):
         try:
-            request = TextToImageRequest.model_validate(record.request)
-            pipeline = runtime.text_to_image(record.model_id)
+            operation = OPERATIONS[record.operation]
+            request = operation.request_type.model_validate(record.request)
+            pipeline = runtime.pipeline_for(operation, record.model_id, record.loras)
+            inputs = runtime.load_inputs(request)
             loaded = time.perf_counter()
             progress = ProgressThrottle(runtime.runs, run_id, settings.progress_min_interval)
-            generated = pipeline(request, progress)
+            generated = pipeline(request, progress, images=inputs) if inputs else pipeline(request, progress)
             rendered = time.perf_counter()
             stored = []
             for index, item in enumerate(generated):
                 data = encode_png(item.image, item.parameters)
                 key = f"{run_id}/{index}.png"  # fixed per run: a re-render overwrites, never duplicates
                 runtime.images.put(key, data, "image/png")
-                stored.append(StoredImage(key=key, width=item.image.width, height=item.image.height, seed=item.seed, bytes=len(data)))
+                # Every generated image is an asset too, so it can feed the next request.
+                asset = runtime.assets.register(Asset(
+                    asset_id=new_asset_id(), key=key, content_type="image/png", width=item.image.width,
+                    height=item.image.height, bytes=len(data), created_at=time.time(),
+                    expires_at=record.expires_at, source=run_id,
+                ))
+                stored.append(StoredImage(key=key, width=item.image.width, height=item.image.height, seed=item.seed,
+                                          bytes=len(data), asset_id=asset.asset_id))
             finished = time.perf_counter()
         except Exception as exc:  # SoftTimeLimitExceeded included
             log.exception("run %s failed", run_id)
@@ -72,8 +84,11 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
         "upload_seconds": round(finished - rendered, 4),
         "total_seconds": round(finished - started, 4),
     }
-    units = request.num_inference_steps * request.num_images * request.width * request.height / 1e6
-    runtime.runs.record_render_rate((rendered - loaded) / units)
+    # Work done: denoising steps × output megapixels (one "step" for model-free operations).
+    pixels = sum(item.image.width * item.image.height for item in generated)
+    units = getattr(request, "num_inference_steps", 1) * pixels / 1e6
+    if record.operation in ("text-to-image", "image-to-image", "variations"):  # the rate estimate_seconds uses
+        runtime.runs.record_render_rate((rendered - loaded) / max(units, 1e-6))
     if not runtime.runs.complete(run_id, attempt, stored, timings):
         log.warning("run %s attempt %d finished after losing ownership; result dropped", run_id, attempt)
         return "superseded"

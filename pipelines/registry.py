@@ -1,0 +1,65 @@
+"""Every operation renderq runs: its name (also its URL, `POST /v1/{name}`, and the run
+record's `operation`), its request type, the kind of model it runs on, and its pipeline
+module (livepeer ai-runner style: operation ↔ module ↔ URL).
+
+Importing this module loads no model code (torch stays unimported), so the API can use it
+to validate requests; the worker calls `build_pipeline` to get the runnable pipeline.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from .requests import (
+    ImageToImageRequest,
+    InpaintRequest,
+    OutpaintRequest,
+    RemoveBackgroundRequest,
+    TextToImageRequest,
+    UpscaleRequest,
+    VariationsRequest,
+)
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    request_type: type[BaseModel]
+    pipeline: str  # "module:Class" under pipelines/
+    model_kind: str  # catalog kind the operation's model_id names: base, upscaler, background-removal
+    diffusers_task: str | None = None  # for base models: which pipeline `from_pipe` derives
+    summary: str = ""
+
+
+OPERATIONS: dict[str, Operation] = {
+    op.name: op
+    for op in (
+        Operation("text-to-image", TextToImageRequest, "text_to_image:TextToImagePipeline", "base", "text-to-image",
+                  "Render images from a prompt."),
+        Operation("image-to-image", ImageToImageRequest, "image_to_image:ImageToImagePipeline", "base", "image-to-image",
+                  "Render a new image from a prompt and an input image."),
+        Operation("variations", VariationsRequest, "variations:VariationsPipeline", "base", "image-to-image",
+                  "Render 1–4 variations of an input image, each with its own seed."),
+        Operation("inpaint", InpaintRequest, "inpaint:InpaintPipeline", "base", "inpaint",
+                  "Repaint the masked part of an image; pixels outside the mask are kept."),
+        Operation("outpaint", OutpaintRequest, "outpaint:OutpaintPipeline", "base", "inpaint",
+                  "Extend an image beyond its borders."),
+        Operation("upscale", UpscaleRequest, "upscale:UpscalePipeline", "upscaler", None,
+                  "Enlarge an image ×2/×3/×4 or to a target size."),
+        Operation("remove-background", RemoveBackgroundRequest, "remove_background:RemoveBackgroundPipeline",
+                  "background-removal", None, "Cut the subject out: an RGBA PNG with a transparent background."),
+    )
+}
+
+
+def build_pipeline(operation: Operation, loaded, model_name: str, options: dict | None = None):
+    """The runnable pipeline of `operation` around an already loaded model (a diffusers
+    pipeline, a transformers model, or None for model-free modes)."""
+    module_name, class_name = operation.pipeline.split(":")
+    cls = getattr(importlib.import_module(f"{__package__}.{module_name}"), class_name)
+    if operation.name == "text-to-image":
+        return cls(model_name, pipe=loaded)
+    return cls(loaded, model_name, **(options or {}))

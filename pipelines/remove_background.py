@@ -1,0 +1,60 @@
+"""Background removal: a semantic segmentation model (any transformers
+`AutoModelForSemanticSegmentation`, e.g. SegFormer) gives each pixel a background
+probability; one minus it becomes the alpha channel of an RGBA PNG."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .base import GeneratedImage, ProgressCallback
+from .device import Placement
+from .requests import RemoveBackgroundRequest
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def load_segmenter(source: str, placement: Placement):
+    from transformers import AutoModelForSemanticSegmentation
+
+    model = AutoModelForSemanticSegmentation.from_pretrained(source, dtype=placement.dtype)
+    return model.to(placement.device).eval()
+
+
+def foreground_probability(model, image: Image.Image, background_label: int, input_size: int) -> np.ndarray:
+    """Per-pixel probability of not being background, at the image's own size."""
+    parameter = next(model.parameters())
+    resized = image.convert("RGB").resize((input_size, input_size), Image.Resampling.BILINEAR)
+    pixels = (np.asarray(resized, dtype=np.float32) / 255 - IMAGENET_MEAN) / IMAGENET_STD
+    tensor = torch.from_numpy(pixels.astype(np.float32)).permute(2, 0, 1)[None].to(parameter.device, parameter.dtype)
+    with torch.inference_mode():
+        logits = model(pixel_values=tensor).logits.float()
+        logits = F.interpolate(logits, size=(image.height, image.width), mode="bilinear", align_corners=False)
+        background = logits.softmax(dim=1)[0, background_label]
+    return (1 - background).cpu().numpy()
+
+
+class RemoveBackgroundPipeline:
+    name = "remove-background"
+
+    def __init__(self, model, model_name: str = "", background_label: int = 0, input_size: int = 512) -> None:
+        self.model, self.model_name = model, model_name
+        self.background_label, self.input_size = background_label, input_size
+
+    def __call__(
+        self,
+        request: RemoveBackgroundRequest,
+        on_progress: ProgressCallback | None = None,
+        images: dict[str, Image.Image] | None = None,
+    ) -> list[GeneratedImage]:
+        source = images["image"]
+        alpha = foreground_probability(self.model, source, self.background_label, self.input_size)
+        out = source.convert("RGBA")
+        out.putalpha(Image.fromarray((alpha * 255).round().astype(np.uint8), mode="L"))
+        if on_progress is not None:
+            on_progress(1, 1)
+        parameters = request.model_dump() | {"operation": self.name, "model": self.model_name}
+        return [GeneratedImage(image=out, seed=0, parameters=parameters)]

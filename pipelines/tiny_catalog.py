@@ -1,0 +1,93 @@
+"""Tiny random-weight companions of the tiny Stable Diffusion model, and a catalog naming them.
+
+Tests, the benchmark and `renderq tiny-model --catalog` need every kind of model the service
+serves (a LoRA, a super-resolution model, a segmentation model) without a model hub: each is
+built here from a config in a second or two. Random weights: outputs have the right shapes and
+types, not meaningful content.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+CATALOG_FILE = "models.json"
+
+
+def build_tiny_lora(base_dir: str | Path, directory: str | Path, seed: int = 0) -> Path:
+    """A rank-4 LoRA on the tiny UNet's attention projections, with non-zero weights so that
+    applying it really changes the output."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    torch.manual_seed(seed)
+    pipe = StableDiffusionPipeline.from_pretrained(str(base_dir))
+    pipe.unet.add_adapter(
+        LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False)
+    )
+    target = Path(directory)
+    StableDiffusionPipeline.save_lora_weights(target, unet_lora_layers=get_peft_model_state_dict(pipe.unet))
+    return target
+
+
+def build_tiny_upscaler(directory: str | Path, seed: int = 0, scale: int = 2) -> Path:
+    import torch
+    from transformers import Swin2SRConfig, Swin2SRForImageSuperResolution
+
+    torch.manual_seed(seed)
+    config = Swin2SRConfig(
+        image_size=32, embed_dim=16, depths=[1], num_heads=[2], window_size=8, upscale=scale, upsampler="pixelshuffle"
+    )
+    Swin2SRForImageSuperResolution(config).save_pretrained(directory)
+    return Path(directory)
+
+
+def build_tiny_segmenter(directory: str | Path, seed: int = 0) -> Path:
+    """A one-stage SegFormer with two labels: 0 background, 1 foreground."""
+    import torch
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
+    torch.manual_seed(seed)
+    config = SegformerConfig(
+        num_encoder_blocks=1, depths=[1], sr_ratios=[1], hidden_sizes=[16], patch_sizes=[7], strides=[4],
+        num_attention_heads=[1], mlp_ratios=[2], decoder_hidden_size=16, num_labels=2,
+        id2label={0: "background", 1: "foreground"}, label2id={"background": 0, "foreground": 1},
+    )
+    SegformerForSemanticSegmentation(config).save_pretrained(directory)
+    return Path(directory)
+
+
+def build_tiny_catalog(base_dir: str | Path, directory: str | Path, extra_bases: int = 0) -> Path:
+    """Build the companions of the tiny base model in `directory` and write the catalog
+    (`models.json`) listing them; returns the catalog's path. `extra_bases` more tiny base
+    models (ids tiny-base-1, …) are built for LRU and switching benchmarks."""
+    from .tiny_model import build_tiny_model
+
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    build_tiny_lora(base_dir, root / "tiny-lora", seed=1)
+    build_tiny_lora(base_dir, root / "tiny-lora-b", seed=2)
+    build_tiny_upscaler(root / "tiny-upscaler")
+    build_tiny_segmenter(root / "tiny-segmenter")
+    models = [
+        {"id": "tiny-lora", "kind": "lora", "source": "./tiny-lora", "base": "default",
+         "name": "Tiny LoRA", "description": "Random-weight rank-4 LoRA for tests."},
+        {"id": "tiny-lora-b", "kind": "lora", "source": "./tiny-lora-b", "base": "default",
+         "name": "Tiny LoRA B", "description": "A second random-weight LoRA, for switching."},
+        {"id": "tiny-upscaler", "kind": "upscaler", "source": "./tiny-upscaler",
+         "name": "Tiny Swin2SR ×2", "description": "Random-weight Swin2SR super-resolution model."},
+        {"id": "tiny-segmenter", "kind": "background-removal", "source": "./tiny-segmenter",
+         "name": "Tiny SegFormer", "description": "Random-weight two-label SegFormer (0 background, 1 foreground).",
+         "options": {"background_label": 0, "input_size": 64}},
+        {"id": "broken-model", "kind": "base", "source": "/nonexistent/renderq-model",
+         "name": "Broken", "description": "Listed but not loadable: shows how a failed load ends."},
+    ]
+    for index in range(1, extra_bases + 1):
+        build_tiny_model(root / f"tiny-base-{index}", seed=index)
+        models.append({"id": f"tiny-base-{index}", "kind": "base", "source": f"./tiny-base-{index}",
+                       "name": f"Tiny base {index}", "description": "Another random-weight base model."})
+    path = root / CATALOG_FILE
+    path.write_text(json.dumps({"models": models}, indent=2))
+    return path

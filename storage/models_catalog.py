@@ -1,0 +1,81 @@
+"""The models a deployment serves, read from a JSON catalog (`RENDERQ_MODELS_FILE`).
+
+    {"models": [
+      {"id": "sd15", "kind": "base", "source": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+       "name": "Stable Diffusion 1.5", "description": "...", "created_at": "2024-01-01T00:00:00Z"},
+      {"id": "pixel-art", "kind": "lora", "source": "loras/pixel-art", "base": "sd15"},
+      {"id": "swin2sr-x2", "kind": "upscaler", "source": "caidas/swin2SR-classical-sr-x2-64"},
+      {"id": "segformer-bg", "kind": "background-removal", "source": "./segmenter"}
+    ]}
+
+`source` is a hub id or a path (relative paths are taken from the catalog's directory). The
+API reads the catalog to list models and to refuse unknown ids at submit time; the worker
+reads it to find what to load. The default model is always served, as id `default`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from .settings import Settings
+
+ModelKind = Literal["base", "lora", "upscaler", "background-removal"]
+DEFAULT_MODEL_ID = "default"
+
+
+class ModelEntry(BaseModel):
+    id: str = Field(..., pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    kind: ModelKind
+    source: str = Field(..., description="Hub id or local path the worker loads.")
+    name: str = ""
+    description: str = ""
+    created_at: datetime = Field(default_factory=lambda: datetime(2024, 1, 1, tzinfo=timezone.utc))
+    base: str | None = Field(None, description="LoRAs: the base model they were trained on.")
+    options: dict = Field(default_factory=dict, description="Kind-specific settings (e.g. background_label).")
+
+
+class ModelCatalog:
+    def __init__(self, entries: list[ModelEntry]) -> None:
+        self.entries = {entry.id: entry for entry in entries}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "ModelCatalog":
+        return _load(settings.models_file, settings.default_model)
+
+    def get(self, model_id: str, kind: ModelKind | None = None) -> ModelEntry | None:
+        entry = self.entries.get(model_id)
+        return entry if entry is not None and (kind is None or entry.kind == kind) else None
+
+    def of_kind(self, kind: ModelKind) -> list[ModelEntry]:
+        return [entry for entry in self.entries.values() if entry.kind == kind]
+
+    def first(self, kind: ModelKind) -> ModelEntry | None:
+        found = self.of_kind(kind)
+        return found[0] if found else None
+
+
+@lru_cache(maxsize=8)
+def _load(path: Path | None, default_model: str) -> ModelCatalog:
+    entries: list[ModelEntry] = []
+    if default_model:
+        entries.append(
+            ModelEntry(
+                id=DEFAULT_MODEL_ID, kind="base", source=default_model, name="Default model",
+                description=f"The deployment's default base model ({Path(default_model).name or default_model}).",
+            )
+        )
+    if path is not None:
+        raw = json.loads(Path(path).read_text())
+        for item in raw.get("models", []):
+            entry = ModelEntry.model_validate(item)
+            source = Path(path).parent / entry.source
+            if entry.source.startswith((".", "/")) or source.exists():
+                entry.source = str(source.resolve()) if not Path(entry.source).is_absolute() else entry.source
+            entries.append(entry)
+    return ModelCatalog(entries)
