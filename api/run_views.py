@@ -24,11 +24,12 @@ def estimate_seconds(record: RunRecord, rate: float) -> float | None:
     if record.status.is_final:
         return None
     request = record.request
+    # Image operations may leave the size to the input image (None here): assume 512².
     units = (
-        request.get("num_inference_steps", 25)
-        * request.get("num_images", 1)
-        * request.get("width", 512)
-        * request.get("height", 512)
+        (request.get("num_inference_steps") or 1)
+        * (request.get("num_images") or 1)
+        * (request.get("width") or 512)
+        * (request.get("height") or 512)
         / 1e6
     )
     remaining = units * rate * (1 - record.progress / 100)
@@ -62,7 +63,7 @@ def run_view(record: RunRecord, services: Services) -> RunView:
         completed_at=_when(record.completed_at),
         expires_at=_when(record.expires_at),
         attempt=record.attempt,
-        request=record.request | {"model_id": record.model_id},
+        request=record.request | {"model_id": record.model_id} | ({"loras": record.loras} if record.loras else {}),
         image_url=images[0].url if images else None,
         images=images,
         timings=record.timings,

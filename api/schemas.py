@@ -13,6 +13,9 @@ from pipelines.requests import MAX_SEED, MAX_SIDE, MIN_SIDE, TextToImageRequest
 from storage.problems import Problem
 from storage.records import RunStatus
 
+from .model_selection import ModelSelection
+from .quality import QUALITY_TIERS, QualityField
+
 # Ratio presets; the image keeps about the area of `BASE_AREA` (512²), sides rounded to 8.
 ASPECT_RATIOS: dict[str, tuple[int, int]] = {
     "1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4), "3:2": (3, 2), "2:3": (2, 3),
@@ -33,7 +36,7 @@ def size_for_aspect_ratio(ratio: str, area: int = BASE_AREA) -> tuple[int, int]:
     return side(width), side(height)
 
 
-class GenerationCreate(TextToImageRequest):
+class GenerationCreate(ModelSelection, QualityField, TextToImageRequest):
     """A text-to-image request as callers send it."""
 
     model_config = ConfigDict(
@@ -66,15 +69,18 @@ class GenerationCreate(TextToImageRequest):
 
     @model_validator(mode="after")
     def _resolve_size(self) -> "GenerationCreate":
+        area = QUALITY_TIERS[self.quality][1] if self.quality else BASE_AREA
         if self.aspect_ratio is not None:
             if {"width", "height"} & self.model_fields_set:
                 raise ValueError("give either aspect_ratio or width/height, not both")
-            self.width, self.height = size_for_aspect_ratio(self.aspect_ratio)
+            self.width, self.height = size_for_aspect_ratio(self.aspect_ratio, area)
+        elif self.quality is not None and not {"width", "height"} & self.model_fields_set:
+            self.width, self.height = size_for_aspect_ratio("1:1", area)
         return self
 
     def to_render_request(self) -> TextToImageRequest:
         """The pipeline's request, with the seed fixed now so that it can be reported."""
-        fields = self.model_dump(exclude={"model_id", "aspect_ratio"})
+        fields = self.model_dump(exclude={"model_id", "aspect_ratio", "loras", "lora_weight", "quality"})
         if fields["seed"] is None:
             fields["seed"] = secrets.randbelow(MAX_SEED + 1)
         return TextToImageRequest.model_validate(fields)
@@ -88,6 +94,7 @@ class ImageView(BaseModel):
     seed: int
     content_type: str = "image/png"
     bytes: int = 0
+    asset_id: str | None = Field(None, description="The image as an asset: pass it as image_asset_id to the next request.")
 
 
 class RunView(BaseModel):

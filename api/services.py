@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from celery import Celery
 from fastapi import Request
 
+from storage.assets import AssetStore
 from storage.images import ImageStore, make_image_store
+from storage.models_catalog import ModelCatalog
 from storage.redis_client import make_redis
 from storage.runs import RunStore
 from storage.settings import Settings
@@ -32,6 +35,14 @@ class Services:
             images=make_image_store(settings),
             celery=celery,
         )
+
+    @cached_property
+    def assets(self) -> AssetStore:
+        return AssetStore(self.runs.redis, self.images, self.settings.retention_seconds)
+
+    @property
+    def catalog(self) -> ModelCatalog:
+        return ModelCatalog.from_settings(self.settings)
 
 
 def get_services(request: Request) -> Services:

@@ -42,6 +42,17 @@ def s3_endpoint(tmp_path_factory) -> str:
     proc.stop()
 
 
+def tiny_catalog_for(tiny_model: str) -> str:
+    """The catalog of tiny companions (LoRAs, upscaler, segmenter) of the tiny model, built
+    next to it once per session."""
+    from pipelines.tiny_catalog import CATALOG_FILE, build_tiny_catalog
+
+    path = Path(tiny_model).parent / "tiny-catalog" / CATALOG_FILE
+    if not path.exists():
+        build_tiny_catalog(tiny_model, path.parent)
+    return str(path)
+
+
 _next_db = iter(range(1, 16))
 
 
@@ -97,6 +108,7 @@ def make_stack(tmp_path_factory, tiny_model: str, redis_url: str, s3_endpoint: s
         "RENDERQ_S3_ACCESS_KEY": S3_ACCESS_KEY,
         "RENDERQ_S3_SECRET_KEY": S3_SECRET_KEY,
         "RENDERQ_DEFAULT_MODEL": tiny_model,
+        "RENDERQ_MODELS_FILE": tiny_catalog_for(tiny_model),
         "RENDERQ_DEVICE": "cpu",
         "RENDERQ_HEARTBEAT_INTERVAL": "0.5",
         "RENDERQ_HEARTBEAT_STALE_AFTER": "3",

@@ -108,16 +108,17 @@ def test_run_record_expires_with_the_run(api, stack):
     assert 24 * 3600 - 60 < ttl <= 24 * 3600 + 1
 
 
-def test_unknown_model_ends_failed_with_a_problem_document(api):
-    run = wait_for_run(api, submit(api, model_id="no-such-org/no-such-model")["run_id"])
+def test_model_that_fails_to_load_ends_failed_with_a_problem_document(api):
+    # Listed in the catalog (so accepted at submit) but its files do not exist.
+    run = wait_for_run(api, submit(api, model_id="broken-model")["run_id"])
     assert run["status"] == "failed"
     error = run["error"]
     assert error["type"] == "/problems/model-unavailable"
-    assert error["title"] and error["status"] == 422 and "no-such-org/no-such-model" in error["detail"]
+    assert error["title"] and error["status"] == 422 and "broken-model" in error["detail"]
 
 
 def test_worker_keeps_serving_after_a_failed_run(api):
-    wait_for_run(api, submit(api, model_id="/nonexistent/model/dir")["run_id"])
+    wait_for_run(api, submit(api, model_id="broken-model")["run_id"])
     assert wait_for_run(api, submit(api)["run_id"])["status"] == "completed"
 
 

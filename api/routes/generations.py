@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Path, Response
 from storage.records import RunRecord, new_run_id
 from worker.queue import enqueue_render
 
+from ..model_selection import resolve_models
 from ..problems import PROBLEM_RESPONSES, ProblemError
 from ..run_views import run_view
 from ..schemas import GenerationCreate, RunView
@@ -27,10 +28,12 @@ RunId = Path(..., pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The run_id retu
 def submit_generation(body: GenerationCreate, response: Response, services: Services = Depends(get_services)) -> RunView:
     """Validates, records and enqueues the run, then answers at once with `status: queued`.
     No model work happens in the API process."""
+    model_id, loras = resolve_models(body, services.catalog, "base")
     record = RunRecord(
         run_id=new_run_id(),
         operation="text-to-image",
-        model_id=body.model_id,
+        model_id=model_id,
+        loras=loras,
         request=body.to_render_request().model_dump(mode="json"),
     )
     services.runs.create(record)

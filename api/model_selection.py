@@ -1,0 +1,85 @@
+"""Which model (and LoRAs) a request renders with, checked against the catalog at submit time,
+so an unknown id is a 422 now rather than a failed run later."""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel, Field, field_validator
+
+from storage.models_catalog import DEFAULT_MODEL_ID, ModelCatalog
+
+from .problems import ProblemError
+
+MAX_LORAS = 4
+LORA_WEIGHT_LIMIT = 2.0
+
+
+class ModelSelection(BaseModel):
+    model_id: str = Field(
+        "", max_length=200,
+        description="A model id from GET /v1/models; the deployment's default when empty. Naming a LoRA "
+        "(ImagineoAI style) renders with it on its base model at `lora_weight`.",
+    )
+    loras: dict[str, float] = Field(
+        default_factory=dict,
+        description='Livepeer style {"lora-id": weight, …}: up to 4 LoRAs from GET /v1/models, weights -2..2. '
+        "A JSON string is accepted too (multipart forms).",
+        examples=[{"tiny-lora": 0.8}],
+    )
+    lora_weight: float | None = Field(
+        None, ge=-LORA_WEIGHT_LIMIT, le=LORA_WEIGHT_LIMIT,
+        description="ImagineoAI style: the weight of the LoRA named by model_id (default 1.0).",
+    )
+
+    @field_validator("loras", mode="before")
+    @classmethod
+    def _json_string(cls, value):
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError:
+                raise ValueError('loras must be a JSON object such as {"lora-id": 0.8}') from None
+        return value
+
+    @field_validator("loras")
+    @classmethod
+    def _check_loras(cls, value: dict[str, float]) -> dict[str, float]:
+        if len(value) > MAX_LORAS:
+            raise ValueError(f"at most {MAX_LORAS} LoRAs")
+        for name, weight in value.items():
+            if not -LORA_WEIGHT_LIMIT <= weight <= LORA_WEIGHT_LIMIT:
+                raise ValueError(f"LoRA {name}: weight {weight} is outside -2..2")
+        return value
+
+
+def unknown(detail: str) -> ProblemError:
+    return ProblemError("unknown-model", 422, detail=detail)
+
+
+def resolve_models(selection: BaseModel, catalog: ModelCatalog, kind: str) -> tuple[str, dict[str, float]]:
+    """(model_id, loras) to record for an operation running on a `kind` model; raises a 422
+    problem for any id the catalog does not serve. `selection` has model_id, and loras and
+    lora_weight where the operation takes them."""
+    model_id, loras = selection.model_id, dict(getattr(selection, "loras", {}))
+    lora_weight = getattr(selection, "lora_weight", None)
+    if kind != "base":
+        if loras or lora_weight is not None:
+            raise ProblemError("validation-error", 422, detail="LoRAs apply to diffusion operations only")
+        if model_id and catalog.get(model_id, kind) is None:
+            raise unknown(f"no {kind} model {model_id!r}; GET /v1/models lists them")
+        return model_id, {}
+    entry = catalog.get(model_id or DEFAULT_MODEL_ID)
+    if model_id and entry is None:
+        raise unknown(f"no model {model_id!r}; GET /v1/models lists the models served")
+    if entry is not None and entry.kind == "lora":
+        loras[entry.id] = lora_weight if lora_weight is not None else 1.0
+        model_id = "" if entry.base in (None, DEFAULT_MODEL_ID) else entry.base
+    elif entry is not None and entry.kind != "base":
+        raise unknown(f"model {model_id!r} is a {entry.kind} model, not a base model for this operation")
+    elif lora_weight is not None:
+        raise ProblemError("validation-error", 422, detail="lora_weight goes with a LoRA model_id")
+    for name in loras:
+        if catalog.get(name, "lora") is None:
+            raise unknown(f"no LoRA {name!r}; GET /v1/models lists the LoRAs served")
+    return model_id, loras

@@ -1,0 +1,125 @@
+"""Request bodies of the image operations (POST /v1/{operation}), as callers send them.
+
+Each extends its pipeline request (pipelines/requests.py, where limits are stated once) with
+the ways an input image can arrive: a file part (multipart), base64 or a data URL in JSON,
+or an `*_asset_id`. The API turns whichever came into a stored asset before enqueueing.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+from pipelines.requests import (
+    ImageToImageRequest,
+    InpaintRequest,
+    OutpaintRequest,
+    RemoveBackgroundRequest,
+    UpscaleRequest,
+    VariationsRequest,
+)
+from storage.assets import ASSET_ID_PATTERN
+
+from .model_selection import ModelSelection
+from .quality import QualityField
+
+PNG_1PX = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+
+
+class ImageSlot(BaseModel):
+    image: str | None = Field(
+        None,
+        validation_alias=AliasChoices("image", "image_base64"),
+        description="The input image: base64 or a data URL (JSON; alias `image_base64`), or a file part "
+        "(multipart/form-data). PNG, JPEG or WebP, at most 10 MB.",
+    )
+    image_asset_id: str | None = Field(
+        None, pattern=ASSET_ID_PATTERN,
+        description="Instead of `image`: an asset from POST /v1/assets or a generated image's asset_id.",
+    )
+
+
+class MaskSlot(BaseModel):
+    mask: str | None = Field(
+        None,
+        validation_alias=AliasChoices("mask", "mask_base64"),
+        description="Mask image (same size as the image): base64/data URL or a file part; alias `mask_base64`.",
+    )
+    mask_asset_id: str | None = Field(None, pattern=ASSET_ID_PATTERN, description="Instead of `mask`: a mask asset.")
+
+
+class OperationCreate(BaseModel):
+    """What every operation body shares; `SLOTS` names its image inputs, required first."""
+
+    SLOTS: ClassVar[tuple[str, ...]] = ("image",)
+    REQUIRED_SLOTS: ClassVar[tuple[str, ...]] = ("image",)
+    INLINE_FIELDS: ClassVar[set[str]] = {"image", "mask", "model_id", "loras", "lora_weight", "quality"}
+
+    def render_request(self, asset_ids: dict[str, str], seed: int | None = None):
+        """The pipeline request this body stands for, its inputs given as asset ids."""
+        render_type = self.RENDER_TYPE  # type: ignore[attr-defined]
+        fields = self.model_dump(exclude=self.INLINE_FIELDS)
+        fields = {k: v for k, v in fields.items() if k in render_type.model_fields}
+        fields |= {f"{slot}_asset_id": asset_id for slot, asset_id in asset_ids.items()}
+        if "seed" in render_type.model_fields and fields.get("seed") is None:
+            fields["seed"] = seed
+        return render_type.model_validate(fields)
+
+
+def _config(example: dict) -> ConfigDict:
+    return ConfigDict(extra="forbid", populate_by_name=True, json_schema_extra={"examples": [example]})
+
+
+class ImageToImageCreate(ImageSlot, ModelSelection, QualityField, OperationCreate, ImageToImageRequest):
+    model_config = _config({
+        "prompt": "The same mug, in watercolour", "image_asset_id": "ast_0123456789abcdef01234567",
+        "strength": 0.6, "num_inference_steps": 25, "guidance_scale": 7.5, "seed": 7, "loras": {"tiny-lora": 0.8},
+    })
+    RENDER_TYPE: ClassVar = ImageToImageRequest
+
+
+class VariationsCreate(ImageSlot, ModelSelection, QualityField, OperationCreate, VariationsRequest):
+    model_config = _config({"image": PNG_1PX, "num_images": 4, "strength": 0.6, "seed": 7})
+    RENDER_TYPE: ClassVar = VariationsRequest
+
+
+class InpaintCreate(ImageSlot, MaskSlot, ModelSelection, QualityField, OperationCreate, InpaintRequest):
+    model_config = _config({
+        "prompt": "A cute baby sloth", "image_asset_id": "ast_0123456789abcdef01234567",
+        "mask_color_rgba": [255, 255, 255, 255], "mask_color_threshold": 10, "seed": 7,
+    })
+    RENDER_TYPE: ClassVar = InpaintRequest
+    SLOTS: ClassVar = ("image", "mask")
+
+
+class OutpaintCreate(ImageSlot, ModelSelection, QualityField, OperationCreate, OutpaintRequest):
+    model_config = _config({
+        "prompt": "a wider view of the beach", "image_asset_id": "ast_0123456789abcdef01234567",
+        "direction": "UP", "crop_side": "LEFT",
+    })
+    RENDER_TYPE: ClassVar = OutpaintRequest
+
+
+class UpscaleCreate(ImageSlot, OperationCreate, UpscaleRequest):
+    model_config = _config({"image_asset_id": "ast_0123456789abcdef01234567", "upscale_factor": 2, "mode": "model"})
+    RENDER_TYPE: ClassVar = UpscaleRequest
+    model_id: str = Field("", max_length=200, description="An upscaler from GET /v1/models; the first listed when empty.")
+
+
+class RemoveBackgroundCreate(ImageSlot, OperationCreate, RemoveBackgroundRequest):
+    model_config = _config({"image": PNG_1PX})
+    RENDER_TYPE: ClassVar = RemoveBackgroundRequest
+    model_id: str = Field(
+        "", max_length=200, description="A background-removal model from GET /v1/models; the first listed when empty."
+    )
+
+
+CREATE_SCHEMAS: dict[str, type[OperationCreate]] = {
+    "image-to-image": ImageToImageCreate,
+    "variations": VariationsCreate,
+    "inpaint": InpaintCreate,
+    "outpaint": OutpaintCreate,
+    "upscale": UpscaleCreate,
+    "remove-background": RemoveBackgroundCreate,
+}

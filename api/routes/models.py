@@ -1,0 +1,32 @@
+"""GET /v1/models: the base models, LoRAs, upscalers and background removers served."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from storage.models_catalog import ModelKind
+
+from ..services import Services, get_services
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+
+class ModelView(BaseModel):
+    id: str = Field(..., description="Pass as model_id, or as a key of loras for a LoRA.")
+    name: str
+    description: str
+    kind: ModelKind
+    base: str | None = Field(None, description="LoRAs: the base model they apply to.")
+    created_at: datetime
+
+
+class ModelList(BaseModel):
+    models: list[ModelView]
+
+
+@router.get("", response_model=ModelList, summary="Models this deployment serves (ImagineoAI's list)")
+def list_models(services: Services = Depends(get_services)) -> ModelList:
+    return ModelList(models=[ModelView(**entry.model_dump(exclude={"source", "options"})) for entry in services.catalog.entries.values()])
