@@ -12,6 +12,8 @@ import os
 import threading
 from pathlib import Path
 
+from pipelines.tiny_model import is_tiny_model
+
 log = logging.getLogger("renderq.dev")
 
 DEV_HOME = Path(".renderq")
@@ -34,6 +36,18 @@ def _ensure_model(default_model: str) -> str:
     return str(directory)
 
 
+def _ensure_catalog(tiny_model: str) -> str:
+    """With the tiny model, also tiny companions (LoRAs, upscaler, background remover), so that
+    every operation can be tried in dev mode."""
+    from pipelines.tiny_catalog import CATALOG_FILE, build_tiny_catalog
+
+    path = DEV_HOME / "tiny-catalog" / CATALOG_FILE
+    if not path.exists():
+        log.info("building tiny LoRAs, upscaler and segmenter in %s (first run only)", path.parent)
+        build_tiny_catalog(tiny_model, path.parent)
+    return str(path)
+
+
 def run_dev(host: str, port: int) -> None:
     import uvicorn
 
@@ -43,6 +57,8 @@ def run_dev(host: str, port: int) -> None:
     os.environ.setdefault("RENDERQ_LOCAL_DIR", str(DEV_HOME / "images"))
     os.environ.setdefault("RENDERQ_PUBLIC_BASE_URL", f"http://{host}:{port}")
     os.environ["RENDERQ_DEFAULT_MODEL"] = _ensure_model(os.environ.get("RENDERQ_DEFAULT_MODEL", ""))
+    if not os.environ.get("RENDERQ_MODELS_FILE") and is_tiny_model(os.environ["RENDERQ_DEFAULT_MODEL"]):
+        os.environ["RENDERQ_MODELS_FILE"] = _ensure_catalog(os.environ["RENDERQ_DEFAULT_MODEL"])
 
     from storage.settings import get_settings
 

@@ -59,10 +59,11 @@ def build_tiny_segmenter(directory: str | Path, seed: int = 0) -> Path:
     return Path(directory)
 
 
-def build_tiny_catalog(base_dir: str | Path, directory: str | Path, extra_bases: int = 0) -> Path:
+def build_tiny_catalog(base_dir: str | Path, directory: str | Path, extra_bases: int = 0, broken: bool = False) -> Path:
     """Build the companions of the tiny base model in `directory` and write the catalog
     (`models.json`) listing them; returns the catalog's path. `extra_bases` more tiny base
-    models (ids tiny-base-1, …) are built for LRU and switching benchmarks."""
+    models (ids tiny-base-1, …) are built for LRU and switching benchmarks; `broken` lists a
+    base model whose files do not exist (tests of a failed load)."""
     from .tiny_model import build_tiny_model
 
     root = Path(directory)
@@ -81,9 +82,10 @@ def build_tiny_catalog(base_dir: str | Path, directory: str | Path, extra_bases:
         {"id": "tiny-segmenter", "kind": "background-removal", "source": "./tiny-segmenter",
          "name": "Tiny SegFormer", "description": "Random-weight two-label SegFormer (0 background, 1 foreground).",
          "options": {"background_label": 0, "input_size": 64}},
-        {"id": "broken-model", "kind": "base", "source": "/nonexistent/renderq-model",
-         "name": "Broken", "description": "Listed but not loadable: shows how a failed load ends."},
     ]
+    if broken:
+        models.append({"id": "broken-model", "kind": "base", "source": "/nonexistent/renderq-model",
+                       "name": "Broken", "description": "Listed but not loadable: shows how a failed load ends."})
     for index in range(1, extra_bases + 1):
         build_tiny_model(root / f"tiny-base-{index}", seed=index)
         models.append({"id": f"tiny-base-{index}", "kind": "base", "source": f"./tiny-base-{index}",

@@ -1,0 +1,146 @@
+"""In-process tests of the pieces behind the image operations: decoding rules, LimeWire mask
+colours, outpaint geometry, upscale limits, and the worker's model cache (from_pipe sharing,
+LoRA switching, LRU) on the tiny models."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipelines.masks import mask_from_color, pad
+from pipelines.requests import InputSizeError, OutpaintRequest, UpscaleRequest
+from storage.image_codec import ImageRejected, decode_base64, open_image
+from tests.images import encode, noise
+
+MB = 2**20
+
+
+def test_data_url_and_plain_base64_decode_to_the_same_bytes():
+    data = encode(noise(4, 4))
+    text = base64.b64encode(data).decode()
+    assert decode_base64(text, MB) == decode_base64("data:image/png;base64," + text, MB) == data
+
+
+def test_base64_over_the_size_limit_is_refused_before_decoding():
+    with pytest.raises(ImageRejected) as caught:
+        decode_base64("A" * (4 * MB), MB)
+    assert caught.value.status == 413
+
+
+def test_pixel_limit_is_checked_from_the_header():
+    with pytest.raises(ImageRejected) as caught:
+        open_image(encode(Image.new("L", (3000, 3000))), 10 * MB, 4_000_000)
+    assert caught.value.status == 413 and "9000000" in caught.value.detail
+
+
+@pytest.mark.parametrize("value, masked", [(229, False), (230, True), (255, True)])
+def test_mask_colour_threshold_is_a_percentage_of_255_per_channel(value, masked):
+    # LimeWire: [255,255,255,255] at 10 % masks [230,230,230,230]..[255,255,255,255].
+    image = Image.new("RGBA", (2, 1), (value, 255, 255, 255))
+    image.putpixel((1, 0), (255, 255, 255, value))
+    mask = np.asarray(mask_from_color(image, [255, 255, 255, 255], 10))
+    assert (mask > 0).tolist() == [[masked, masked]]
+
+
+def test_default_mask_colour_picks_fully_transparent_pixels_only():
+    image = Image.new("RGBA", (3, 1), (0, 0, 0, 0))
+    image.putpixel((1, 0), (0, 0, 0, 1))
+    image.putpixel((2, 0), (0, 0, 0, 255))
+    assert (np.asarray(mask_from_color(image, [0, 0, 0, 0], 0)) > 0).tolist() == [[True, False, False]]
+
+
+def test_outpaint_directions_and_crop_side():
+    size = (1600, 800)
+    assert OutpaintRequest(image_asset_id="a", direction="ALL").canvas((64, 64))[0] == (96, 96)
+    assert OutpaintRequest(image_asset_id="a", direction="DOWN").canvas((64, 64))[0] == (64, 96)
+    # 1600 + 800 = 2400 > 2048: cropping the left side keeps the right edge of the new area.
+    (width, height), box = OutpaintRequest(image_asset_id="a", direction="RIGHT", crop_side="LEFT").canvas(size)
+    assert (width, height) == (2048, 800) and box == (352, 0, 2400, 800)
+    with pytest.raises(InputSizeError):
+        OutpaintRequest(image_asset_id="a", direction="RIGHT").canvas(size)
+    with pytest.raises(InputSizeError):
+        OutpaintRequest(image_asset_id="a", direction="RIGHT", crop_side="TOP").canvas(size)
+
+
+def test_pad_masks_exactly_the_new_area():
+    canvas, mask = pad(noise(4, 4), (0, 0, 7, 5), (2, 1, 1, 0))
+    assert canvas.size == (7, 5)
+    expected = np.full((5, 7), 255)
+    expected[1:5, 2:6] = 0
+    assert (np.asarray(mask) == expected).all()
+
+
+@pytest.mark.parametrize("factor, ok, too_big", [(2, (1024, 1024), (1025, 1024)), (3, (680, 680), (681, 680)), (4, (1256, 1256), (1257, 1256))])
+def test_upscale_input_limits_follow_limewire(factor, ok, too_big):
+    request = UpscaleRequest(image_asset_id="a", upscale_factor=factor)
+    request.check_input_sizes({"image": ok})
+    with pytest.raises(InputSizeError):
+        request.check_input_sizes({"image": too_big})
+
+
+# --- the worker's model cache on the tiny model --------------------------------------------
+
+@pytest.fixture(scope="module")
+def catalog_dir(tiny_model):
+    from tests.conftest import tiny_catalog_for
+    from pathlib import Path
+
+    return Path(tiny_catalog_for(tiny_model)).parent
+
+
+def _cache(max_bytes: int = 2**30):
+    from pipelines.device import choose_placement
+    from pipelines.loading import load_text_to_image
+    from worker.model_cache import ModelCache
+
+    placement = choose_placement("cpu")
+    return ModelCache(lambda source: load_text_to_image(source, placement), max_bytes)
+
+
+def test_operations_on_one_base_share_its_components_and_load_it_once(tiny_model):
+    cache = _cache()
+    text = cache.pipe(tiny_model, "text-to-image")
+    image = cache.pipe(tiny_model, "image-to-image")
+    inpaint = cache.pipe(tiny_model, "inpaint")
+    assert text.unet is image.unet is inpaint.unet and text.vae is inpaint.vae
+    assert cache.pipe(tiny_model, "image-to-image") is image
+    assert cache.stats.loads == 1 and cache.stats.derived == 2
+
+
+def test_loras_switch_without_reloading_the_base(tiny_model, catalog_dir):
+    from pipelines.registry import OPERATIONS, build_pipeline
+    from pipelines.requests import TextToImageRequest
+
+    cache = _cache()
+    request = TextToImageRequest(prompt="mug", width=64, height=64, num_inference_steps=2, seed=1)
+
+    def render(loras):
+        pipe = cache.pipe(tiny_model, "text-to-image", {k: (str(catalog_dir / k), w) for k, w in loras.items()})
+        return np.asarray(build_pipeline(OPERATIONS["text-to-image"], pipe, "tiny")(request)[0].image)
+
+    plain, with_a, with_b, plain_again, with_a_again = (
+        render(loras) for loras in ({}, {"tiny-lora": 1.0}, {"tiny-lora-b": 1.0}, {}, {"tiny-lora": 1.0})
+    )
+    assert (plain != with_a).any() and (with_a != with_b).any()
+    assert (plain == plain_again).all() and (with_a == with_a_again).all()
+    assert cache.stats.loads == 1 and cache.stats.lora_loads == 2
+
+
+def test_lru_evicts_the_least_recently_used_base_to_stay_within_memory(tiny_model, tmp_path):
+    from pipelines.tiny_model import build_tiny_model
+    from worker.model_cache import pipeline_bytes
+
+    other = str(build_tiny_model(tmp_path / "other", seed=1))
+    size = pipeline_bytes(_cache().pipe(tiny_model, "text-to-image"))
+    cache = _cache(max_bytes=int(size * 1.5))  # room for one base model
+    cache.pipe(tiny_model, "text-to-image")
+    cache.pipe(other, "text-to-image")
+    assert list(cache.entries) == [other] and cache.stats.evictions == 1
+    roomy = _cache(max_bytes=size * 3)
+    roomy.pipe(tiny_model, "text-to-image")
+    roomy.pipe(other, "text-to-image")
+    roomy.pipe(tiny_model, "inpaint")
+    assert list(roomy.entries) == [other, tiny_model] and roomy.stats.loads == 2
