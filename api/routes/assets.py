@@ -85,8 +85,9 @@ async def _upload_bytes(request: Request, services: Services) -> bytes:
     summary="Upload an input image (≤ 10 MB, PNG/JPEG/WebP, kept 24 hours)",
     openapi_extra={"requestBody": {"required": True, "content": {
         "image/png": {"schema": {"type": "string", "format": "binary"}},
-        "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}, "required": ["file"]}},
-        "application/json": {"schema": {"type": "object", "properties": {"image": {"type": "string", "description": "base64 or data URL"}}, "required": ["image"]}},
+        "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary", "description": "The image file (or part name `image`)."}}, "required": ["file"]}},
+        "application/json": {"schema": {"type": "object", "properties": {"image": {"type": "string", "description": "base64 or a data URL (alias image_base64)."}}, "required": ["image"],
+                                        "examples": [{"image": "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="}]}},
     }}},
 )
 async def upload_asset(request: Request, response: Response, services: Services = Depends(get_services)) -> AssetView:
