@@ -92,8 +92,17 @@ class InputImage:
 
     def store(self, assets: AssetStore) -> str:
         if self.asset is None:
-            self.asset = assets.upload(self.data, self.info.content_type, self.info.width, self.info.height)
+            self.asset = store_upload(assets, self.data, self.info)
         return self.asset.asset_id
+
+
+def store_upload(assets: AssetStore, data: bytes, info: ImageInfo) -> Asset:
+    """Store validated bytes as an asset; unreachable storage is a 503 problem, not a 500."""
+    try:
+        return assets.upload(data, info.content_type, info.width, info.height)
+    except Exception as exc:  # boto3/OS errors: whatever the backend raises
+        raise ProblemError("service-unavailable", 503, detail=f"image storage is unreachable ({type(exc).__name__}); try again",
+                           headers={"Retry-After": "2"}) from exc
 
 
 def resolve_slot(slot: str, body: BaseModel, files: dict[str, bytes], assets: AssetStore, settings: Settings,

@@ -38,6 +38,11 @@ class Services:
 
     @cached_property
     def assets(self) -> AssetStore:
+        # The API may take an upload before any worker has created the bucket.
+        try:
+            self.images.prepare()
+        except Exception:  # unreachable storage: /readyz says so, and an upload answers 503
+            pass
         return AssetStore(self.runs.redis, self.images, self.settings.retention_seconds)
 
     @property

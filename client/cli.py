@@ -41,6 +41,10 @@ def _cmd_tiny_model(args: argparse.Namespace) -> int:
 
     path = build_tiny_model(args.directory, seed=args.seed)
     print(path)
+    if args.catalog:
+        from pipelines.tiny_catalog import build_tiny_catalog
+
+        print(build_tiny_catalog(path, args.catalog))  # point RENDERQ_MODELS_FILE at it
     return 0
 
 
@@ -68,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     tiny = sub.add_parser("tiny-model", help="build a tiny random-weight Stable Diffusion pipeline")
     tiny.add_argument("directory")
     tiny.add_argument("--seed", type=int, default=0)
+    tiny.add_argument("--catalog", default="", help="also build tiny LoRAs, upscaler and segmenter here, with models.json")
     tiny.set_defaults(func=_cmd_tiny_model)
     return parser
 

@@ -144,3 +144,39 @@ def test_lru_evicts_the_least_recently_used_base_to_stay_within_memory(tiny_mode
     roomy.pipe(other, "text-to-image")
     roomy.pipe(tiny_model, "inpaint")
     assert list(roomy.entries) == [other, tiny_model] and roomy.stats.loads == 2
+
+
+# --- the API's asset handling with in-process services (fakeredis, local disk) -------------
+
+@pytest.fixture
+def local_client(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.unit_services import unit_services
+
+    services = unit_services(tmp_path)
+    with TestClient(create_app(services), raise_server_exceptions=False) as client:
+        yield client, services
+
+
+def test_local_backend_serves_an_uploaded_jpeg_as_jpeg(local_client):
+    client, _ = local_client
+    asset = client.post("/v1/assets", files={"file": ("a.jpg", encode(noise(16, 16), "JPEG"), "image/jpeg")}).json()
+    url = asset["url"].replace("http://testserver", "")
+    response = client.get(url)
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+
+
+def test_unreachable_image_storage_is_a_503_problem(local_client):
+    client, services = local_client
+
+    def broken_put(*_args, **_kwargs):
+        raise ConnectionError("storage down")
+
+    services.images.put = broken_put
+    response = client.post("/v1/assets", content=encode(noise(16, 16)), headers={"content-type": "image/png"})
+    assert response.status_code == 503 and response.headers["content-type"] == "application/problem+json"
+    image = "data:image/png;base64," + base64.b64encode(encode(noise(16, 16))).decode()
+    response = client.post("/v1/upscale", json={"image": image, "upscale_factor": 2, "mode": "fast"})
+    assert response.status_code == 503 and response.json()["type"] == "/problems/service-unavailable"

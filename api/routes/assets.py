@@ -14,7 +14,7 @@ from storage.assets import ASSET_ID_PATTERN, Asset
 from storage.image_codec import ImageRejected, decode_base64, open_image
 from storage.images import url_lifetime
 
-from ..inputs import MULTIPART, read_body, rejected
+from ..inputs import MULTIPART, read_body, rejected, store_upload
 from ..problems import PROBLEM_RESPONSES, ProblemError
 from ..services import Services, get_services
 
@@ -97,7 +97,7 @@ async def upload_asset(request: Request, response: Response, services: Services 
         _, info = open_image(data, settings.max_upload_bytes, settings.max_input_pixels)
     except ImageRejected as exc:
         raise rejected(exc, "image") from None
-    asset = await run_in_threadpool(services.assets.upload, data, info.content_type, info.width, info.height)
+    asset = await run_in_threadpool(store_upload, services.assets, data, info)
     response.headers["Location"] = f"{router.prefix}/{asset.asset_id}"
     return asset_view(asset, services)
 

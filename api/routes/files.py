@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import mimetypes
+
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
 
@@ -29,4 +31,5 @@ def get_file(
         raise ProblemError("not-found", 404, detail="no such file")
     if not path.is_file():
         raise ProblemError("not-found", 404, detail="no such file, or it has expired")
-    return FileResponse(path, media_type="image/png")
+    # Generated images are PNG; uploaded assets keep their own type (.jpeg, .webp).
+    return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
