@@ -21,9 +21,30 @@ def load_upscaler(source: str, placement: Placement):
     return model.to(placement.device).eval()
 
 
-def super_resolve(model, image: Image.Image) -> Image.Image:
-    """One pass of the model: the image × the model's own factor. Swin2SR takes [0, 1] RGB
-    padded to a multiple of its attention window."""
+TILE = 512  # pixels of input per model call: attention memory grows with the square of a tile
+TILE_MARGIN = 16  # context around each tile, cropped away after, so seams do not show
+
+
+def super_resolve(model, image: Image.Image, tile: int = TILE, margin: int = TILE_MARGIN) -> Image.Image:
+    """The image × the model's own factor, in tiles of at most `tile` pixels a side (each
+    run with `margin` pixels of context that are cropped off again)."""
+    width, height = image.size
+    if max(width, height) <= tile:
+        return _super_resolve_once(model, image)
+    scale = model.config.upscale
+    out = Image.new("RGB", (width * scale, height * scale))
+    for top in range(0, height, tile):
+        for left in range(0, width, tile):
+            right, bottom = min(width, left + tile), min(height, top + tile)
+            box = (max(0, left - margin), max(0, top - margin), min(width, right + margin), min(height, bottom + margin))
+            upscaled = _super_resolve_once(model, image.crop(box))
+            inner = ((left - box[0]) * scale, (top - box[1]) * scale, (right - box[0]) * scale, (bottom - box[1]) * scale)
+            out.paste(upscaled.crop(inner), (left * scale, top * scale))
+    return out
+
+
+def _super_resolve_once(model, image: Image.Image) -> Image.Image:
+    """One pass of the model. Swin2SR takes [0, 1] RGB padded to a multiple of its window."""
     parameter = next(model.parameters())
     pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)[None]
     height, width = pixels.shape[-2:]
