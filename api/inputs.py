@@ -46,7 +46,7 @@ async def read_body(request: Request, settings: Settings) -> tuple[dict, dict[st
                     raise ProblemError("payload-too-large", 413, detail=f"{name}: the file is {value.size} bytes; the limit is {settings.max_upload_bytes}")
                 files[name] = await value.read()
             else:
-                fields[name] = _form_value(value)
+                fields[name] = _form_value(name, value)
         return fields, files
     if content_type in ("application/json", ""):
         body = await request.body()
@@ -62,10 +62,13 @@ async def read_body(request: Request, settings: Settings) -> tuple[dict, dict[st
     raise ProblemError("unsupported-media-type", 415, detail="send application/json or multipart/form-data")
 
 
-def _form_value(value: str):
-    """Form fields are text; lists and objects (mask_color_rgba, loras) arrive as JSON."""
+# Form fields are text; these structured ones arrive as JSON ("[255,255,255,255]", '{"a": 0.8}').
+JSON_FORM_FIELDS = {"mask_color_rgba", "loras"}
+
+
+def _form_value(name: str, value: str):
     text = value.strip()
-    if text[:1] in ("[", "{"):
+    if name in JSON_FORM_FIELDS and text[:1] in ("[", "{"):
         try:
             return json.loads(text)
         except json.JSONDecodeError:

@@ -31,6 +31,17 @@ def pipeline_bytes(pipe) -> int:
     return total
 
 
+def _release_memory() -> None:
+    """Give an evicted model's memory back now (CUDA's caching allocator would keep it)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 @dataclass
 class CachedBase:
     source: str
@@ -77,9 +88,11 @@ class ModelCache:
         self.stats.loads += 1
         self.stats.load_seconds += time.perf_counter() - started
         # Evict least recently used bases until the new one fits (the new one always stays).
+        # Its size is known only once loaded, so during a load the old ones are still held.
         while self.entries and sum(e.bytes for e in self.entries.values()) + size > self.max_bytes:
             evicted_source, _ = self.entries.popitem(last=False)
             self.stats.evictions += 1
+            _release_memory()
             log.info("evicted model %s to stay within %d bytes", evicted_source, self.max_bytes)
         entry = self.entries[source] = CachedBase(source=source, base=base, bytes=size)
         return entry
