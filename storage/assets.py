@@ -7,6 +7,7 @@ so its id can feed the next request (upscale the image you just generated).
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 
@@ -22,6 +23,12 @@ ASSET_ID_PATTERN = r"^ast_[0-9a-f]{24}$"
 
 def new_asset_id() -> str:
     return ASSET_ID_PREFIX + secrets.token_hex(12)
+
+
+def generated_asset_id(run_id: str, index: int) -> str:
+    """The asset id of a run's index-th image: derived from the (unguessable) run id, so a
+    redelivered run that renders again re-registers the same assets instead of new ones."""
+    return ASSET_ID_PREFIX + hashlib.sha256(f"{run_id}/{index}".encode()).hexdigest()[:24]
 
 
 class Asset(BaseModel):

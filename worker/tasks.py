@@ -11,7 +11,7 @@ from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from pipelines.png import encode_png
 from pipelines.registry import OPERATIONS
-from storage.assets import Asset, new_asset_id
+from storage.assets import Asset, generated_asset_id
 from storage.problems import Problem
 from storage.records import StoredImage
 from storage.runs import ProgressThrottle
@@ -66,7 +66,7 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
                 runtime.images.put(key, data, "image/png")
                 # Every generated image is an asset too, so it can feed the next request.
                 asset = runtime.assets.register(Asset(
-                    asset_id=new_asset_id(), key=key, content_type="image/png", width=item.image.width,
+                    asset_id=generated_asset_id(run_id, index), key=key, content_type="image/png", width=item.image.width,
                     height=item.image.height, bytes=len(data), created_at=time.time(),
                     expires_at=record.expires_at, source=run_id,
                 ))
@@ -87,7 +87,7 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
     # Work done: denoising steps × output megapixels (one "step" for model-free operations).
     pixels = sum(item.image.width * item.image.height for item in generated)
     units = getattr(request, "num_inference_steps", 1) * pixels / 1e6
-    if record.operation in ("text-to-image", "image-to-image", "variations"):  # the rate estimate_seconds uses
+    if record.operation == "text-to-image":  # the rate estimate_seconds assumes: full steps, no input
         runtime.runs.record_render_rate((rendered - loaded) / max(units, 1e-6))
     if not runtime.runs.complete(run_id, attempt, stored, timings):
         log.warning("run %s attempt %d finished after losing ownership; result dropped", run_id, attempt)
