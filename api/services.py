@@ -25,6 +25,7 @@ class Services:
 
     @classmethod
     def from_settings(cls, settings: Settings, celery: Celery | None = None) -> "Services":
+        ModelCatalog.from_settings(settings)  # a missing or malformed catalog stops start-up, not each request
         if celery is None:
             from worker.celery_app import make_celery
 

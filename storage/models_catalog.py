@@ -70,7 +70,7 @@ def _load(path: Path | None, default_model: str) -> ModelCatalog:
                 description=f"The deployment's default base model ({Path(default_model).name or default_model}).",
             )
         )
-    if path is not None:
+    if path is not None and str(path) not in ("", "."):  # an empty env var means no catalog
         raw = json.loads(Path(path).read_text())
         for item in raw.get("models", []):
             entry = ModelEntry.model_validate(item)

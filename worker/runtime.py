@@ -138,7 +138,7 @@ class Runtime:
     def warm(self) -> None:
         """Load the default model and open the stores before the first job arrives."""
         self.runs.redis.ping()
-        _ = self.images
+        _ = self.images, self.catalog
         if self.settings.default_model:
             self.text_to_image("")
 
