@@ -144,6 +144,20 @@ def test_inpaint_with_limewire_mask_colour_and_threshold(api):
     assert (out[masked] != source[..., :3][masked]).any()
 
 
+def test_inpaint_multipart_with_the_mask_colour_looked_up_in_the_mask_file(api):
+    # LimeWire: with a mask given, mask_color_rgba is applied to the mask, not to the image.
+    source = noise(64, 64, seed=14)
+    mask = Image.new("RGBA", source.size, (0, 0, 255, 255))
+    mask.paste((255, 0, 0, 255), (8, 40, 56, 60))  # red marks the area to repaint
+    files = {"image": ("in.png", encode(source), "image/png"), "mask": ("mask.png", encode(mask), "image/png")}
+    run = completed(api, submit(api, "inpaint", files=files, prompt="grass", mask_color_rgba=[255, 0, 0, 255], seed=3, **FAST))
+    assert run["request"]["mask_asset_id"].startswith("ast_")
+    out = np.asarray(fetch(run["images"][0]).convert("RGB"))
+    red = np.zeros((64, 64), bool)
+    red[40:60, 8:56] = True
+    assert (out[~red] == np.asarray(source)[~red]).all() and (out[red] != np.asarray(source)[red]).any()
+
+
 # --- outpaint -----------------------------------------------------------------------------
 
 def test_outpaint_limewire_direction_extends_and_keeps_the_original(api):
