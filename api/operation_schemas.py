@@ -7,7 +7,7 @@ or an `*_asset_id`. The API turns whichever came into a stored asset before enqu
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
@@ -20,6 +20,7 @@ from pipelines.requests import (
     VariationsRequest,
 )
 from storage.assets import ASSET_ID_PATTERN
+from storage.models_catalog import ModelCatalog
 
 from .model_selection import ModelSelection
 from .quality import QualityField
@@ -55,6 +56,9 @@ class OperationCreate(BaseModel):
     SLOTS: ClassVar[tuple[str, ...]] = ("image",)
     REQUIRED_SLOTS: ClassVar[tuple[str, ...]] = ("image",)
     INLINE_FIELDS: ClassVar[set[str]] = {"image", "mask", "model_id", "loras", "lora_weight", "quality"}
+
+    def resolve_defaults(self, catalog: ModelCatalog) -> None:
+        """Settle defaults that depend on what the deployment serves (before render_request)."""
 
     def render_request(self, asset_ids: dict[str, str], seed: int | None = None):
         """The pipeline request this body stands for, its inputs given as asset ids."""
@@ -105,6 +109,15 @@ class UpscaleCreate(ImageSlot, OperationCreate, UpscaleRequest):
     model_config = _config({"image_asset_id": "ast_0123456789abcdef01234567", "upscale_factor": 2, "mode": "model"})
     RENDER_TYPE: ClassVar = UpscaleRequest
     model_id: str = Field("", max_length=200, description="An upscaler from GET /v1/models; the first listed when empty.")
+    mode: Literal["auto", "fast", "model"] = Field(
+        "auto",
+        description="`fast`: Lanczos resampling, no model. `model`: the deployment's super-resolution model, then "
+        "Lanczos to the exact size. `auto` (default): `model` when the deployment serves an upscaler, else `fast`.",
+    )
+
+    def resolve_defaults(self, catalog: ModelCatalog) -> None:
+        if self.mode == "auto":
+            self.mode = "model" if self.model_id or catalog.first("upscaler") is not None else "fast"
 
 
 class RemoveBackgroundCreate(ImageSlot, OperationCreate, RemoveBackgroundRequest):

@@ -194,3 +194,14 @@ def test_super_resolution_in_tiles_gives_the_full_image(catalog_dir):
     assert whole.size == tiled.size == (140, 90)
     # Away from tile seams the context is the same, so the pixels are too (within rounding).
     assert np.abs(np.asarray(whole, int)[:40, :40] - np.asarray(tiled, int)[:40, :40]).max() <= 1
+
+
+def test_without_an_upscaler_auto_mode_is_fast_and_background_removal_is_refused(local_client):
+    client, _ = local_client
+    image = "data:image/png;base64," + base64.b64encode(encode(noise(16, 16))).decode()
+    response = client.post("/v1/upscale", json={"image": image, "upscale_factor": 2})
+    assert response.status_code == 202 and response.json()["request"]["mode"] == "fast"
+    response = client.post("/v1/upscale", json={"image": image, "upscale_factor": 2, "mode": "model"})
+    assert response.status_code == 422 and response.json()["type"] == "/problems/unknown-model"
+    response = client.post("/v1/remove-background", json={"image": image})
+    assert response.status_code == 422 and response.json()["type"] == "/problems/unknown-model"

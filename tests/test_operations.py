@@ -279,3 +279,8 @@ def test_text_to_image_refuses_unknown_models_at_submit(api):
     assert response.status_code == 422 and response.json()["type"] == "/problems/unknown-model"
     response = api.post("/v1/generations", json={"prompt": "x", "loras": {"nope": 1.0}})
     assert response.status_code == 422 and response.json()["type"] == "/problems/unknown-model"
+
+
+def test_upscale_mode_auto_uses_the_served_upscaler(api):
+    run = completed(api, submit(api, "upscale", image=PNG64, upscale_factor=2))
+    assert run["request"]["mode"] == "model" and fetch(run["images"][0]).size == (128, 128)

@@ -47,6 +47,7 @@ def prepare_run(operation: str, body: OperationCreate, files: dict[str, bytes], 
     """Check everything, store the input images as assets, write the record. Blocking I/O:
     runs in the thread pool."""
     spec = OPERATIONS[operation]
+    body.resolve_defaults(services.catalog)
     inputs = {}
     for slot in body.SLOTS:
         image = resolve_slot(slot, body, files, services.assets, services.settings, required=slot in body.REQUIRED_SLOTS)
