@@ -205,3 +205,23 @@ def test_without_an_upscaler_auto_mode_is_fast_and_background_removal_is_refused
     assert response.status_code == 422 and response.json()["type"] == "/problems/unknown-model"
     response = client.post("/v1/remove-background", json={"image": image})
     assert response.status_code == 422 and response.json()["type"] == "/problems/unknown-model"
+
+
+def test_inpaint_and_outpaint_keep_original_pixels_at_sizes_off_the_8_pixel_grid(tiny_model):
+    from pipelines.inpaint import InpaintPipeline
+    from pipelines.outpaint import OutpaintPipeline
+    from pipelines.requests import InpaintRequest
+
+    cache = _cache()
+    source = noise(70, 66, seed=4)
+    mask = Image.new("L", source.size, 0)
+    mask.paste(255, (5, 5, 37, 29))
+    request = InpaintRequest(prompt="x", image_asset_id="a", mask_asset_id="m", num_inference_steps=2, seed=1)
+    out = InpaintPipeline(cache.pipe(tiny_model, "inpaint"))(request, None, images={"image": source, "mask": mask})
+    pixels, original, inside = np.asarray(out[0].image), np.asarray(source), np.asarray(mask) > 0
+    assert out[0].image.size == (70, 66) and (pixels[~inside] == original[~inside]).all()
+
+    request = OutpaintRequest(image_asset_id="a", expand_right=13, expand_up=3, num_inference_steps=2, seed=1)
+    out = OutpaintPipeline(cache.pipe(tiny_model, "inpaint"))(request, None, images={"image": source})
+    pixels = np.asarray(out[0].image)
+    assert out[0].image.size == (83, 69) and (pixels[3:, :70] == original).all()
