@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from storage.settings import get_settings
 
 from .problems import install_problem_handlers
-from .routes import assets, files, generations, health, models, operations, problem_types
+from .routes import assets, batches, events, files, generations, health, models, operations, problem_types, run_actions
 from .services import Services
 
 API_DESCRIPTION = """Asynchronous image rendering. Submit a run, get a `run_id` at once, then poll
@@ -27,6 +27,6 @@ def create_app(services: Services | None = None) -> FastAPI:
     app = FastAPI(title="renderq", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan)
     app.state.services = services
     install_problem_handlers(app)
-    for module in (generations, operations, assets, models, health, files, problem_types):
+    for module in (generations, run_actions, events, batches, operations, assets, models, health, files, problem_types):
         app.include_router(module.router)
     return app

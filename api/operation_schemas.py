@@ -22,6 +22,7 @@ from pipelines.requests import (
 from storage.assets import ASSET_ID_PATTERN
 from storage.models_catalog import ModelCatalog
 
+from .delivery_options import DELIVERY_FIELDS, DeliveryOptions
 from .model_selection import ModelSelection
 from .quality import QualityField
 
@@ -50,12 +51,13 @@ class MaskSlot(BaseModel):
     mask_asset_id: str | None = Field(None, pattern=ASSET_ID_PATTERN, description="Instead of `mask`: a mask asset.")
 
 
-class OperationCreate(BaseModel):
-    """What every operation body shares; `SLOTS` names its image inputs, required first."""
+class OperationCreate(DeliveryOptions):
+    """What every operation body shares; `SLOTS` names its image inputs, required first.
+    Delivery options (priority, start deadline, webhook) come with every operation."""
 
     SLOTS: ClassVar[tuple[str, ...]] = ("image",)
     REQUIRED_SLOTS: ClassVar[tuple[str, ...]] = ("image",)
-    INLINE_FIELDS: ClassVar[set[str]] = {"image", "mask", "model_id", "loras", "lora_weight", "quality"}
+    INLINE_FIELDS: ClassVar[set[str]] = {"image", "mask", "model_id", "loras", "lora_weight", "quality", *DELIVERY_FIELDS}
 
     def resolve_defaults(self, catalog: ModelCatalog) -> None:
         """Settle defaults that depend on what the deployment serves (before render_request)."""

@@ -7,7 +7,9 @@ from datetime import datetime, timezone
 
 from storage.images import url_lifetime
 from storage.records import RunRecord, RunStatus
+from storage.render_stats import RenderStats
 
+from .delivery_options import WebhookView
 from .schemas import ImageView, RunView
 from .services import Services
 
@@ -19,21 +21,15 @@ def _when(epoch: float | None) -> datetime | None:
     return datetime.fromtimestamp(epoch, tz=timezone.utc) if epoch else None
 
 
-def estimate_seconds(record: RunRecord, rate: float) -> float | None:
-    """Remaining render time from the workers' measured rate; None once the run has ended."""
+def estimate_seconds(record: RunRecord, stats: RenderStats, seconds_ahead: float = 0.0, workers: int = 1) -> float | None:
+    """Time until the run should be done, from what the workers measure (seconds per denoising
+    step at this size, per-run overhead): a queued run waits for the work ahead of it (queued
+    runs, and what the busy workers still hold) shared among the workers, then takes its own.
+    None once the run has ended."""
     if record.status.is_final:
         return None
-    request = record.request
-    # Image operations may leave the size to the input image (None here): assume 512².
-    units = (
-        (request.get("num_inference_steps") or 1)
-        * (request.get("num_images") or 1)
-        * (request.get("width") or 512)
-        * (request.get("height") or 512)
-        / 1e6
-    )
-    remaining = units * rate * (1 - record.progress / 100)
-    return round(max(remaining, 0.01), 3)
+    remaining = stats.run_seconds(record.request, record.progress)
+    return round(max(remaining + seconds_ahead / max(workers, 1), 0.01), 3)
 
 
 def run_view(record: RunRecord, services: Services) -> RunView:
@@ -50,14 +46,27 @@ def run_view(record: RunRecord, services: Services) -> RunView:
                     **image.model_dump(exclude={"key"}),
                 )
             )
-    rate = services.runs.render_rate(DEFAULT_RENDER_RATE)
+    stats = services.runs.render_stats(DEFAULT_RENDER_RATE)
+    position = services.runs.index.queue_position(record, stats) if record.status == RunStatus.queued else None
+    seconds_ahead = 0.0
+    if position:
+        seconds_ahead = position[1] + sum(stats.run_seconds(req, p) - stats.overhead for req, p in services.runs.running())
+    workers = services.runs.busy_workers() if position else 1
+    webhook = None
+    if record.webhook is not None:
+        webhook = WebhookView(
+            url=record.webhook.url,
+            events=record.webhook.events,
+            attempts=record.webhook_attempts,
+            last_status_code=record.webhook_last_status,
+        )
     return RunView(
         run_id=record.run_id,
         status=record.status,
         operation=record.operation,
         model_id=record.model_id,
         progress=record.progress,
-        estimated_time=estimate_seconds(record, rate),
+        estimated_time=estimate_seconds(record, stats, seconds_ahead, workers),
         created_at=_when(record.created_at),
         started_at=_when(record.started_at),
         completed_at=_when(record.completed_at),
@@ -68,4 +77,11 @@ def run_view(record: RunRecord, services: Services) -> RunView:
         images=images,
         timings=record.timings,
         error=record.error,
+        priority=record.priority,
+        queue_position=position[0] if position else None,
+        batch_id=record.batch_id,
+        start_deadline=_when(record.start_deadline),
+        cancel_requested=record.cancel_requested,
+        retry_of=record.retry_of,
+        webhook=webhook,
     )

@@ -11,7 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipelines.requests import MAX_SEED, MAX_SIDE, MIN_SIDE, TextToImageRequest
 from storage.problems import Problem
-from storage.records import RunStatus
+from storage.records import Priority, RunStatus
+
+from .delivery_options import DELIVERY_FIELDS, DeliveryOptions, WebhookView
 
 from .model_selection import ModelSelection
 from .quality import QUALITY_TIERS, QualityField
@@ -36,7 +38,7 @@ def size_for_aspect_ratio(ratio: str, area: int = BASE_AREA) -> tuple[int, int]:
     return side(width), side(height)
 
 
-class GenerationCreate(ModelSelection, QualityField, TextToImageRequest):
+class GenerationCreate(ModelSelection, QualityField, TextToImageRequest, DeliveryOptions):
     """A text-to-image request as callers send it."""
 
     model_config = ConfigDict(
@@ -80,7 +82,7 @@ class GenerationCreate(ModelSelection, QualityField, TextToImageRequest):
 
     def to_render_request(self) -> TextToImageRequest:
         """The pipeline's request, with the seed fixed now so that it can be reported."""
-        fields = self.model_dump(exclude={"model_id", "aspect_ratio", "loras", "lora_weight", "quality"})
+        fields = self.model_dump(exclude={"model_id", "aspect_ratio", "loras", "lora_weight", "quality", *DELIVERY_FIELDS})
         if fields["seed"] is None:
             fields["seed"] = secrets.randbelow(MAX_SEED + 1)
         return TextToImageRequest.model_validate(fields)
@@ -116,3 +118,10 @@ class RunView(BaseModel):
     images: list[ImageView] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
     error: Problem | None = None
+    priority: Priority = Priority.normal
+    queue_position: int | None = Field(None, description="Runs a worker takes before this one; None unless queued.")
+    batch_id: str | None = None
+    start_deadline: datetime | None = Field(None, description="Still queued at this time, the run ends expired.")
+    cancel_requested: bool = False
+    retry_of: str | None = Field(None, description="The run this one re-runs (POST …/retry).")
+    webhook: WebhookView | None = None

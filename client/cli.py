@@ -23,13 +23,18 @@ def _cmd_api(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from worker.celery_app import app
+    from worker.celery_app import DEFAULT_WORKER_QUEUES, RENDER_QUEUES, app
 
-    # One render process per GPU: concurrency 1, prefork so that time limits can kill a stuck
-    # render, and the model loads in the child after the fork (worker_process_init).
-    argv = ["worker", "--pool=prefork", "--concurrency=1", "--without-mingle", "--without-gossip", f"--loglevel={args.loglevel}"]
-    if args.queues:
-        argv.append(f"--queues={args.queues}")
+    queues = args.queues or DEFAULT_WORKER_QUEUES
+    if set(queues.split(",")) & set(RENDER_QUEUES.values()):
+        # One render process per GPU: concurrency 1, prefork so that time limits can kill a stuck
+        # render, and the model loads in the child after the fork (worker_process_init).
+        pool = ["--pool=prefork", "--concurrency=1"]
+    else:
+        # Webhook deliveries only: I/O bound, no model; threads wait on receivers side by side.
+        pool = ["--pool=threads", f"--concurrency={args.concurrency}"]
+    # Queue order matters: kombu takes from the first non-empty queue (high → normal → low).
+    argv = ["worker", *pool, "--without-mingle", "--without-gossip", f"--loglevel={args.loglevel}", f"--queues={queues}"]
     if args.hostname:
         argv.append(f"--hostname={args.hostname}")
     app.worker_main(argv)
@@ -64,10 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
     api.set_defaults(func=_cmd_api)
 
     worker = sub.add_parser("worker", help="a render worker (one per GPU)")
-    worker.add_argument("--queues", default="")
+    worker.add_argument(
+        "--queues",
+        default="",
+        help="comma-separated, in priority order; default renderq.render.high,renderq.render,renderq.render.low. "
+        "A webhook worker: --queues=renderq.webhooks",
+    )
+    worker.add_argument("--concurrency", type=int, default=8, help="threads of a webhook-only worker")
     worker.add_argument("--hostname", default="")
     worker.add_argument("--loglevel", default="INFO")
     worker.set_defaults(func=_cmd_worker)
+
+    from .commands import add_commands
+
+    add_commands(sub)
 
     tiny = sub.add_parser("tiny-model", help="build a tiny random-weight Stable Diffusion pipeline")
     tiny.add_argument("directory")

@@ -80,7 +80,11 @@ def run_dev(host: str, port: int) -> None:
     reaper = Reaper(celery_app, runtime)
     reaper.start()
     log.info("renderq dev: API on http://%s:%d (docs at /docs); worker and storage embedded", host, port)
-    worker = celery_app.Worker(pool="solo", concurrency=1, loglevel="INFO", without_mingle=True, without_gossip=True)
+    from worker.celery_app import DEFAULT_WORKER_QUEUES, WEBHOOK_QUEUE
+
+    # Render queues in priority order, then webhooks (in dev mode one solo worker does both).
+    queues = f"{DEFAULT_WORKER_QUEUES},{WEBHOOK_QUEUE}"
+    worker = celery_app.Worker(pool="solo", concurrency=1, loglevel="INFO", without_mingle=True, without_gossip=True, queues=queues)
     try:
         worker.start()
     finally:

@@ -28,6 +28,8 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
     "out-of-memory": ("Out of memory", "The render did not fit in the device's memory; try fewer or smaller images."),
     "render-timeout": ("Render timed out", "The render ran past its time limit and was stopped."),
     "worker-lost": ("Worker lost", "The worker rendering this run died too many times; the run was given up."),
+    "not-retryable": ("Run not retryable", "Only a failed, canceled or expired run can be retried; this one is still queued, running or completed."),
+    "unsafe-webhook-url": ("Webhook URL not allowed", "Webhook URLs must be http(s) and resolve only to public addresses (no private, loopback or link-local targets)."),
     "storage-failed": ("Storage failed", "The rendered images could not be written to object storage."),
 }
 

@@ -6,7 +6,7 @@ import json
 import secrets
 import time
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
@@ -25,10 +25,31 @@ class RunStatus(str, Enum):
     running = "running"
     completed = "completed"
     failed = "failed"
+    canceled = "canceled"  # asked to stop: never started, or stopped at a denoising step
+    expired = "expired"  # still queued past its start deadline; never ran
 
     @property
     def is_final(self) -> bool:
-        return self in (RunStatus.completed, RunStatus.failed)
+        return self not in (RunStatus.queued, RunStatus.running)
+
+
+class Priority(str, Enum):
+    """Each priority has its own render queue; workers drain them in this order."""
+
+    high = "high"
+    normal = "normal"
+    low = "low"
+
+
+WebhookEvent = Literal["started", "completed", "failed", "canceled", "expired"]
+FINAL_WEBHOOK_EVENTS: tuple[str, ...] = ("completed", "failed", "canceled", "expired")
+
+
+class WebhookTarget(BaseModel):
+    """Where a run (or batch) reports its status changes, and which ones."""
+
+    url: str
+    events: list[str] = Field(default_factory=lambda: ["started", *FINAL_WEBHOOK_EVENTS])
 
 
 class StoredImage(BaseModel):
@@ -61,9 +82,18 @@ class RunRecord(BaseModel):
     images: list[StoredImage] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
     error: Problem | None = None
+    # The caller's side (issue 4): priority, batch, webhook, start deadline, cancel, retry.
+    priority: Priority = Priority.normal
+    batch_id: str | None = None
+    webhook: WebhookTarget | None = None
+    webhook_attempts: int = 0
+    webhook_last_status: int | None = None  # HTTP status of the last attempt; 0: no answer
+    start_deadline: float | None = None
+    cancel_requested: bool = False
+    retry_of: str | None = None
 
     # Fields stored as JSON text inside the hash; the rest are plain strings.
-    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("request", "loras", "images", "timings", "error")
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("request", "loras", "images", "timings", "error", "webhook")
 
     def to_hash(self) -> dict[str, str]:
         data = self.model_dump(mode="json")

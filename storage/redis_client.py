@@ -30,3 +30,14 @@ def make_redis(settings: Settings) -> redis.Redis:
         socket_timeout=5,
         health_check_interval=30,
     )
+
+
+def make_async_redis(settings: Settings):
+    """An asyncio client, for what waits on Redis inside the event loop (pub/sub for SSE)."""
+    if settings.embedded:
+        import fakeredis
+
+        return fakeredis.FakeAsyncRedis(server=_fake_server(), decode_responses=True)
+    import redis.asyncio
+
+    return redis.asyncio.Redis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=2)

@@ -6,13 +6,19 @@ whose worker fell silent) are single Lua scripts, so each happens once, whoever 
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import redis
 
+from .batches import BatchStore
 from .problems import Problem
-from .records import RunRecord, RunStatus, StoredImage
+from .records import RunRecord, RunStatus, StoredImage, WebhookTarget
+from .render_stats import RenderStats, load_stats, record_render
+from .run_events import RunEvents
+from .run_index import RunIndex
+from .webhooks import WebhookStore
 
 RUN_PREFIX = "renderq:run:"
 HEARTBEATS = "renderq:heartbeats"
@@ -55,6 +61,8 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
       local attempt = redis.call('HINCRBY', key, 'attempt', 1)
       if attempt > tonumber(ARGV[3]) then
         redis.call('HSET', key, 'status', 'failed', 'error', ARGV[4], 'completed_at', ARGV[5])
+        table.insert(out, id)
+        table.insert(out, -attempt)
       else
         redis.call('HSET', key, 'status', 'queued', 'progress', '0', 'worker', '')
         table.insert(out, id)
@@ -64,6 +72,35 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
   end
 end
 return out
+"""
+
+
+# Cancel: a queued run ends canceled at once; a running one is flagged, and its worker's progress
+# callback stops the render at the next denoising step. Returns 'canceled', 'requested', 'missing'
+# or the final status it already had.
+_CANCEL = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 'missing' end
+if status == 'queued' then
+  redis.call('HSET', KEYS[1], 'status', 'canceled', 'cancel_requested', 'True', 'completed_at', ARGV[1])
+  return 'canceled'
+end
+if status == 'running' then
+  redis.call('HSET', KEYS[1], 'cancel_requested', 'True')
+  return 'requested'
+end
+return status
+"""
+
+# A run still queued past its start deadline ends expired, without running. One that has started
+# before (queued again after its worker died) is not expired: it did start in time.
+_EXPIRE = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'started_at') == 1 then return 0 end
+local deadline = redis.call('HGET', KEYS[1], 'start_deadline')
+if not deadline or tonumber(deadline) > tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'expired', 'completed_at', ARGV[1])
+return 1
 """
 
 
@@ -80,16 +117,54 @@ class RunStore:
         self._claim = client.register_script(_CLAIM)
         self._finish = client.register_script(_FINISH)
         self._reap = client.register_script(_REAP)
+        self._cancel = client.register_script(_CANCEL)
+        self._expire = client.register_script(_EXPIRE)
+        self.index = RunIndex(client, retention_seconds)
+        self.webhooks = WebhookStore(client, retention_seconds)
+        self.batches = BatchStore(client, retention_seconds)
+        self.events = RunEvents(client, self.index, self.webhooks, self.batches)
 
     # --- written by the API -------------------------------------------------------------
     def create(self, record: RunRecord) -> RunRecord:
-        record.expires_at = record.created_at + self.retention_seconds
-        key = run_key(record.run_id)
+        return self.create_many([record])[0]
+
+    def create_many(
+        self, records: list[RunRecord], batch_id: str | None = None, batch_webhook: WebhookTarget | None = None
+    ) -> list[RunRecord]:
+        """Write runs (and their batch) in one transaction: all of them exist, or none."""
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=record.to_hash())
-            pipe.expireat(key, int(record.expires_at) + 1)
+            if batch_id is not None:
+                self.batches.create(pipe, batch_id, [r.run_id for r in records], records[0].created_at, batch_webhook)
+            for record in records:
+                record.expires_at = record.created_at + self.retention_seconds
+                key = run_key(record.run_id)
+                pipe.hset(key, mapping=record.to_hash())
+                pipe.expireat(key, int(record.expires_at) + 1)
+                self.index.on_create(pipe, record)
+                self.events.status_event(pipe, record)
             pipe.execute()
-        return record
+        return records
+
+    def cancel(self, run_id: str) -> str:
+        outcome = self._cancel(keys=[run_key(run_id)], args=[time.time()])
+        if outcome == "canceled":
+            self._changed(run_id)
+        return outcome
+
+    def expire_overdue(self) -> list[str]:
+        """End every queued run past its start deadline; returns their ids."""
+        return [run_id for run_id in self.index.overdue(time.time()) if self._expire_if_late(run_id)]
+
+    def _expire_if_late(self, run_id: str) -> bool:
+        if self._expire(keys=[run_key(run_id)], args=[time.time()]):
+            self._changed(run_id)
+            return True
+        return False
+
+    def _changed(self, run_id: str) -> None:
+        record = self.get(run_id)
+        if record is not None:
+            self.events.status_changed(record)
 
     def get(self, run_id: str) -> RunRecord | None:
         raw = self.redis.hgetall(run_key(run_id))
@@ -97,10 +172,15 @@ class RunStore:
 
     # --- written by the worker ----------------------------------------------------------
     def claim(self, run_id: str, attempt: int, worker: str, stale_after: float) -> str:
+        if self._expire_if_late(run_id):
+            return RunStatus.expired.value
         now = time.time()
-        return self._claim(
+        outcome = self._claim(
             keys=[run_key(run_id), HEARTBEATS], args=[attempt, worker, now, stale_after, run_id]
         )
+        if outcome == "claimed":
+            self._changed(run_id)
+        return outcome
 
     def heartbeat(self, run_id: str) -> None:
         # XX: never re-adds a run a reaper has already taken back.
@@ -108,11 +188,19 @@ class RunStore:
 
     def set_progress(self, run_id: str, progress: int) -> None:
         self.redis.hset(run_key(run_id), "progress", progress)
+        self.events.progress(run_id, progress)
+
+    def cancel_requested(self, run_id: str) -> bool:
+        """Checked before every denoising step, so it is one HGET."""
+        return self.redis.hget(run_key(run_id), "cancel_requested") == "True"
 
     def complete(
         self, run_id: str, attempt: int, images: list[StoredImage], timings: dict[str, float]
     ) -> bool:
         """Mark the run completed; False if this delivery no longer owns it."""
+        request = self.redis.hget(run_key(run_id), "request")
+        if request:
+            record_render(self.redis, json.loads(request), timings)
         record = RunRecord(
             run_id=run_id, images=images, timings=timings, progress=100, completed_at=time.time()
         )
@@ -120,6 +208,9 @@ class RunStore:
         return self._finish_with(run_id, attempt, RunStatus.completed, fields)
 
     def fail(self, run_id: str, attempt: int, problem: Problem) -> bool:
+        if self.cancel_requested(run_id):
+            # Whatever stopped a render that was asked to stop, it ends canceled.
+            return self._finish_with(run_id, attempt, RunStatus.canceled, {"completed_at": str(time.time())})
         fields = {"error": problem.model_dump_json(exclude_none=True), "completed_at": str(time.time())}
         return self._finish_with(run_id, attempt, RunStatus.failed, fields)
 
@@ -127,7 +218,10 @@ class RunStore:
         args: list[Any] = [attempt, run_id, "status", status.value]
         for key, value in fields.items():
             args += [key, value]
-        return bool(self._finish(keys=[run_key(run_id), HEARTBEATS], args=args))
+        if not self._finish(keys=[run_key(run_id), HEARTBEATS], args=args):
+            return False
+        self._changed(run_id)
+        return True
 
     def reap_stale(self, stale_after: float, max_attempts: int) -> list[tuple[str, int]]:
         """Take back runs whose worker fell silent; returns (run_id, attempt) to re-enqueue."""
@@ -139,13 +233,34 @@ class RunStore:
             keys=[HEARTBEATS],
             args=[now - stale_after, RUN_PREFIX, max_attempts, problem.model_dump_json(exclude_none=True), now],
         )
-        return [(flat[i], int(flat[i + 1])) for i in range(0, len(flat), 2)]
+        for i in range(0, len(flat), 2):
+            self._changed(flat[i])
+        # A negative attempt marks a run that used up its attempts and ended failed.
+        return [(flat[i], int(flat[i + 1])) for i in range(0, len(flat), 2) if int(flat[i + 1]) > 0]
 
     # --- measured render speed, for estimated_time --------------------------------------
     def record_render_rate(self, seconds_per_unit: float, weight: float = 0.2) -> None:
         current = self.redis.get(STEP_RATE)
         rate = seconds_per_unit if current is None else (1 - weight) * float(current) + weight * seconds_per_unit
         self.redis.set(STEP_RATE, rate)
+
+    def render_stats(self, default_rate: float) -> RenderStats:
+        return load_stats(self.redis, self.render_rate(default_rate))
+
+    def running(self) -> list[tuple[dict, int]]:
+        """(request, progress) of every run a worker holds now."""
+        run_ids = self.redis.zrange(HEARTBEATS, 0, -1)
+        if not run_ids:
+            return []
+        with self.redis.pipeline(transaction=False) as pipe:
+            for run_id in run_ids:
+                pipe.hmget(run_key(run_id), "request", "progress")
+            rows = pipe.execute()
+        return [(json.loads(request), int(progress or 0)) for request, progress in rows if request]
+
+    def busy_workers(self) -> int:
+        """Workers rendering right now (each beats for its run); at least 1."""
+        return max(1, self.redis.zcard(HEARTBEATS))
 
     def render_rate(self, default: float) -> float:
         value = self.redis.get(STEP_RATE)
@@ -162,13 +277,17 @@ class ProgressThrottle:
         self._last_write = 0.0
         self._last_value = -1
 
-    def __call__(self, step: int, total: int) -> None:
+    def __call__(self, step: int, total: int) -> bool:
         # 99 at most until the images are stored: 100 means the run is completed.
         value = min(99, int(100 * step / max(total, 1)))
+        if self.store.cancel_requested(self.run_id):
+            self.store.set_progress(self.run_id, value)  # where it stopped, exactly
+            return False  # the pipeline skips every step after this one
         now = time.monotonic()
         if value == self._last_value:
-            return
+            return True
         if step < total and self._last_value >= 0 and now - self._last_write < self.min_interval:
-            return
+            return True
         self.store.set_progress(self.run_id, value)
         self._last_write, self._last_value = now, value
+        return True

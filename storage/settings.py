@@ -80,6 +80,25 @@ class Settings(BaseSettings):
     )
     max_attempts: int = Field(3, gt=0, description="Deliveries of one run before it ends failed.")
 
+    # The caller's side: waiting, webhooks, batches.
+    max_prefer_wait: float = Field(60, ge=0, description="Cap on `Prefer: wait=N` at submit, seconds.")
+    max_batch_size: int = Field(1000, gt=0, description="Requests in one POST /v1/batches.")
+    webhook_secret: SecretStr = Field(
+        SecretStr("whsec_cmVuZGVycS1kZXYtd2ViaG9vay1zZWNyZXQ="),
+        description="Standard Webhooks signing secret (whsec_ + base64); set your own in production.",
+    )
+    webhook_retry_schedule: list[float] = Field(
+        [0, 5, 300, 1800, 7200, 18000, 36000],
+        description="Seconds before each delivery attempt (JSON list); its length bounds the attempts.",
+    )
+    webhook_max_age: float = Field(
+        86400, gt=0, description="No attempt is made this many seconds after the event."
+    )
+    webhook_timeout: float = Field(10, gt=0, description="Seconds a receiver has to answer one attempt.")
+    webhook_allow_private: bool = Field(
+        False, description="Allow webhook URLs that resolve to private, loopback or link-local addresses."
+    )
+
     @property
     def effective_broker_url(self) -> str:
         if self.embedded:

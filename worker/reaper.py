@@ -27,7 +27,10 @@ def reap_once(app: Celery, runs: RunStore, settings: Settings) -> list[tuple[str
     taken = runs.reap_stale(settings.heartbeat_stale_after, settings.max_attempts)
     for run_id, attempt in taken:
         log.warning("run %s: worker fell silent; re-enqueued as attempt %d", run_id, attempt)
-        enqueue_render(app, run_id, attempt)
+        record = runs.get(run_id)
+        enqueue_render(app, run_id, attempt, record.priority.value if record else "normal")
+    for run_id in runs.expire_overdue():  # queued past their start deadline
+        log.info("run %s: still queued at its start deadline; expired", run_id)
     return taken
 
 

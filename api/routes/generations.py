@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Header, Path, Response
 
-from storage.records import RunRecord, new_run_id
-from worker.queue import enqueue_render
-
-from ..model_selection import resolve_models
+from .. import submission
 from ..problems import PROBLEM_RESPONSES, ProblemError
+from ..prefer_wait import apply_prefer_wait
 from ..run_views import run_view
 from ..schemas import GenerationCreate, RunView
 from ..services import Services, get_services
@@ -25,20 +23,18 @@ RunId = Path(..., pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The run_id retu
     responses={k: v for k, v in PROBLEM_RESPONSES.items() if k in (400, 422, 503)},
     summary="Submit a text-to-image run",
 )
-def submit_generation(body: GenerationCreate, response: Response, services: Services = Depends(get_services)) -> RunView:
-    """Validates, records and enqueues the run, then answers at once with `status: queued`.
+def submit_generation(
+    body: GenerationCreate,
+    response: Response,
+    services: Services = Depends(get_services),
+    prefer: str | None = Header(None, description="`wait=N`: hold the answer up to N seconds (capped) for the run to end."),
+) -> RunView:
+    """Validates, records and enqueues the run, then answers at once with `status: queued`
+    (202), or with `Prefer: wait=N` the finished run (200) if it ends within N seconds.
     No model work happens in the API process."""
-    model_id, loras = resolve_models(body, services.catalog, "base")
-    record = RunRecord(
-        run_id=new_run_id(),
-        operation="text-to-image",
-        model_id=model_id,
-        loras=loras,
-        request=body.to_render_request().model_dump(mode="json"),
-    )
-    services.runs.create(record)
-    enqueue_render(services.celery, record.run_id, record.attempt)
+    record = submission.submit(services, body)
     response.headers["Location"] = f"{router.prefix}/{record.run_id}"
+    record = apply_prefer_wait(services, record, prefer, response)
     return run_view(record, services)
 
 

@@ -4,6 +4,7 @@ resource as /v1/generations (poll it at GET /v1/generations/{run_id})."""
 from __future__ import annotations
 
 import secrets
+import time
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -11,8 +12,8 @@ from fastapi.concurrency import run_in_threadpool
 from pipelines.registry import OPERATIONS
 from pipelines.requests import MAX_SEED, InputSizeError
 from storage.records import RunRecord, new_run_id
-from worker.queue import enqueue_render
 
+from .. import submission
 from ..inputs import read_body, resolve_slot, validate_body
 from ..model_selection import resolve_models
 from ..operation_schemas import CREATE_SCHEMAS, OperationCreate
@@ -66,10 +67,10 @@ def prepare_run(operation: str, body: OperationCreate, files: dict[str, bytes], 
     request = request.model_copy(update={f"{slot}_asset_id": asset_id for slot, asset_id in asset_ids.items()})
     record = RunRecord(
         run_id=new_run_id(), operation=operation, model_id=model_id, loras=loras,
-        request=request.model_dump(mode="json"),
+        request=request.model_dump(mode="json"), **submission.delivery_fields(services, body, time.time()),
     )
     services.runs.create(record)
-    enqueue_render(services.celery, record.run_id, record.attempt)
+    submission.enqueue(services, [record])
     return record
 
 

@@ -1,0 +1,64 @@
+"""Request fields and views about how a run is delivered rather than what it renders:
+priority, start deadline, webhook, and the listing / batch envelopes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from storage.records import Priority
+
+WebhookEventName = Literal["started", "completed", "failed", "canceled", "expired"]
+DELIVERY_FIELDS = ("webhook_url", "webhook_events", "priority", "start_within")
+
+
+class DeliveryOptions(BaseModel):
+    """Mixed into every submit body (any operation)."""
+
+    webhook_url: str | None = Field(
+        None, max_length=2000, description="http(s) URL called (Standard Webhooks signed) when the run changes status."
+    )
+    webhook_events: list[WebhookEventName] | None = Field(
+        None, description="Which events to send; default: started, completed, failed, canceled, expired."
+    )
+    priority: Priority = Field(
+        Priority.normal, description="high / normal / low: separate queues, high always taken first."
+    )
+    start_within: float | None = Field(
+        None, gt=0, le=7 * 86400, description="Seconds the run may wait in the queue; still queued after that, it ends `expired` without running."
+    )
+
+
+class WebhookView(BaseModel):
+    url: str
+    events: list[str]
+    attempts: int = Field(0, description="Delivery attempts made so far, over all events.")
+    last_status_code: int | None = Field(None, description="HTTP status of the last attempt; 0 when the receiver did not answer.")
+
+
+class BatchRunView(BaseModel):
+    run_id: str
+    status: str
+    progress: int
+
+
+class BatchView(BaseModel):
+    batch_id: str
+    created_at: datetime
+    expires_at: datetime
+    total: int
+    counts: dict[str, int] = Field(..., description="Runs per status.")
+    progress: float = Field(..., description="Percent of the batch's work done (ended runs count 100).")
+    estimated_time: float | None = Field(None, description="Seconds until every run should have ended; None once they have.")
+    done: bool
+    webhook: WebhookView | None = None
+    runs: list[BatchRunView]
+    next_cursor: str | None = None
+
+
+class BatchCreated(BaseModel):
+    batch_id: str
+    run_ids: list[str]
+    total: int

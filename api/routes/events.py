@@ -1,0 +1,100 @@
+"""GET /v1/generations/{run_id}/events: status changes and progress as Server-Sent Events.
+
+Fed by the Redis channel the storage layer publishes on whenever it writes a run's status or
+progress (storage/run_events.py). The stream subscribes first and then sends the run's current
+state, so nothing written in between is missed; it ends after the run's final status.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import AsyncIterator
+
+from fastapi import APIRouter, Depends, Request
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import run_in_threadpool
+
+from storage.records import RunRecord, RunStatus
+from storage.redis_client import make_async_redis
+from storage.run_events import events_channel, run_summary
+
+from ..problems import PROBLEM_RESPONSES, ProblemError
+from ..run_views import run_view
+from ..services import Services, get_services
+from .generations import RunId
+
+router = APIRouter(prefix="/v1/generations", tags=["generations"])
+
+# Without a message for this long the stream re-reads the record, in case a publish was lost
+# (pub/sub is fire-and-forget, e.g. across a Redis reconnect).
+RECHECK_SECONDS = 5.0
+
+
+def _async_redis(request: Request, services: Services):
+    client = getattr(request.app.state, "async_redis", None)
+    if client is None:
+        client = request.app.state.async_redis = make_async_redis(services.settings)
+    return client
+
+
+def _status_event(summary: dict) -> ServerSentEvent:
+    return ServerSentEvent(data=json.dumps(summary), event="status")
+
+
+@router.get(
+    "/{run_id}/events",
+    responses={200: {"content": {"text/event-stream": {}}, "description": "`status`, `progress` and a last `run` event."}}
+    | {k: v for k, v in PROBLEM_RESPONSES.items() if k in (404, 503)},
+    summary="Live status and progress of a run (Server-Sent Events)",
+)
+async def generation_events(request: Request, run_id: str = RunId, services: Services = Depends(get_services)):
+    """Events: `status` (every status change, with progress), `progress` (`{"progress": n}`, in
+    order) and, once the run has ended, `run` (the full run, image URLs included); then it ends."""
+    if await run_in_threadpool(services.runs.get, run_id) is None:
+        raise ProblemError("not-found", 404, detail=f"no run {run_id} (never existed, or expired)")
+    pubsub = _async_redis(request, services).pubsub()
+    await pubsub.subscribe(events_channel(run_id))
+
+    async def final_event() -> ServerSentEvent:
+        record = await run_in_threadpool(services.runs.get, run_id)
+        view = await run_in_threadpool(run_view, record, services) if record else None
+        return ServerSentEvent(data=view.model_dump_json() if view else "{}", event="run")
+
+    async def stream() -> AsyncIterator[ServerSentEvent]:
+        try:
+            record: RunRecord | None = await run_in_threadpool(services.runs.get, run_id)
+            if record is None:
+                return
+            yield _status_event(run_summary(record))
+            status, progress = record.status, record.progress
+            quiet = 0.0
+            while not status.is_final:
+                if await request.is_disconnected():
+                    return
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message is None:
+                    quiet += 1.0
+                    if quiet >= RECHECK_SECONDS:
+                        quiet = 0.0
+                        record = await run_in_threadpool(services.runs.get, run_id)
+                        if record is None:
+                            return
+                        if record.status != status:
+                            status, progress = record.status, record.progress
+                            yield _status_event(run_summary(record))
+                    continue
+                quiet = 0.0
+                data = json.loads(message["data"])
+                if data["type"] == "status":
+                    status, progress = RunStatus(data["status"]), data["progress"]
+                    yield _status_event(data)
+                elif data["progress"] > progress and status == RunStatus.running:
+                    # Published before our snapshot was read: already covered by it.
+                    progress = data["progress"]
+                    yield ServerSentEvent(data=json.dumps({"progress": progress}), event="progress")
+            yield await final_event()
+        finally:
+            await pubsub.unsubscribe()
+            await pubsub.aclose()
+
+    return EventSourceResponse(stream(), ping=15)

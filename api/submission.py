@@ -1,0 +1,78 @@
+"""Turning validated submit bodies into run records and queue messages (single runs, batches, retries)."""
+
+from __future__ import annotations
+
+import time
+
+from storage.records import RunRecord, WebhookTarget, new_run_id
+from storage.webhook_targets import UnsafeWebhookUrl, check_webhook_url
+from worker.queue import enqueue_render
+
+from .delivery_options import DeliveryOptions
+from .model_selection import resolve_models
+from .problems import ProblemError
+from .schemas import GenerationCreate
+from .services import Services
+
+
+def webhook_target(services: Services, url: str | None, events: list[str] | None, where: str = "") -> WebhookTarget | None:
+    """The webhook of a request, checked now (http(s), public addresses only); a 422 problem if not."""
+    if url is None:
+        return None
+    try:
+        check_webhook_url(url, services.settings.webhook_allow_private)
+    except UnsafeWebhookUrl as exc:
+        raise ProblemError("unsafe-webhook-url", 422, detail=f"{where}webhook_url: {exc}") from exc
+    return WebhookTarget(url=url) if events is None else WebhookTarget(url=url, events=list(events))
+
+
+def delivery_fields(services: Services, options: DeliveryOptions, now: float, where: str = "") -> dict:
+    """The RunRecord fields of a body's delivery options (any operation)."""
+    return {
+        "created_at": now,
+        "priority": options.priority,
+        "webhook": webhook_target(services, options.webhook_url, options.webhook_events, where),
+        "start_deadline": now + options.start_within if options.start_within else None,
+    }
+
+
+def new_record(services: Services, body: GenerationCreate, where: str = "", **fields) -> RunRecord:
+    """A text-to-image run record: model checked against the catalog, webhook URL checked."""
+    model_id, loras = resolve_models(body, services.catalog, "base")
+    return RunRecord(
+        run_id=new_run_id(),
+        operation="text-to-image",
+        model_id=model_id,
+        loras=loras,
+        request=body.to_render_request().model_dump(mode="json"),
+        **delivery_fields(services, body, time.time(), where),
+        **fields,
+    )
+
+
+def enqueue(services: Services, records: list[RunRecord]) -> None:
+    for record in records:
+        enqueue_render(services.celery, record.run_id, record.attempt, record.priority.value)
+
+
+def submit(services: Services, body: GenerationCreate) -> RunRecord:
+    record = services.runs.create(new_record(services, body))
+    enqueue(services, [record])
+    return record
+
+
+def retry(services: Services, original: RunRecord) -> RunRecord:
+    """A new run with the same request (seed included, so the same images), priority and webhook."""
+    record = RunRecord(
+        run_id=new_run_id(),
+        operation=original.operation,
+        model_id=original.model_id,
+        loras=original.loras,
+        request=original.request,
+        priority=original.priority,
+        webhook=original.webhook,
+        retry_of=original.run_id,
+    )
+    services.runs.create(record)
+    enqueue(services, [record])
+    return record
