@@ -68,7 +68,7 @@ def test_cancel_running_run_stops_within_one_step(api):
 
 
 def test_retry_reruns_a_failed_run_under_a_new_id_and_refuses_a_completed_one(api):
-    failed = wait_for_run(api, submit(api, model_id="/no/such/model")["run_id"], statuses=FINAL)
+    failed = wait_for_run(api, submit(api, model_id="broken-model")["run_id"], statuses=FINAL)
     assert failed["status"] == "failed"
     response = api.post(f"/v1/generations/{failed['run_id']}/retry")
     assert response.status_code == 202, response.text

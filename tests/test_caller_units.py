@@ -117,3 +117,27 @@ def test_a_run_requeued_after_its_worker_died_is_not_expired_by_its_start_deadli
     time.sleep(0.3)
     assert store.expire_overdue() == []
     assert store.claim("gen_re", 2, "w2", 5) == "claimed"
+
+
+def test_image_operations_take_priority_deadline_and_webhook_too(tmp_path):
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.images import encode, noise
+    from tests.unit_services import unit_services
+
+    services = unit_services(tmp_path)
+    image = "data:image/png;base64," + base64.b64encode(encode(noise(16, 16))).decode()
+    body = {"image": image, "upscale_factor": 2, "mode": "fast", "priority": "high", "start_within": 30,
+            "webhook_url": "https://8.8.8.8/hook", "webhook_events": ["completed"]}
+    with TestClient(create_app(services), raise_server_exceptions=False) as client:
+        response = client.post("/v1/upscale", json=body)
+        assert response.status_code == 202, response.text
+        run = response.json()
+        assert run["priority"] == "high" and run["start_deadline"] and run["queue_position"] == 0
+        assert run["webhook"] == {"url": "https://8.8.8.8/hook", "events": ["completed"], "attempts": 0, "last_status_code": None}
+        assert "priority" not in run["request"] and "webhook_url" not in run["request"]
+        refused = client.post("/v1/upscale", json=body | {"webhook_url": "http://192.168.1.1/"})
+        assert refused.status_code == 422 and refused.json()["type"] == "/problems/unsafe-webhook-url"
