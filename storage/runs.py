@@ -207,10 +207,14 @@ class RunStore:
         fields = {k: v for k, v in record.to_hash().items() if k in ("images", "timings", "progress", "completed_at")}
         return self._finish_with(run_id, attempt, RunStatus.completed, fields)
 
+    def stopped(self, run_id: str, attempt: int) -> bool:
+        """The render stopped at a cancel request: the run ends canceled."""
+        return self._finish_with(run_id, attempt, RunStatus.canceled, {"completed_at": str(time.time())})
+
     def fail(self, run_id: str, attempt: int, problem: Problem) -> bool:
         if self.cancel_requested(run_id):
             # Whatever stopped a render that was asked to stop, it ends canceled.
-            return self._finish_with(run_id, attempt, RunStatus.canceled, {"completed_at": str(time.time())})
+            return self.stopped(run_id, attempt)
         fields = {"error": problem.model_dump_json(exclude_none=True), "completed_at": str(time.time())}
         return self._finish_with(run_id, attempt, RunStatus.failed, fields)
 

@@ -9,6 +9,7 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
+from pipelines.base import RenderInterrupted
 from pipelines.png import encode_png
 from pipelines.registry import OPERATIONS
 from storage.assets import Asset, generated_asset_id
@@ -73,6 +74,10 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
                 stored.append(StoredImage(key=key, width=item.image.width, height=item.image.height, seed=item.seed,
                                           bytes=len(data), asset_id=asset.asset_id))
             finished = time.perf_counter()
+        except RenderInterrupted:  # the progress callback saw a cancel request
+            log.info("run %s canceled at a denoising step", run_id)
+            runtime.runs.stopped(run_id, attempt)
+            return "canceled"
         except Exception as exc:  # SoftTimeLimitExceeded included
             log.exception("run %s failed", run_id)
             runtime.runs.fail(run_id, attempt, problem_for(exc, settings.soft_time_limit))
