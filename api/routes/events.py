@@ -85,7 +85,8 @@ async def generation_events(request: Request, run_id: str = RunId, services: Ser
                     continue
                 quiet = 0.0
                 data = json.loads(message["data"])
-                if data["type"] == "status":
+                kind = data.pop("type")  # the SSE event name says it
+                if kind == "status":
                     status, progress = RunStatus(data["status"]), data["progress"]
                     yield _status_event(data)
                 elif data["progress"] > progress and status == RunStatus.running:
