@@ -141,3 +141,25 @@ def test_image_operations_take_priority_deadline_and_webhook_too(tmp_path):
         assert "priority" not in run["request"] and "webhook_url" not in run["request"]
         refused = client.post("/v1/upscale", json=body | {"webhook_url": "http://192.168.1.1/"})
         assert refused.status_code == 422 and refused.json()["type"] == "/problems/unsafe-webhook-url"
+
+
+def test_delivery_checks_the_url_again_and_gives_up_past_the_max_age(store):
+    from storage.settings import Settings
+    from worker.webhooks import deliver_once
+
+    settings = Settings(webhook_allow_private=False)
+    unsafe = store.webhooks.file("http://127.0.0.1:9/hook", "run.completed", {"run_id": "gen_x"}, "renderq:run:gen_x")
+    assert deliver_once(store.webhooks, settings, unsafe) == "unsafe"
+    assert store.webhooks.get(unsafe)["state"] == "gave-up" and store.webhooks.get(unsafe)["attempts"] == "0"
+
+    # Nothing listens on port 9: no answer, retried until the schedule or the max age runs out.
+    allowed = Settings(webhook_allow_private=True, webhook_retry_schedule=[0, 1, 1], webhook_timeout=1, webhook_max_age=3600)
+    message = store.webhooks.file("http://127.0.0.1:9/hook", "run.completed", {"run_id": "gen_x"}, "renderq:run:gen_x")
+    assert deliver_once(store.webhooks, allowed, message).startswith("retry-in:")
+    assert deliver_once(store.webhooks, allowed, message).startswith("retry-in:")
+    assert deliver_once(store.webhooks, allowed, message) == "exhausted"
+    assert store.webhooks.get(message)["last_status"] == "0"
+    old = store.webhooks.file("http://127.0.0.1:9/hook", "run.completed", {}, "renderq:run:gen_x")
+    store.redis.hset("renderq:webhook:" + old, "created_at", time.time() - 7200)
+    assert deliver_once(store.webhooks, allowed, old) == "exhausted"
+    assert store.webhooks.get(old)["attempts"] == "0"  # past the max age: not even tried

@@ -75,6 +75,10 @@ def deliver_once(store: WebhookStore, settings: Settings, message_id: str) -> st
         return "gone"
     url, body, owner = message["url"], message["body"], message["owner"]
     now = time.time()
+    created = float(message["created_at"])
+    if now - created > settings.webhook_max_age:  # e.g. due while every webhook worker was down
+        store.finish(message_id, "gave-up")
+        return "exhausted"
     try:
         check_webhook_url(url, settings.webhook_allow_private)  # again: DNS may point elsewhere now
     except UnsafeWebhookUrl as exc:
@@ -99,7 +103,6 @@ def deliver_once(store: WebhookStore, settings: Settings, message_id: str) -> st
         store.finish(message_id, "gave-up")
         return f"gave-up:{status_code}"
     delay = next_delay(settings.webhook_retry_schedule, attempts, retry_after)
-    created = float(message["created_at"])
     if delay is None or now + delay - created > settings.webhook_max_age:
         store.finish(message_id, "gave-up")
         return "exhausted"
