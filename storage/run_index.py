@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from typing import Any, Iterator
+from typing import Iterator
 
 import redis
 

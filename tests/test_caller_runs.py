@@ -3,7 +3,6 @@ deadlines, priorities and queue positions, listing, and Server-Sent Events."""
 
 from __future__ import annotations
 
-import json
 import time
 
 import httpx

@@ -3,15 +3,12 @@ against a private stack: a render worker, a webhook worker, the API, and a recei
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-import httpx
 import pytest
 from PIL import Image
 from standardwebhooks import Webhook
