@@ -53,6 +53,9 @@ class Settings(BaseSettings):
         "", description="Hub id or local directory; empty in `renderq dev` builds the tiny model."
     )
     device: Literal["auto", "cuda", "cpu"] = "auto"
+    test_pipelines: bool = Field(
+        False, description="Accept `sleep:SECONDS` model ids (a fixed-cost fake render); benchmarks and tests only."
+    )
     models_file: Path | None = Field(
         None,
         description="JSON catalog of the base models, LoRAs, upscalers and background removers served "

@@ -1,0 +1,107 @@
+"""`python -m bench [--quick] [--only overhead,drain,...]`: run the benchmarks, print the
+figures, write BENCHMARKS.md, its plots and raw results.
+
+Everything runs on the real stack this command starts (redis-server, `weed mini`, Celery
+workers, the API) and stops again; nothing else needs to be running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .api_load import api_load
+from .report import write_report
+from .service import bare_pipeline, cold_start, drain, overhead, scaling
+from .stack import Infra
+
+SECTIONS = ("bare", "overhead", "drain", "scaling", "api", "cold")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    bare_jobs: int
+    overhead_jobs: int
+    drain_jobs: int
+    throughput_jobs: int
+    scaling_jobs_per_worker: int
+    scaling_step_seconds: float
+    api_seconds: float
+    api_connections: int
+    cold_repeats: int
+
+
+FULL = Sizes(150, 150, 500, 300, 30, 0.1, 10, 16, 3)
+QUICK = Sizes(30, 30, 100, 60, 8, 0.1, 3, 16, 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small counts: a smoke run in about two minutes")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
+    parser.add_argument("--out", default="BENCHMARKS.md", help="report to write (plots go to bench/results/ next to it)")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = set(only) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+
+    results: dict = {"quick": args.quick, "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="renderq-bench-") as tmp:
+        workdir = Path(tmp)
+        from pipelines.tiny_model import build_tiny_model
+
+        print("building the tiny model …", flush=True)
+        infra = Infra(workdir=workdir, tiny_model=str(build_tiny_model(workdir / "tiny-model"))).start()
+        try:
+            if "bare" in only or "overhead" in only:
+                print(f"bare pipeline: {sizes.bare_jobs} tiny jobs in one process …", flush=True)
+                results["bare"] = bare_pipeline(infra, sizes.bare_jobs)
+                print(f"  median {results['bare']['median'] * 1000:.1f} ms", flush=True)
+            if "overhead" in only:
+                print(f"overhead: {sizes.overhead_jobs} tiny jobs through the service, one at a time …", flush=True)
+                results["overhead"] = overhead(infra, sizes.overhead_jobs, results["bare"])
+                _print_summary(results["overhead"]["summary"])
+            if "drain" in only:
+                print(f"throughput + memory: {sizes.drain_jobs} queued jobs drained by one worker …", flush=True)
+                results["drain"] = drain(infra, sizes.drain_jobs, sizes.throughput_jobs)
+                d = results["drain"]
+                print(f"  {d['images_per_second']:.1f} images/s; render process RSS {d['rss_child_at_early'] / 2**20:.0f} → {d['rss_child_at_end'] / 2**20:.0f} MiB", flush=True)
+            if "scaling" in only:
+                print("scaling: 1, 2, 4 workers on the sleep pipeline …", flush=True)
+                results["scaling"] = scaling(infra, (1, 2, 4), sizes.scaling_jobs_per_worker, sizes.scaling_step_seconds)
+                for n, value in results["scaling"]["workers"].items():
+                    print(f"  {n} workers: {value['jobs_per_second']:.2f} jobs/s (×{value['ratio']:.2f})", flush=True)
+            if "api" in only:
+                print(f"API load: wrk, {sizes.api_connections} connections, {sizes.api_seconds:g}s per endpoint …", flush=True)
+                results["api"] = api_load(infra, sizes.api_seconds, sizes.api_connections)
+                for name in ("submit", "status_completed", "status_queued"):
+                    v = results["api"][name]
+                    print(f"  {name}: {v['per_second']:.0f}/s p50 {v['p50_ms']:.1f} ms p99 {v['p99_ms']:.1f} ms non-2xx {v['non_2xx']}", flush=True)
+            if "cold" in only:
+                print(f"cold start: {sizes.cold_repeats} worker start(s) …", flush=True)
+                results["cold"] = cold_start(infra, sizes.cold_repeats)
+                print("  " + ", ".join(f"{k} {v:.2f}s" for k, v in results["cold"]["median"].items()), flush=True)
+        finally:
+            infra.stop()
+    results["seconds"] = time.monotonic() - began
+    out = Path(args.out)
+    write_report(results, out)
+    print(f"wrote {out} in {results['seconds']:.0f}s total")
+    return 0
+
+
+def _print_summary(summary: dict) -> None:
+    for name, value in summary.items():
+        print(f"  {name:16s} median {value['median'] * 1000:7.1f} ms   p90 {value['p90'] * 1000:7.1f} ms", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""One API process under load from wrk (a separate C load generator) on loopback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from .stack import TINY_JOB, Infra, wait_drained
+
+# wrk calls done() once at the end; it prints the figures as one JSON line.
+_REPORT = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "WRK_JSON {\\"requests\\":%d,\\"duration_us\\":%d,\\"p50_us\\":%d,\\"p90_us\\":%d,\\"p99_us\\":%d," ..
+    "\\"max_us\\":%d,\\"non_2xx\\":%d,\\"socket_errors\\":%d}\\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max, e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def _wrk(url: str, script: str, seconds: float, connections: int) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script + _REPORT)
+    try:
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", handle.name, url],
+            check=True, capture_output=True, text=True,
+        ).stdout
+    finally:
+        Path(handle.name).unlink()
+    line = next(line for line in out.splitlines() if line.startswith("WRK_JSON "))
+    result = json.loads(line[len("WRK_JSON "):])
+    result["per_second"] = result["requests"] / (result["duration_us"] / 1e6)
+    for key in ("p50", "p90", "p99", "max"):
+        result[f"{key}_ms"] = result.pop(f"{key}_us") / 1000
+    return result
+
+
+def api_load(infra: Infra, seconds: float, connections: int) -> dict:
+    if shutil.which("wrk") is None:
+        raise FileNotFoundError("wrk (apt-get install wrk)")
+    stack = infra.stack("api-load")
+    try:
+        base = stack.api()
+        # A completed run to read: status reads then sign a URL, as callers polling would see.
+        stack.worker("api-load")
+        with stack.client() as client:
+            run_id = client.post("/v1/generations", json=TINY_JOB).json()["run_id"]
+            wait_drained(stack, [run_id], 60)
+            queued_id = None
+        for worker in list(stack.workers):  # the API alone on the CPU from here on
+            worker.stop()
+            stack.procs.remove(worker)
+        stack.workers.clear()
+        with stack.client() as client:
+            queued_id = client.post("/v1/generations", json=TINY_JOB).json()["run_id"]
+        body = json.dumps(TINY_JOB)
+        submit = "wrk.method = 'POST'\nwrk.headers['Content-Type'] = 'application/json'\nwrk.body = '%s'\n" % body
+        _wrk(f"{base}/v1/generations/{run_id}", "", 2, connections)  # warm-up
+        results = {
+            "connections": connections,
+            "seconds": seconds,
+            "submit": _wrk(f"{base}/v1/generations", submit, seconds, connections),
+            "status_completed": _wrk(f"{base}/v1/generations/{run_id}", "", seconds, connections),
+            "status_queued": _wrk(f"{base}/v1/generations/{queued_id}", "", seconds, connections),
+        }
+        time.sleep(0.1)
+    finally:
+        stack.stop()
+    return results

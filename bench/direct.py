@@ -1,0 +1,43 @@
+"""The bare pipeline in one process: the baseline every service figure is compared with.
+
+Run as a subprocess (`python -m bench.direct MODEL COUNT`) with the worker's environment, so
+that it gets the same torch threads and the driver process never imports torch. Prints one
+JSON object: import and load times, the first (cold) call, and each warm call's seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from bench.stack import TINY_JOB
+
+
+def main(model: str, count: int) -> dict:
+    started = time.perf_counter()
+    from pipelines.device import choose_placement
+    from pipelines.requests import TextToImageRequest
+    from pipelines.text_to_image import TextToImagePipeline
+
+    imported = time.perf_counter()
+    pipeline = TextToImagePipeline(model, choose_placement("cpu"))
+    loaded = time.perf_counter()
+    request = TextToImageRequest.model_validate(TINY_JOB)
+    pipeline(request)
+    first = time.perf_counter()
+    seconds = []
+    for _ in range(count):
+        begin = time.perf_counter()
+        pipeline(request, lambda step, total: None)
+        seconds.append(time.perf_counter() - begin)
+    return {
+        "import_seconds": imported - started,
+        "load_seconds": loaded - imported,
+        "first_call_seconds": first - loaded,
+        "seconds": seconds,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1], int(sys.argv[2]))))

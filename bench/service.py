@@ -1,0 +1,211 @@
+"""Benchmarks of jobs through the whole service: overhead, throughput, memory, scaling, cold start."""
+
+from __future__ import annotations
+
+import bisect
+import json
+import re
+import subprocess
+import sys
+import time
+
+import psutil
+
+from .stack import TINY_JOB, Infra, records, render_children, submit_many, wait_drained
+from .stats import median, percentile
+
+FINAL = ("completed", "failed")
+
+
+def bare_pipeline(infra: Infra, count: int) -> dict:
+    """(a): the tiny job straight on the pipeline, one process, the worker's environment."""
+    env = infra.stack("direct").env
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.direct", infra.tiny_model, str(count)],
+        env=env, check=True, capture_output=True, text=True,
+    ).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    seconds = result["seconds"]
+    result |= {"median": median(seconds), "p90": percentile(seconds, 90), "images_per_second": len(seconds) / sum(seconds)}
+    return result
+
+
+def overhead(infra: Infra, count: int, bare: dict, poll_interval: float = 0.005) -> dict:
+    """(b): the same job through API → Celery → worker → S3 → status, one at a time."""
+    stack = infra.stack("overhead")
+    try:
+        stack.worker("overhead")
+        stack.api()
+        client_seconds, run_ids = [], []
+        with stack.client() as client:
+            submit_many(client, 5, TINY_JOB)  # warm-up: connections, first PNG, first upload
+            for _ in range(count):
+                begin = time.perf_counter()
+                run = client.post("/v1/generations", json=TINY_JOB).json()
+                while run["status"] not in FINAL:
+                    time.sleep(poll_interval)
+                    run = client.get(f"/v1/generations/{run['run_id']}").json()
+                client_seconds.append(time.perf_counter() - begin)
+                run_ids.append(run["run_id"])
+        runs = records(stack, run_ids)
+    finally:
+        stack.stop()
+    failed = [r for r in runs if r.get("status") != "completed"]
+    if failed:
+        raise RuntimeError(f"{len(failed)} overhead runs did not complete: {failed[0]}")
+    end_to_end = [r["completed_at"] - r["created_at"] for r in runs]
+    inference = [r["timings"]["inference_seconds"] for r in runs]
+    per_job = [total - inf for total, inf in zip(end_to_end, inference)]
+    queue = [r["started_at"] - r["created_at"] for r in runs]
+    upload = [r["timings"]["upload_seconds"] for r in runs]
+    client_overhead = [seconds - bare["median"] for seconds in client_seconds]
+    return {
+        "jobs": count,
+        "poll_interval": poll_interval,
+        "end_to_end": end_to_end,
+        "inference": inference,
+        "overhead": per_job,
+        "client_seconds": client_seconds,
+        "client_overhead": client_overhead,
+        "queue": queue,
+        "upload": upload,
+        "summary": {
+            name: {"median": median(values), "p90": percentile(values, 90)}
+            for name, values in {
+                "end_to_end": end_to_end, "inference": inference, "overhead": per_job,
+                "client_seconds": client_seconds, "client_overhead": client_overhead,
+                "queue": queue, "upload": upload,
+                "other": [o - q - u for o, q, u in zip(per_job, queue, upload)],
+            }.items()
+        },
+    }
+
+
+def drain(infra: Infra, count: int, measured: int, sample_every: float = 0.2) -> dict:
+    """Queue `count` tiny jobs, then start one worker and let it drain them, sampling the RSS
+    of its processes. Throughput is taken over the first `measured` jobs; memory over all."""
+    stack = infra.stack("drain")
+    samples: list[tuple[float, int, int]] = []
+    try:
+        stack.api()
+        with stack.client() as client:
+            run_ids = submit_many(client, count, TINY_JOB)
+        worker = stack.worker("drain", wait=False)
+        redis = stack.redis()
+        keys = [f"renderq:run:{run_id}" for run_id in run_ids]
+        deadline = time.monotonic() + 120 + count
+        while time.monotonic() < deadline:
+            children = render_children(worker)
+            try:
+                parent = psutil.Process(worker.pid).memory_info().rss
+                child = sum(c.memory_info().rss for c in children)
+            except psutil.NoSuchProcess:
+                raise RuntimeError("drain worker died:\n" + worker.log()[-2000:])
+            samples.append((time.time(), child, parent))
+            with redis.pipeline(transaction=False) as pipe:
+                pipe.hget(keys[-1], "status")
+                pipe.hget(keys[len(keys) // 2], "status")
+                last, middle = pipe.execute()
+            if last in FINAL and middle in FINAL:
+                break
+            time.sleep(sample_every)
+        runs = wait_drained(stack, run_ids, 30)
+        children = render_children(worker)
+        samples.append((time.time(), sum(c.memory_info().rss for c in children), psutil.Process(worker.pid).memory_info().rss))
+    finally:
+        stack.stop()
+    completed = sorted(r["completed_at"] for r in runs if r.get("status") == "completed")
+    if len(completed) != count:
+        raise RuntimeError(f"only {len(completed)} of {count} drained runs completed")
+    first_start = min(r["started_at"] for r in runs)
+    by_completion = sorted(runs, key=lambda r: r["completed_at"])
+    window = by_completion[:measured]
+    span = window[-1]["completed_at"] - first_start
+    jobs_done = [bisect.bisect_right(completed, t) for t, _, _ in samples]
+
+    def rss_at(job: int, which: int) -> int:
+        return next(sample[which] for sample, done in zip(samples, jobs_done) if done >= job)
+
+    early = max(1, min(100, count // 5))
+    return {
+        "jobs": count,
+        "measured": measured,
+        "images_per_second": measured / span,
+        "all_images_per_second": count / (completed[-1] - first_start),
+        "inference_median": median([r["timings"]["inference_seconds"] for r in window]),
+        "rss_samples": [(done, child, parent) for (_, child, parent), done in zip(samples, jobs_done)],
+        "rss_job": early,
+        "rss_child_at_early": rss_at(early, 1),
+        "rss_child_at_end": samples[-1][1],
+        "rss_parent_at_early": rss_at(early, 2),
+        "rss_parent_at_end": samples[-1][2],
+    }
+
+
+def scaling(infra: Infra, worker_counts: tuple[int, ...], jobs_per_worker: int, step_seconds: float) -> dict:
+    """N workers on a pipeline that sleeps (no CPU), draining the same queue."""
+    model = f"sleep:{step_seconds}"
+    stack = infra.stack("scaling", RENDERQ_DEFAULT_MODEL=model)
+    job = TINY_JOB | {"num_inference_steps": 2}
+    results = {}
+    try:
+        stack.api()
+        with stack.client() as client:
+            for workers in worker_counts:
+                while len(stack.workers) < workers:
+                    stack.worker(f"scale{len(stack.workers) + 1}")
+                count = jobs_per_worker * workers
+                run_ids = submit_many(client, count, job)
+                runs = wait_drained(stack, run_ids, 60 + count * 2 * step_seconds * 2)
+                begin = min(r["started_at"] for r in runs)
+                end = max(r["completed_at"] for r in runs)
+                done = sum(r.get("status") == "completed" for r in runs)
+                results[workers] = {"jobs": count, "completed": done, "seconds": end - begin, "jobs_per_second": done / (end - begin)}
+    finally:
+        stack.stop()
+    one = results[worker_counts[0]]["jobs_per_second"]
+    for value in results.values():
+        value["ratio"] = value["jobs_per_second"] / one
+    return {"model": model, "job_seconds": 2 * step_seconds, "workers": results}
+
+
+_LOADED = re.compile(r"model \S+ loaded in ([0-9.]+)s")
+
+
+def cold_start(infra: Infra, repeats: int) -> dict:
+    """Worker process start → first job done; model loading read from the worker's log."""
+    stack = infra.stack("cold", RENDERQ_LOG_LEVEL="INFO")
+    trials = []
+    try:
+        stack.api()
+        with stack.client() as client:
+            for i in range(repeats):
+                run_id = submit_many(client, 1, TINY_JOB)[0]
+                began = time.time()
+                worker = stack.worker(f"cold{i}", wait=False)
+                ready_at = None
+                while True:
+                    log = worker.log()
+                    if ready_at is None and " ready." in log:
+                        ready_at = time.time()
+                    run = client.get(f"/v1/generations/{run_id}").json()
+                    if run["status"] in FINAL:
+                        break
+                    if not worker.alive():
+                        raise RuntimeError("cold-start worker died:\n" + log[-2000:])
+                    time.sleep(0.02)
+                record = records(stack, [run_id])[0]
+                loaded = _LOADED.search(worker.log())
+                trials.append({
+                    "to_ready": (ready_at or time.time()) - began,
+                    "to_claim": record["started_at"] - began,
+                    "to_done": record["completed_at"] - began,
+                    "model_load": float(loaded.group(1)) if loaded else float("nan"),
+                    "job_seconds": record["completed_at"] - record["started_at"],
+                })
+                worker.stop()
+                stack.workers.remove(worker)
+                stack.procs.remove(worker)
+    finally:
+        stack.stop()
+    return {"trials": trials, "median": {key: median([t[key] for t in trials]) for key in trials[0]}}

@@ -1,0 +1,165 @@
+"""The real stack the benchmarks run against: redis-server, SeaweedFS, Celery workers, the API.
+
+Process helpers are the test suite's (tests/procs.py), so benchmarks and tests start the
+service the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+import redis
+
+from tests.procs import Proc, start_api, start_redis, start_seaweedfs, start_worker, wait_until
+
+ACCESS_KEY = "renderq-bench"
+SECRET_KEY = "renderq-bench-secret"
+PROMPT = "A blue ceramic coffee mug on a wooden table"
+# The tiny job of the overhead, throughput and memory benchmarks.
+TINY_JOB = {"prompt": PROMPT, "width": 64, "height": 64, "num_inference_steps": 2, "seed": 7}
+
+
+@dataclass
+class Infra:
+    """Redis and SeaweedFS, shared by every benchmark; each benchmark gets its own Redis DB."""
+
+    workdir: Path
+    tiny_model: str
+    redis_url: str = ""
+    s3_endpoint: str = ""
+    procs: list[Proc] = field(default_factory=list)
+    _next_db: int = 1
+
+    def start(self) -> "Infra":
+        redis_proc, self.redis_url = start_redis(self.workdir)
+        weed_proc, self.s3_endpoint = start_seaweedfs(self.workdir, ACCESS_KEY, SECRET_KEY)
+        self.procs += [redis_proc, weed_proc]
+        return self
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+
+    def stack(self, name: str, **overrides) -> "Stack":
+        db = self._next_db
+        self._next_db += 1
+        workdir = self.workdir / name
+        workdir.mkdir(parents=True, exist_ok=True)
+        env = os.environ | {
+            "RENDERQ_REDIS_URL": f"{self.redis_url}/{db}",
+            "RENDERQ_STORAGE": "s3",
+            "RENDERQ_S3_ENDPOINT": self.s3_endpoint,
+            "RENDERQ_S3_BUCKET": f"renderq-bench-{db}",
+            "RENDERQ_S3_ACCESS_KEY": ACCESS_KEY,
+            "RENDERQ_S3_SECRET_KEY": SECRET_KEY,
+            "RENDERQ_DEFAULT_MODEL": self.tiny_model,
+            "RENDERQ_DEVICE": "cpu",
+            "RENDERQ_TEST_PIPELINES": "1",
+            "RENDERQ_LOG_LEVEL": "WARNING",
+            "HF_HUB_OFFLINE": "1",
+            # One torch thread in the worker and in the bare-pipeline run alike: two cores are
+            # shared by worker, API, Redis and SeaweedFS, and the comparison must be fair.
+            "OMP_NUM_THREADS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.update({key: str(value) for key, value in overrides.items()})
+        return Stack(env=env, workdir=workdir)
+
+
+@dataclass
+class Stack:
+    env: dict
+    workdir: Path
+    api_url: str = ""
+    workers: list[Proc] = field(default_factory=list)
+    procs: list[Proc] = field(default_factory=list)
+
+    def worker(self, name: str, wait: bool = True) -> Proc:
+        if wait:
+            proc = start_worker(self.env, self.workdir, name)
+        else:
+            from tests.procs import renderq_command
+
+            proc = Proc(renderq_command("worker", f"--hostname={name}@%h", "--loglevel=INFO"), self.workdir / f"worker-{name}.log", env=self.env)
+        self.workers.append(proc)
+        self.procs.append(proc)
+        return proc
+
+    def api(self) -> str:
+        proc, self.api_url = start_api(self.env, self.workdir)
+        self.procs.append(proc)
+        return self.api_url
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.api_url, timeout=30)
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.env["RENDERQ_REDIS_URL"], decode_responses=True)
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+        self.procs.clear()
+        self.workers.clear()
+        self.redis().flushdb()
+
+
+def render_children(worker: Proc) -> list[psutil.Process]:
+    """The pool processes of a worker (the ones that load the model and render)."""
+    try:
+        return psutil.Process(worker.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def submit_many(client: httpx.Client, count: int, job: dict) -> list[str]:
+    ids = []
+    for i in range(count):
+        response = client.post("/v1/generations", json=job)
+        response.raise_for_status()
+        ids.append(response.json()["run_id"])
+    return ids
+
+
+def records(stack: Stack, run_ids: list[str]) -> list[dict]:
+    """Raw run records straight from Redis (timestamps as floats), in submission order."""
+    import json
+
+    client = stack.redis()
+    with client.pipeline(transaction=False) as pipe:
+        for run_id in run_ids:
+            pipe.hgetall(f"renderq:run:{run_id}")
+        raws = pipe.execute()
+    out = []
+    for raw in raws:
+        record = dict(raw)
+        for key in ("created_at", "started_at", "completed_at"):
+            if record.get(key):
+                record[key] = float(record[key])
+        record["timings"] = json.loads(record.get("timings") or "{}")
+        out.append(record)
+    return out
+
+
+def wait_drained(stack: Stack, run_ids: list[str], timeout: float) -> list[dict]:
+    client = stack.redis()
+    keys = [f"renderq:run:{run_id}" for run_id in run_ids]
+
+    def done() -> bool:
+        with client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hget(key, "status")
+            statuses = pipe.execute()
+        return all(status in ("completed", "failed") for status in statuses)
+
+    wait_until(done, timeout, interval=0.25, what=f"{len(run_ids)} runs to finish")
+    return records(stack, run_ids)
+
+
+def now() -> float:
+    return time.time()
