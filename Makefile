@@ -23,5 +23,12 @@ dev: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/pytest -q
 
-bench: $(STAMP)
-	$(PY) -m bench
+BENCH_STAMP := $(VENV)/.renderq-bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q "$(TORCH_SPEC)" -e '.[test,bench]'
+	touch $@
+
+# Real-stack benchmarks (about 10 minutes); writes BENCHMARKS.md. `make bench BENCH_ARGS=--quick`.
+bench: $(BENCH_STAMP)
+	$(PY) -m bench $(BENCH_ARGS)

@@ -10,8 +10,9 @@ from fastapi import Request
 
 from storage.assets import AssetStore
 from storage.images import ImageStore, make_image_store
+from storage.async_runs import AsyncRunStore
 from storage.models_catalog import ModelCatalog
-from storage.redis_client import make_redis
+from storage.redis_client import make_async_redis, make_redis
 from storage.runs import RunStore
 from storage.settings import Settings
 
@@ -22,6 +23,11 @@ class Services:
     runs: RunStore
     images: ImageStore
     celery: Celery
+
+    @cached_property
+    def aruns(self) -> AsyncRunStore:
+        """The routes' store; built on first use, inside the server's event loop."""
+        return AsyncRunStore(make_async_redis(self.settings), self.settings.retention_seconds)
 
     @classmethod
     def from_settings(cls, settings: Settings, celery: Celery | None = None) -> "Services":
@@ -51,5 +57,6 @@ class Services:
         return ModelCatalog.from_settings(self.settings)
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: a plain `def` dependency would cost every request a hop through the thread pool.
     return request.app.state.services

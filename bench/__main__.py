@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["api"] = api_load(infra, sizes.api_seconds, sizes.api_connections)
                 for name in ("submit", "status_completed", "status_queued"):
                     v = results["api"][name]
-                    print(f"  {name}: {v['per_second']:.0f}/s p50 {v['p50_ms']:.1f} ms p99 {v['p99_ms']:.1f} ms non-2xx {v['non_2xx']}", flush=True)
+                    print(f"  {name}: {v['per_second']:.0f}/s ({v['per_cpu_second']:.0f} per API CPU-second) p50 {v['p50_ms']:.1f} ms p99 {v['p99_ms']:.1f} ms non-2xx {v['non_2xx']}", flush=True)
             if "cold" in only:
                 print(f"cold start: {sizes.cold_repeats} worker start(s) …", flush=True)
                 results["cold"] = cold_start(infra, sizes.cold_repeats)

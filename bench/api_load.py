@@ -9,6 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 from .stack import TINY_JOB, Infra, wait_drained
 
 # wrk calls done() once at the end; it prints the figures as one JSON line.
@@ -24,7 +26,11 @@ end
 """
 
 
-def _wrk(url: str, script: str, seconds: float, connections: int) -> dict:
+def _wrk(url: str, script: str, seconds: float, connections: int, pid: int | None = None) -> dict:
+    """wrk's figures, plus the CPU seconds the API process (`pid`) spent: requests per
+    CPU-second is what one process does with a core to itself, whoever else shares the machine."""
+    cpu = psutil.Process(pid) if pid else None
+    cpu_before = sum(cpu.cpu_times()[:2]) if cpu else 0.0
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script + _REPORT)
     try:
@@ -34,9 +40,12 @@ def _wrk(url: str, script: str, seconds: float, connections: int) -> dict:
         ).stdout
     finally:
         Path(handle.name).unlink()
+    cpu_seconds = sum(cpu.cpu_times()[:2]) - cpu_before if cpu else float("nan")
     line = next(line for line in out.splitlines() if line.startswith("WRK_JSON "))
     result = json.loads(line[len("WRK_JSON "):])
     result["per_second"] = result["requests"] / (result["duration_us"] / 1e6)
+    result["api_cpu_seconds"] = cpu_seconds
+    result["per_cpu_second"] = result["requests"] / cpu_seconds if cpu else float("nan")
     for key in ("p50", "p90", "p99", "max"):
         result[f"{key}_ms"] = result.pop(f"{key}_us") / 1000
     return result
@@ -63,12 +72,13 @@ def api_load(infra: Infra, seconds: float, connections: int) -> dict:
         body = json.dumps(TINY_JOB)
         submit = "wrk.method = 'POST'\nwrk.headers['Content-Type'] = 'application/json'\nwrk.body = '%s'\n" % body
         _wrk(f"{base}/v1/generations/{run_id}", "", 2, connections)  # warm-up
+        pid = stack.api_proc.pid
         results = {
             "connections": connections,
             "seconds": seconds,
-            "submit": _wrk(f"{base}/v1/generations", submit, seconds, connections),
-            "status_completed": _wrk(f"{base}/v1/generations/{run_id}", "", seconds, connections),
-            "status_queued": _wrk(f"{base}/v1/generations/{queued_id}", "", seconds, connections),
+            "submit": _wrk(f"{base}/v1/generations", submit, seconds, connections, pid),
+            "status_completed": _wrk(f"{base}/v1/generations/{run_id}", "", seconds, connections, pid),
+            "status_queued": _wrk(f"{base}/v1/generations/{queued_id}", "", seconds, connections, pid),
         }
         time.sleep(0.1)
     finally:

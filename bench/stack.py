@@ -76,6 +76,7 @@ class Stack:
     env: dict
     workdir: Path
     api_url: str = ""
+    api_proc: Proc | None = None
     workers: list[Proc] = field(default_factory=list)
     procs: list[Proc] = field(default_factory=list)
 
@@ -92,6 +93,7 @@ class Stack:
 
     def api(self) -> str:
         proc, self.api_url = start_api(self.env, self.workdir)
+        self.api_proc = proc
         self.procs.append(proc)
         return self.api_url
 
