@@ -38,11 +38,11 @@ def run_view(record: RunRecord, services: Services) -> RunView:
         now = time.time()
         lifetime = url_lifetime(services.settings, record.expires_at, now)
         for image in record.images:
-            url = services.images.signed_url(image.key, lifetime) if lifetime > 0 else None
+            url, url_expires = services.urls.sign(image.key, lifetime, now) if lifetime > 0 else (None, None)
             images.append(
                 ImageView(
                     url=url,
-                    url_expires_at=_when(now + lifetime) if url else None,
+                    url_expires_at=_when(url_expires) if url else None,
                     **image.model_dump(exclude={"key"}),
                 )
             )

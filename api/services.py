@@ -9,7 +9,7 @@ from celery import Celery
 from fastapi import Request
 
 from storage.assets import AssetStore
-from storage.images import ImageStore, make_image_store
+from storage.images import ImageStore, RecentUrls, make_image_store
 from storage.async_runs import AsyncRunStore
 from storage.models_catalog import ModelCatalog
 from storage.redis_client import make_async_redis, make_redis
@@ -23,6 +23,10 @@ class Services:
     runs: RunStore
     images: ImageStore
     celery: Celery
+
+    @cached_property
+    def urls(self) -> RecentUrls:
+        return RecentUrls(self.images)
 
     @cached_property
     def aruns(self) -> AsyncRunStore:

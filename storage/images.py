@@ -40,3 +40,32 @@ def make_image_store(settings: Settings) -> ImageStore:
     from .s3 import S3ImageStore
 
     return S3ImageStore.from_settings(settings)
+
+
+class RecentUrls:
+    """Signed URLs, reused for a short while.
+
+    Signing costs more than all the rest of a status read, and a caller polling a finished
+    run several times a second needs no fresh signature each time. A reused URL keeps the
+    expiry it was signed with, so it still lives at most `url_ttl_seconds` and never past its
+    run; it is handed out only while it has most (`1 - reuse_fraction`) of its life ahead.
+    """
+
+    def __init__(self, store: ImageStore, reuse_fraction: float = 0.1, max_entries: int = 10_000) -> None:
+        self.store = store
+        self.reuse_fraction = reuse_fraction
+        self.max_entries = max_entries
+        self._entries: dict[tuple[str, int], tuple[str, float, float]] = {}
+
+    def sign(self, key: str, lifetime: int, now: float) -> tuple[str, float]:
+        """(URL, epoch it stops working) for `key`, valid for at most `lifetime` seconds."""
+        entry = self._entries.get((key, lifetime))
+        if entry is not None:
+            url, signed_at, expires_at = entry
+            if now - signed_at <= lifetime * self.reuse_fraction and expires_at <= now + lifetime:
+                return url, expires_at
+        url = self.store.signed_url(key, lifetime)
+        if len(self._entries) >= self.max_entries:
+            self._entries.pop(next(iter(self._entries)))  # oldest first: dicts keep insertion order
+        self._entries[(key, lifetime)] = (url, now, now + lifetime)
+        return url, now + lifetime

@@ -89,14 +89,15 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
         "upload_seconds": round(finished - rendered, 4),
         "total_seconds": round(finished - started, 4),
     }
+    if not runtime.runs.complete(run_id, attempt, stored, timings):
+        log.warning("run %s attempt %d finished after losing ownership; result dropped", run_id, attempt)
+        return "superseded"
+    # After completing: the caller's wait ends first; the estimate can be a moment late.
     # Work done: denoising steps × output megapixels (one "step" for model-free operations).
     pixels = sum(item.image.width * item.image.height for item in generated)
     units = getattr(request, "num_inference_steps", 1) * pixels / 1e6
     if record.operation == "text-to-image":  # the rate estimate_seconds assumes: full steps, no input
         runtime.runs.record_render_rate((rendered - loaded) / max(units, 1e-6))
-    if not runtime.runs.complete(run_id, attempt, stored, timings):
-        log.warning("run %s attempt %d finished after losing ownership; result dropped", run_id, attempt)
-        return "superseded"
     return "completed"
 
 
