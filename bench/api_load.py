@@ -80,7 +80,24 @@ def api_load(infra: Infra, seconds: float, connections: int) -> dict:
             "status_completed": _wrk(f"{base}/v1/generations/{run_id}", "", seconds, connections, pid),
             "status_queued": _wrk(f"{base}/v1/generations/{queued_id}", "", seconds, connections, pid),
         }
-        time.sleep(0.1)
+        results["floor"] = _floor(stack, seconds, connections)
     finally:
         stack.stop()
     return results
+
+
+def _floor(stack, seconds: float, connections: int) -> dict:
+    import sys
+
+    from tests.procs import Proc, free_port, port_open, wait_until
+
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "bench.floor_app:app", "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]
+    proc = Proc(argv, stack.workdir / "floor.log", env=stack.env)
+    try:
+        wait_until(lambda: port_open(port), 30, what="floor app")
+        url = f"http://127.0.0.1:{port}/floor/gen_0"
+        _wrk(url, "", 1, connections)
+        return _wrk(url, "", seconds, connections, proc.pid)
+    finally:
+        proc.stop()

@@ -26,7 +26,12 @@ def bare_pipeline(infra: Infra, count: int) -> dict:
     ).stdout
     result = json.loads(out.strip().splitlines()[-1])
     seconds = result["seconds"]
-    result |= {"median": median(seconds), "p90": percentile(seconds, 90), "images_per_second": len(seconds) / sum(seconds)}
+    result |= {
+        "median": median(seconds),
+        "p90": percentile(seconds, 90),
+        "images_per_second": len(seconds) / sum(seconds),
+        "images_per_cpu_second": len(seconds) / sum(result["cpu_seconds"]),
+    }
     return result
 
 
@@ -86,6 +91,7 @@ def drain(infra: Infra, count: int, measured: int, sample_every: float = 0.2) ->
     of its processes. Throughput is taken over the first `measured` jobs; memory over all."""
     stack = infra.stack("drain")
     samples: list[tuple[float, int, int]] = []
+    cpu_samples: list[tuple[float, float]] = []  # (time, CPU seconds of the worker's processes)
     try:
         stack.api()
         with stack.client() as client:
@@ -102,6 +108,7 @@ def drain(infra: Infra, count: int, measured: int, sample_every: float = 0.2) ->
             except psutil.NoSuchProcess:
                 raise RuntimeError("drain worker died:\n" + worker.log()[-2000:])
             samples.append((time.time(), child, parent))
+            cpu_samples.append((time.time(), _cpu_seconds(worker)))
             with redis.pipeline(transaction=False) as pipe:
                 pipe.hget(keys[-1], "status")
                 pipe.hget(keys[len(keys) // 2], "status")
@@ -122,6 +129,12 @@ def drain(infra: Infra, count: int, measured: int, sample_every: float = 0.2) ->
     window = by_completion[:measured]
     span = window[-1]["completed_at"] - first_start
     jobs_done = [bisect.bisect_right(completed, t) for t, _, _ in samples]
+    # CPU per image over the measured window (from the sample after the first completion to
+    # the one after the last measured one): contention from other processes does not inflate it.
+    cpu_done = [(bisect.bisect_right(completed, t), cpu) for t, cpu in cpu_samples]
+    start = next((done, cpu) for done, cpu in cpu_done if done >= 1)
+    stop = next((done, cpu) for done, cpu in cpu_done if done >= measured)
+    images_per_cpu_second = (stop[0] - start[0]) / (stop[1] - start[1]) if stop[1] > start[1] else float("nan")
 
     def rss_at(job: int, which: int) -> int:
         return next(sample[which] for sample, done in zip(samples, jobs_done) if done >= job)
@@ -131,6 +144,8 @@ def drain(infra: Infra, count: int, measured: int, sample_every: float = 0.2) ->
         "jobs": count,
         "measured": measured,
         "images_per_second": measured / span,
+        "images_per_cpu_second": images_per_cpu_second,
+        "inference_share": sum(r["timings"]["inference_seconds"] for r in window) / span,
         "all_images_per_second": count / (completed[-1] - first_start),
         "inference_median": median([r["timings"]["inference_seconds"] for r in window]),
         "rss_samples": [(done, child, parent) for (_, child, parent), done in zip(samples, jobs_done)],
@@ -167,6 +182,15 @@ def scaling(infra: Infra, worker_counts: tuple[int, ...], jobs_per_worker: int, 
     for value in results.values():
         value["ratio"] = value["jobs_per_second"] / one
     return {"model": model, "job_seconds": 2 * step_seconds, "workers": results}
+
+
+def _cpu_seconds(worker) -> float:
+    """User + system CPU seconds of a worker's parent and pool processes."""
+    try:
+        processes = [psutil.Process(worker.pid), *render_children(worker)]
+        return sum(sum(p.cpu_times()[:2]) for p in processes)
+    except psutil.NoSuchProcess:
+        return float("nan")
 
 
 _LOADED = re.compile(r"model \S+ loaded in ([0-9.]+)s")
