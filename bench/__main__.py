@@ -18,9 +18,11 @@ from pathlib import Path
 from .api_load import api_load
 from .report import write_report
 from .service import bare_pipeline, cold_start, drain, overhead, scaling
-from .stack import Infra
+from .stack import TINY_JOB, Infra
 
-SECTIONS = ("bare", "overhead", "drain", "scaling", "api", "cold")
+SECTIONS = ("bare", "overhead", "drain", "medium", "scaling", "api", "cold")
+# A larger job for the throughput ratio: shows how the fixed per-job cost fades with job size.
+MEDIUM_JOB = TINY_JOB | {"width": 128, "height": 128, "num_inference_steps": 8}
 
 
 @dataclass(frozen=True)
@@ -34,10 +36,12 @@ class Sizes:
     api_seconds: float
     api_connections: int
     cold_repeats: int
+    medium_jobs: int
+    medium_bare_jobs: int
 
 
-FULL = Sizes(150, 150, 500, 300, 30, 0.1, 10, 16, 3)
-QUICK = Sizes(30, 30, 100, 60, 8, 0.1, 3, 16, 1)
+FULL = Sizes(150, 150, 500, 300, 30, 0.1, 10, 16, 3, 40, 15)
+QUICK = Sizes(30, 30, 100, 60, 8, 0.1, 3, 16, 1, 8, 4)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  median {results['bare']['median'] * 1000:.1f} ms", flush=True)
             if "overhead" in only:
                 print(f"overhead: {sizes.overhead_jobs} tiny jobs through the service, one at a time …", flush=True)
-                results["overhead"] = overhead(infra, sizes.overhead_jobs, results["bare"])
+                results["overhead"] = overhead(infra, sizes.overhead_jobs)
                 _print_summary(results["overhead"]["summary"])
             if "drain" in only:
                 print(f"throughput + memory: {sizes.drain_jobs} queued jobs drained by one worker …", flush=True)
@@ -79,6 +83,17 @@ def main(argv: list[str] | None = None) -> int:
                 # ratio compares the drain with the mean of the runs either side of it.
                 results["bare_after"] = bare_pipeline(infra, sizes.bare_jobs)
                 print(f"  bare pipeline again: median {results['bare_after']['median'] * 1000:.1f} ms", flush=True)
+            if "medium" in only:
+                print(f"throughput, larger job (128×128, 8 steps): {sizes.medium_jobs} queued jobs …", flush=True)
+                medium = {"job": MEDIUM_JOB, "bare_before": bare_pipeline(infra, sizes.medium_bare_jobs, MEDIUM_JOB)}
+                medium["drain"] = drain(infra, sizes.medium_jobs, sizes.medium_jobs, job=MEDIUM_JOB)
+                medium["bare_after"] = bare_pipeline(infra, sizes.medium_bare_jobs, MEDIUM_JOB)
+                bare_ips = (medium["bare_before"]["images_per_second"] + medium["bare_after"]["images_per_second"]) / 2
+                bare_cpu = (medium["bare_before"]["images_per_cpu_second"] + medium["bare_after"]["images_per_cpu_second"]) / 2
+                medium["ratio"] = medium["drain"]["images_per_second"] / bare_ips
+                medium["cpu_ratio"] = medium["drain"]["images_per_cpu_second"] / bare_cpu
+                results["medium"] = medium
+                print(f"  {medium['drain']['images_per_second']:.2f} images/s vs bare {bare_ips:.2f}: ×{medium['ratio']:.2f} (per CPU-second ×{medium['cpu_ratio']:.2f})", flush=True)
             if "scaling" in only:
                 print("scaling: 1, 2, 4 workers on the sleep pipeline …", flush=True)
                 results["scaling"] = scaling(infra, (1, 2, 4), sizes.scaling_jobs_per_worker, sizes.scaling_step_seconds)

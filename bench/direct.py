@@ -1,6 +1,6 @@
 """The bare pipeline in one process: the baseline every service figure is compared with.
 
-Run as a subprocess (`python -m bench.direct MODEL COUNT`) with the worker's environment, so
+Run as a subprocess (`python -m bench.direct MODEL COUNT [JOB_JSON]`) with the worker's environment, so
 that it gets the same torch threads and the driver process never imports torch. Prints one
 JSON object: import and load times, the first (cold) call, and each warm call's seconds.
 """
@@ -14,7 +14,7 @@ import time
 from bench.stack import TINY_JOB
 
 
-def main(model: str, count: int) -> dict:
+def main(model: str, count: int, job: dict) -> dict:
     started = time.perf_counter()
     from pipelines.device import choose_placement
     from pipelines.requests import TextToImageRequest
@@ -23,7 +23,7 @@ def main(model: str, count: int) -> dict:
     imported = time.perf_counter()
     pipeline = TextToImagePipeline(model, choose_placement("cpu"))
     loaded = time.perf_counter()
-    request = TextToImageRequest.model_validate(TINY_JOB)
+    request = TextToImageRequest.model_validate(job)
     pipeline(request)
     first = time.perf_counter()
     seconds, cpu = [], []
@@ -42,4 +42,4 @@ def main(model: str, count: int) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1], int(sys.argv[2]))))
+    print(json.dumps(main(sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]) if len(sys.argv) > 3 else TINY_JOB)))

@@ -17,12 +17,14 @@ from .stats import median, percentile
 FINAL = ("completed", "failed")
 
 
-def bare_pipeline(infra: Infra, count: int) -> dict:
-    """(a): the tiny job straight on the pipeline, one process, the worker's environment."""
+def bare_pipeline(infra: Infra, count: int, job: dict = TINY_JOB) -> dict:
+    """(a): the job straight on the pipeline, one process, the worker's environment. In a
+    session of its own like the workers, so the kernel's per-session CPU sharing (autogroup)
+    treats both alike."""
     env = infra.stack("direct").env
     out = subprocess.run(
-        [sys.executable, "-m", "bench.direct", infra.tiny_model, str(count)],
-        env=env, check=True, capture_output=True, text=True,
+        [sys.executable, "-m", "bench.direct", infra.tiny_model, str(count), json.dumps(job)],
+        env=env, check=True, capture_output=True, text=True, start_new_session=True,
     ).stdout
     result = json.loads(out.strip().splitlines()[-1])
     seconds = result["seconds"]
@@ -35,7 +37,7 @@ def bare_pipeline(infra: Infra, count: int) -> dict:
     return result
 
 
-def overhead(infra: Infra, count: int, bare: dict, poll_interval: float = 0.005) -> dict:
+def overhead(infra: Infra, count: int, poll_interval: float = 0.005) -> dict:
     """(b): the same job through API → Celery → worker → S3 → status, one at a time."""
     stack = infra.stack("overhead")
     try:
@@ -63,7 +65,8 @@ def overhead(infra: Infra, count: int, bare: dict, poll_interval: float = 0.005)
     per_job = [total - inf for total, inf in zip(end_to_end, inference)]
     queue = [r["started_at"] - r["created_at"] for r in runs]
     upload = [r["timings"]["upload_seconds"] for r in runs]
-    client_overhead = [seconds - bare["median"] for seconds in client_seconds]
+    # What the caller waits beyond the render itself (the same job's inference in the worker).
+    client_overhead = [seconds - inf for seconds, inf in zip(client_seconds, inference)]
     return {
         "jobs": count,
         "poll_interval": poll_interval,
@@ -86,16 +89,16 @@ def overhead(infra: Infra, count: int, bare: dict, poll_interval: float = 0.005)
     }
 
 
-def drain(infra: Infra, count: int, measured: int, sample_every: float = 0.2) -> dict:
+def drain(infra: Infra, count: int, measured: int, sample_every: float = 0.2, job: dict = TINY_JOB) -> dict:
     """Queue `count` tiny jobs, then start one worker and let it drain them, sampling the RSS
     of its processes. Throughput is taken over the first `measured` jobs; memory over all."""
-    stack = infra.stack("drain")
+    stack = infra.stack(f"drain-{job['width']}-{job['num_inference_steps']}")
     samples: list[tuple[float, int, int]] = []
     cpu_samples: list[tuple[float, float]] = []  # (time, CPU seconds of the worker's processes)
     try:
         stack.api()
         with stack.client() as client:
-            run_ids = submit_many(client, count, TINY_JOB)
+            run_ids = submit_many(client, count, job)
         worker = stack.worker("drain", wait=False)
         redis = stack.redis()
         keys = [f"renderq:run:{run_id}" for run_id in run_ids]
