@@ -12,7 +12,7 @@ from storage.assets import AssetStore
 from storage.images import ImageStore, RecentUrls, make_image_store
 from storage.async_runs import AsyncRunStore
 from storage.models_catalog import ModelCatalog
-from storage.redis_client import make_async_redis, make_redis
+from storage.redis_client import async_twin, make_redis
 from storage.runs import RunStore
 from storage.settings import Settings
 
@@ -31,7 +31,7 @@ class Services:
     @cached_property
     def aruns(self) -> AsyncRunStore:
         """The routes' store; built on first use, inside the server's event loop."""
-        return AsyncRunStore(make_async_redis(self.settings), self.settings.retention_seconds)
+        return AsyncRunStore(async_twin(self.runs.redis), self.settings.retention_seconds)
 
     @classmethod
     def from_settings(cls, settings: Settings, celery: Celery | None = None) -> "Services":

@@ -28,13 +28,15 @@ def test_sleep_pipeline_reports_every_step_and_returns_images_of_the_requested_s
     assert [(i.image.size, i.seed) for i in images] == [((64, 96), 5), ((64, 96), 6)]
 
 
-def test_sleep_models_exist_only_when_test_pipelines_are_enabled(tmp_path):
+def test_sleep_models_exist_only_when_test_pipelines_are_enabled(monkeypatch):
     from storage.settings import Settings
     from worker.runtime import ModelUnavailable, Runtime
 
-    assert isinstance(Runtime(Settings(test_pipelines=True)).text_to_image("sleep:0.01"), SleepPipeline)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    enabled = Settings(test_pipelines=True, default_model="sleep:0.01", device="cpu")
+    assert isinstance(Runtime(enabled).text_to_image(""), SleepPipeline)
     with pytest.raises(ModelUnavailable):
-        Runtime(Settings(test_pipelines=False, device="cpu")).text_to_image("sleep:0.01")
+        Runtime(enabled.model_copy(update={"test_pipelines": False})).text_to_image("")
 
 
 def test_render_message_is_the_message_send_task_publishes(redis_url):
