@@ -40,8 +40,8 @@ class Sizes:
     medium_bare_jobs: int
 
 
-FULL = Sizes(150, 150, 500, 300, 30, 0.1, 10, 16, 3, 40, 15)
-QUICK = Sizes(30, 30, 100, 60, 8, 0.1, 3, 16, 1, 8, 4)
+FULL = Sizes(150, 150, 500, 300, 30, 0.1, 10, 8, 3, 40, 15)
+QUICK = Sizes(30, 30, 100, 60, 8, 0.1, 3, 8, 1, 8, 4)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,6 +87,8 @@ class ModelCache:
         size = pipeline_bytes(base)
         self.stats.loads += 1
         self.stats.load_seconds += time.perf_counter() - started
+        # A load is rare and slow: say so (bench/ reads this line to time cold starts).
+        log.info("model %s loaded in %.2fs (%.0f MB of weights)", source, time.perf_counter() - started, size / 1e6)
         # Evict least recently used bases until the new one fits (the new one always stays).
         # Its size is known only once loaded, so during a load the old ones are still held.
         while self.entries and sum(e.bytes for e in self.entries.values()) + size > self.max_bytes:
