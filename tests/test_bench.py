@@ -68,7 +68,8 @@ def test_report_renders_targets_from_results():
         "bare": {"median": 0.03, "seconds": [0.03] * 3, "images_per_second": 30.0, "images_per_cpu_second": 31.0,
                  "import_seconds": 2.0, "load_seconds": 0.5, "first_call_seconds": 0.05},
         "overhead": {"jobs": 3, "summary": {k: {"median": 0.01, "p90": 0.02} for k in (
-            "end_to_end", "inference", "overhead", "client_seconds", "client_overhead", "queue", "upload", "other")}},
+            "end_to_end", "inference", "overhead", "client_seconds", "client_overhead", "overhead_while_polled",
+            "queue", "upload", "other")}},
         "drain": {"jobs": 500, "measured": 300, "images_per_second": 28.0, "all_images_per_second": 28.0,
                   "images_per_cpu_second": 29.0, "inference_share": 0.9, "rss_job": 100,
                   "rss_child_at_early": 100, "rss_child_at_end": 104, "rss_samples": []},
