@@ -334,8 +334,13 @@ Limits that remain, and why:
   redis-py's asyncio client, parsing the record with pydantic and building the answer (plus the
   message build on submit). On two cores shared with a load generator, Redis and other
   engineers' test suites, one process gets about half a core, so the wall-clock rate is about
-  half the per-CPU-second figure. Past that, the answer is more API processes
-  (`renderq api --workers N`): they share nothing but Redis.
+  half the per-CPU-second figure. Calling the ASGI app in-process (no HTTP, no uvicorn) a
+  status read still costs ~400 µs of CPU here: about 40 % is redis-py's asyncio client for the
+  one HGETALL (connection pool, timeouts, parsing), about a third FastAPI's routing and
+  dependency/parameter solving, the rest parsing the record and building the answer.
+  Variants measured and dropped: no socket timeout, a single shared connection (each ≤ 10 %).
+  Past that, the answer is more API processes (`renderq api --workers N`): they share nothing
+  but Redis.
 - **Per-job overhead.** What remains is a few milliseconds each for the hand-off from the API's
   write to the worker's claim (broker pop in the Celery parent, pipe to the render process), the
   PNG upload (botocore ~1.5 ms of CPU plus SeaweedFS) and the record writes. Each step wakes
