@@ -10,9 +10,8 @@ from fastapi import Request
 
 from storage.assets import AssetStore
 from storage.images import ImageStore, RecentUrls, make_image_store
-from storage.async_runs import AsyncRunStore
 from storage.models_catalog import ModelCatalog
-from storage.redis_client import async_twin, make_redis
+from storage.redis_client import make_redis
 from storage.runs import RunStore
 from storage.settings import Settings
 
@@ -27,11 +26,6 @@ class Services:
     @cached_property
     def urls(self) -> RecentUrls:
         return RecentUrls(self.images)
-
-    @cached_property
-    def aruns(self) -> AsyncRunStore:
-        """The routes' store; built on first use, inside the server's event loop."""
-        return AsyncRunStore(async_twin(self.runs.redis), self.settings.retention_seconds)
 
     @classmethod
     def from_settings(cls, settings: Settings, celery: Celery | None = None) -> "Services":

@@ -6,7 +6,7 @@ import time
 
 from storage.records import RunRecord, WebhookTarget, new_run_id
 from storage.webhook_targets import UnsafeWebhookUrl, check_webhook_url
-from worker.queue import enqueue_render
+from worker.queue import enqueue_render, render_message
 
 from .delivery_options import DeliveryOptions
 from .model_selection import resolve_models
@@ -55,10 +55,22 @@ def enqueue(services: Services, records: list[RunRecord]) -> None:
         enqueue_render(services.celery, record.run_id, record.attempt, record.priority.value)
 
 
-def submit(services: Services, body: GenerationCreate) -> RunRecord:
-    record = services.runs.create(new_record(services, body))
-    enqueue(services, [record])
+def create_and_enqueue(services: Services, record: RunRecord) -> RunRecord:
+    """Write the record and its queue message in one Redis transaction when the broker is
+    that Redis: one round trip instead of two, Celery's producer (~0.6 ms) skipped, and never
+    a record without its message. Otherwise write, then `send_task`."""
+    settings = services.settings
+    message = None
+    if not settings.embedded and settings.effective_broker_url == settings.redis_url:
+        message = render_message(services.celery, record.run_id, record.attempt, record.priority.value)
+    record = services.runs.create(record, also=(lambda pipe: pipe.lpush(*message)) if message else None)
+    if message is None:
+        enqueue(services, [record])
     return record
+
+
+def submit(services: Services, body: GenerationCreate) -> RunRecord:
+    return create_and_enqueue(services, new_record(services, body))
 
 
 def retry(services: Services, original: RunRecord) -> RunRecord:
@@ -73,6 +85,4 @@ def retry(services: Services, original: RunRecord) -> RunRecord:
         webhook=original.webhook,
         retry_of=original.run_id,
     )
-    services.runs.create(record)
-    enqueue(services, [record])
-    return record
+    return create_and_enqueue(services, record)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, Callable
 
 import redis
 
@@ -125,13 +125,18 @@ class RunStore:
         self.events = RunEvents(client, self.index, self.webhooks, self.batches)
 
     # --- written by the API -------------------------------------------------------------
-    def create(self, record: RunRecord) -> RunRecord:
-        return self.create_many([record])[0]
+    def create(self, record: RunRecord, also: Callable[[Any], None] | None = None) -> RunRecord:
+        return self.create_many([record], also=also)[0]
 
     def create_many(
-        self, records: list[RunRecord], batch_id: str | None = None, batch_webhook: WebhookTarget | None = None
+        self,
+        records: list[RunRecord],
+        batch_id: str | None = None,
+        batch_webhook: WebhookTarget | None = None,
+        also: Callable[[Any], None] | None = None,
     ) -> list[RunRecord]:
-        """Write runs (and their batch) in one transaction: all of them exist, or none."""
+        """Write runs (and their batch) in one transaction: all of them exist, or none.
+        `also(pipeline)` may add commands to the same transaction (their queue messages)."""
         with self.redis.pipeline(transaction=True) as pipe:
             if batch_id is not None:
                 self.batches.create(pipe, batch_id, [r.run_id for r in records], records[0].created_at, batch_webhook)
@@ -142,6 +147,8 @@ class RunStore:
                 pipe.expireat(key, int(record.expires_at) + 1)
                 self.index.on_create(pipe, record)
                 self.events.status_event(pipe, record)
+            if also is not None:
+                also(pipe)
             pipe.execute()
         return records
 
