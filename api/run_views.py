@@ -46,12 +46,15 @@ def run_view(record: RunRecord, services: Services) -> RunView:
                     **image.model_dump(exclude={"key"}),
                 )
             )
-    stats = services.runs.render_stats(DEFAULT_RENDER_RATE)
-    position = services.runs.index.queue_position(record, stats) if record.status == RunStatus.queued else None
-    seconds_ahead = 0.0
-    if position:
-        seconds_ahead = position[1] + sum(stats.run_seconds(req, p) - stats.overhead for req, p in services.runs.running())
-    workers = services.runs.busy_workers() if position else 1
+    estimated, position = None, None
+    if not record.status.is_final:  # a finished run has no estimate: no Redis reads for one
+        stats = services.estimates.stats()
+        position = services.runs.index.queue_position(record, stats) if record.status == RunStatus.queued else None
+        seconds_ahead, workers = 0.0, 1
+        if position:
+            running_seconds, workers = services.estimates.running(stats)
+            seconds_ahead = position[1] + running_seconds
+        estimated = estimate_seconds(record, stats, seconds_ahead, workers)
     webhook = None
     if record.webhook is not None:
         webhook = WebhookView(
@@ -66,7 +69,7 @@ def run_view(record: RunRecord, services: Services) -> RunView:
         operation=record.operation,
         model_id=record.model_id,
         progress=record.progress,
-        estimated_time=estimate_seconds(record, stats, seconds_ahead, workers),
+        estimated_time=estimated,
         created_at=_when(record.created_at),
         started_at=_when(record.started_at),
         completed_at=_when(record.completed_at),

@@ -27,6 +27,13 @@ class Services:
     def urls(self) -> RecentUrls:
         return RecentUrls(self.images)
 
+    @cached_property
+    def estimates(self):
+        from .estimates import EstimateInputs
+        from .run_views import DEFAULT_RENDER_RATE
+
+        return EstimateInputs(self.runs, DEFAULT_RENDER_RATE)
+
     @classmethod
     def from_settings(cls, settings: Settings, celery: Celery | None = None) -> "Services":
         ModelCatalog.from_settings(settings)  # a missing or malformed catalog stops start-up, not each request
