@@ -72,20 +72,29 @@ class RunIndex:
     def overdue(self, now: float) -> list[str]:
         return self.redis.zrangebyscore(DEADLINES, "-inf", now)
 
-    def queue_position(self, record: RunRecord, stats: RenderStats, cap: int = 200) -> tuple[int, float] | None:
+    def queue_position(self, record: RunRecord, stats: RenderStats, cap: int = 50) -> tuple[int, float] | None:
         """(runs ahead of this one, seconds their renders take), or None when it is not queued.
-        Runs of a higher priority are all ahead; of the same priority, the earlier ones."""
-        rank = self.redis.zrank(QUEUED + record.priority.value, record.run_id)
+        Runs of a higher priority are all ahead; of the same priority, the earlier ones.
+
+        Two round trips (ranks, counts and heads of the queues pipelined, then the shapes), and
+        at most `cap` shapes: every submit answers with its run's estimate, so this runs once per
+        request; past the cap the mean of what was read extrapolates as well as more would."""
+        higher = PRIORITY_ORDER[: PRIORITY_ORDER.index(record.priority)]
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrank(QUEUED + record.priority.value, record.run_id)
+            for priority in higher:
+                pipe.zcard(QUEUED + priority.value)
+                pipe.zrange(QUEUED + priority.value, 0, cap - 1)
+            pipe.zrange(QUEUED + record.priority.value, 0, cap - 1)
+            replies = pipe.execute()
+        rank = replies[0]
         if rank is None:
             return None
-        ahead: list[str] = []
-        count = rank
-        for priority in PRIORITY_ORDER:
-            if priority == record.priority:
-                ahead += self.redis.zrange(QUEUED + priority.value, 0, min(rank, cap) - 1) if rank else []
-                break
-            count += self.redis.zcard(QUEUED + priority.value)
-            ahead += self.redis.zrange(QUEUED + priority.value, 0, cap - 1)
+        count, ahead = rank, []
+        for i in range(len(higher)):
+            count += replies[1 + 2 * i]
+            ahead += replies[2 + 2 * i]
+        ahead += replies[-1][: min(rank, cap)]
         shapes = [json.loads(s) for s in self.redis.hmget(QUEUED_SHAPE, ahead[:cap]) if s is not None] if ahead else []
         seconds = [stats.run_seconds(shape) for shape in shapes]
         mean = sum(seconds) / len(seconds) if seconds else stats.overhead
