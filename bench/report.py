@@ -298,49 +298,52 @@ def render(results: dict, plots: dict[str, str]) -> str:
 NOTES = """## What was changed to get here, and where the limits are
 
 Profiled with py-spy (`py-spy record -p PID -f raw`) on the API and on both worker processes
-while the benchmarks ran; every change below keeps the API's behaviour and passes
-tests/test_core_flow.py and tests/test_worker_crash.py.
+while the benchmarks ran, and with cProfile on the ASGI app in-process; every change keeps the
+API's behaviour and passes the suite's tests of the paths it touches.
 
 API (one process):
-- Routes are `async` and use `redis.asyncio` (storage/async_runs.py); `get_services` is async.
-  Before, every request hopped to the thread pool and back (sync routes and a sync dependency).
-- Submit writes the run record and the Celery message in **one Redis transaction**
-  (worker/queue.py `render_message`: Celery's own `as_task_v2` + kombu's channel encoding, no
-  I/O; pushed in the record's MULTI). `send_task` alone cost ~600 µs, more than the rest of a
-  submit, and it was a second round trip; now a record never exists without its message.
-  Falls back to `send_task` when the broker is not the records' Redis, or in `renderq dev`.
+- Submit writes the run record and its Celery message in **one Redis transaction**
+  (api/submission.py `create_and_enqueue`, worker/queue.py `render_message`: Celery's own
+  `as_task_v2` + kombu's channel encoding, no I/O, pushed in the record's MULTI). `send_task`
+  alone cost ~600 µs, more than the rest of a submit, and was a second round trip; now a record
+  never exists without its message. Falls back to `send_task` when the broker is another Redis
+  or in `renderq dev`; batches and image operations still write, then `send_task`.
+- Status reads of a finished run read nothing for an estimate (it has none); for a queued or
+  running run the global inputs of the estimate (render stats, runs in progress, busy workers)
+  are read at most once a second per process (api/estimates.py), the queue position fresh but
+  in two round trips instead of up to six, over at most 50 queued shapes instead of 200
+  (storage/run_index.py). Every submit answers with its estimate, so this helps submits too.
 - Signed S3 URLs: botocore's `S3SigV4QueryAuth` directly (same URL byte for byte) instead of
   `generate_presigned_url`, which resolved the endpoint ruleset on every call (754 → 195 µs),
   and a URL is reused while it has ≥ 90 % of its life left (storage/images.py `RecentUrls`),
   keeping the expiry it was signed with: still ≤ 15 min and never past the run.
-- The render rate for `estimated_time` is read at most once a second per process, not per read.
-- uvloop, httptools and hiredis are dependencies (uvicorn and redis-py use them when present);
-  the per-request access log is opt-in (`renderq api --access-log`).
-- Measured with wrk before these changes: 219 submissions/s and 311 status reads/s (p99 144 ms
-  and 110 ms) on the same machine.
+- `get_services` is `async` (one thread-pool hop less per request); uvloop, httptools and
+  hiredis are dependencies (uvicorn and redis-py use them when present); the per-request access
+  log is opt-in (`renderq api --access-log`).
+- Before: on the core service alone, 219 submissions/s and 311 status reads/s (wrk, same
+  machine); after the webhooks/batches/queue-position work landed and before the last three
+  fixes, 361 submissions and 335 queued-run status reads per CPU-second.
 
 Worker:
 - The heartbeat thread is no longer joined at the end of each job (a scheduler round trip on the
   critical path of every job when the cores are busy; a late beat is harmless by design).
-- The render-rate update is one Lua call, after `complete()`, so not before the caller sees the
-  run completed; S3 uploads skip the CRC32 trailer botocore adds by default (4.1 → 3.3 ms/put).
+- The render-rate update runs after `complete()`, not before the caller sees the run completed;
+  S3 uploads skip the CRC32 trailer botocore adds by default (4.1 → 3.3 ms per put).
 - A base-model load is logged at INFO with its duration (worker/model_cache.py); the cold-start
   benchmark reads that line to separate model loading from the rest of the start.
 
 Limits that remain, and why:
 - **API requests per second.** A FastAPI route in one process costs a fixed framework share
   (uvicorn, Starlette middleware, FastAPI's dependency and response handling) that no route can
-  go under: the `floor` row. What renderq adds on top is one Redis round trip through
-  redis-py's asyncio client, parsing the record with pydantic and building the answer (plus the
-  message build on submit). On two cores shared with a load generator, Redis and other
-  engineers' test suites, one process gets about half a core, so the wall-clock rate is about
-  half the per-CPU-second figure. Calling the ASGI app in-process (no HTTP, no uvicorn) a
-  status read still costs ~400 µs of CPU here: about 40 % is redis-py's asyncio client for the
-  one HGETALL (connection pool, timeouts, parsing), about a third FastAPI's routing and
-  dependency/parameter solving, the rest parsing the record and building the answer.
-  Variants measured and dropped: no socket timeout, a single shared connection (each ≤ 10 %).
-  Past that, the answer is more API processes (`renderq api --workers N`): they share nothing
-  but Redis.
+  go under: the `floor` row. On top of it renderq's routes are synchronous (they block on Redis
+  and, with `Prefer: wait`, on the run), so each request also pays a hop to the thread pool and
+  back, and a status read makes one (finished run) to three (queued run) Redis round trips with
+  redis-py, a submit two, plus pydantic parsing of the record and the answer. On two cores shared
+  with the load generator, Redis and other engineers' test suites one process gets about half a
+  core, so the wall-clock rate is about half the per-CPU-second one. Past one process, run more
+  (`renderq api --workers N`): they share nothing but Redis. Making the routes `async` on
+  `redis.asyncio` was measured at +60 % on status reads before the webhooks/batches work landed;
+  it now means rewriting `Prefer: wait` and the estimate reads for asyncio as well, left for later.
 - **Per-job overhead.** What remains is a few milliseconds each for the hand-off from the API's
   write to the worker's claim (broker pop in the Celery parent, pipe to the render process), the
   PNG upload (botocore ~1.5 ms of CPU plus SeaweedFS) and the record writes. Each step wakes
@@ -350,10 +353,11 @@ Limits that remain, and why:
 - **Throughput on the tiny job.** A 64×64, 2-step job renders in tens of milliseconds, so the
   fixed cost of a job (a Celery hand-off parent → render process and back, the broker fetch of
   the next message after each ack — prefetch is disabled on purpose so that no job waits behind
-  another while a worker is free — about six Redis round trips, a PNG encode and an S3 PUT) is a
+  another while a worker is free — several Redis round trips, a PNG encode and an S3 PUT) is a
   visible fraction of it; each of those steps also waits for a free core when two cores carry
   five runnable processes. On a real model (seconds per image) the same milliseconds are well
-  under 1 %. The per-CPU-second ratio shows how much of it is CPU work rather than waiting.
+  under 1 %; the larger-job row shows the ratio rising with job size, and the per-CPU-second
+  ratio how much of the gap is CPU work rather than waiting.
 - **Memory.** The render process keeps one warm pipeline; RSS is flat after the first jobs
   (allocator arenas settle), see the plot.
 """
