@@ -356,8 +356,9 @@ Limits that remain, and why:
   another while a worker is free — several Redis round trips, a PNG encode and an S3 PUT) is a
   visible fraction of it; each of those steps also waits for a free core when two cores carry
   five runnable processes. On a real model (seconds per image) the same milliseconds are well
-  under 1 %; the larger-job row shows the ratio rising with job size, and the per-CPU-second
-  ratio how much of the gap is CPU work rather than waiting.
+  under 1 %. The per-CPU-second ratio, which the machine's other load does not move, rises
+  with job size (see the larger-job row); the wall-clock ratios move with that load, since the
+  bare runs and the drain cannot run at the same moment.
 - **Memory.** The render process keeps one warm pipeline; RSS is flat after the first jobs
   (allocator arenas settle), see the plot.
 """
