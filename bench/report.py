@@ -115,6 +115,10 @@ def _plots(results: dict, directory: Path) -> dict[str, Path]:
         for key, label in (("overhead", "run timestamps: completed − created − inference"), ("client_overhead", "client: submit → completed seen − the job's inference"), ("upload", "of which: PNG upload to S3"), ("queue", "of which: created → claimed by the worker")):
             values = sorted(v * 1000 for v in o[key])
             ax.plot(values, [(i + 1) / len(values) for i in range(len(values))], label=label)
+        # Clip the axis at the slowest p99 so that a lone straggler does not flatten the curves.
+        from .stats import percentile
+
+        ax.set_xlim(0, 1.3 * max(percentile([v * 1000 for v in o[key]], 99) for key in ("overhead", "client_overhead")))
         ax.axvline(15, color="grey", ls="--", lw=0.8)
         ax.axvline(40, color="grey", ls=":", lw=0.8)
         ax.set_xlabel("ms per job")

@@ -47,7 +47,9 @@ def overhead(infra: Infra, count: int, poll_interval: float = 0.005) -> dict:
         redis = stack.redis()
         quiet_ids = []
         with stack.client() as client:
-            submit_many(client, 5, TINY_JOB)  # warm-up: connections, first PNG, first upload
+            # Warm-up: connections, first PNG, first upload; waited for, because " ready." is
+            # logged before the render process has finished loading the model.
+            wait_drained(stack, submit_many(client, 5, TINY_JOB), 120)
             # The client's view: submit, then poll the API until it says completed.
             for _ in range(count):
                 begin = time.perf_counter()
