@@ -4,17 +4,29 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from storage.settings import get_settings
 
+from .auth import guard
+from .idempotency import IdempotencyMiddleware
+from .openapi_extras import install_openapi_extras
 from .problems import install_problem_handlers
-from .routes import assets, batches, events, files, generations, health, models, operations, problem_types, run_actions
+from .rate_limits import RateLimitHeadersMiddleware
+from .request_id import RequestIdMiddleware
+from .request_limits import BodyLimitsMiddleware
+from .routes import (
+    assets, batches, events, files, generations, health, metrics, models, operations, problem_types, run_actions,
+)
 from .services import Services
 
 API_DESCRIPTION = """Asynchronous image rendering. Submit a run, get a `run_id` at once, then poll
 `GET /v1/generations/{run_id}` for status, progress and temporary image URLs (kept 24 hours).
-Every error is an RFC 9457 problem document (`application/problem+json`)."""
+Every error is an RFC 9457 problem document (`application/problem+json`).
+
+Every `/v1` request needs an API key: `Authorization: Bearer <key>` or `X-API-Key: <key>`
+(`renderq keys create --tenant NAME`). Answers carry `X-RateLimit-Limit/-Remaining/-Reset`
+and `X-Request-ID`; every POST takes an `Idempotency-Key` (kept 24 hours)."""
 
 
 def create_app(services: Services | None = None) -> FastAPI:
@@ -24,9 +36,21 @@ def create_app(services: Services | None = None) -> FastAPI:
             app.state.services = Services.from_settings(get_settings())
         yield
 
-    app = FastAPI(title="renderq", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan)
+    # guard: every /v1 route, including ones added later, is authenticated and rate-limited.
+    app = FastAPI(
+        title="renderq", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan, dependencies=[Depends(guard)]
+    )
     app.state.services = services
     install_problem_handlers(app)
-    for module in (generations, run_actions, events, batches, operations, assets, models, health, files, problem_types):
+    # Added innermost first: request id (outermost) → rate-limit headers → body size/type → idempotency.
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(BodyLimitsMiddleware)
+    app.add_middleware(RateLimitHeadersMiddleware)
+    access_log = (services.settings if services is not None else get_settings()).access_log
+    app.add_middleware(RequestIdMiddleware, access_log=access_log)
+    for module in (
+        generations, run_actions, events, batches, operations, assets, models, health, files, problem_types, metrics,
+    ):
         app.include_router(module.router)
+    install_openapi_extras(app)
     return app

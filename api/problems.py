@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import redis
+from kombu.exceptions import OperationalError as BrokerUnavailable
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -18,11 +19,13 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 _SLUG_BY_STATUS = {
     400: "malformed-request",
+    401: "unauthorized",
     404: "not-found",
     405: "method-not-allowed",
     413: "payload-too-large",
     415: "unsupported-media-type",
     422: "validation-error",
+    429: "rate-limited",
     503: "service-unavailable",
 }
 
@@ -83,6 +86,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         problem = Problem.of("service-unavailable", 503, detail="run records are unreachable; try again shortly", instance=request.url.path)
         return problem_response(problem, {"Retry-After": "2"})
 
+    async def on_broker_down(request: Request, exc: BrokerUnavailable) -> JSONResponse:
+        log.error("broker unavailable: %s", exc)
+        problem = Problem.of("service-unavailable", 503, detail="the render queue is unreachable; try again shortly", instance=request.url.path)
+        return problem_response(problem, {"Retry-After": "2"})
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         # The cause goes to the log, never to the caller.
@@ -94,10 +102,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(redis.ConnectionError, on_redis_down)
     app.add_exception_handler(redis.TimeoutError, on_redis_down)
+    app.add_exception_handler(BrokerUnavailable, on_broker_down)
     app.add_exception_handler(Exception, on_unexpected)
 
 
 PROBLEM_RESPONSES = {
     status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": _SLUG_BY_STATUS[status].replace("-", " ")}
-    for status in (400, 404, 422, 503)
+    for status in (400, 401, 404, 422, 429, 503)
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from celery import Celery
@@ -10,7 +10,9 @@ from fastapi import Request
 
 from storage.assets import AssetStore
 from storage.images import ImageStore, RecentUrls, make_image_store
+from storage.keys import KeyStore
 from storage.models_catalog import ModelCatalog
+from storage.quotas import ActiveRuns
 from storage.redis_client import make_redis
 from storage.runs import RunStore
 from storage.settings import Settings
@@ -22,6 +24,28 @@ class Services:
     runs: RunStore
     images: ImageStore
     celery: Celery
+    # Built from the above when not given (api/auth.py uses them on every /v1 request).
+    keys: KeyStore = field(default=None)  # type: ignore[assignment]
+    active_runs: ActiveRuns = field(default=None)  # type: ignore[assignment]
+    limiter: object = None
+
+    def __post_init__(self) -> None:
+        if self.keys is None:
+            self.keys = KeyStore(self.runs.redis)
+        if self.active_runs is None:
+            self.active_runs = ActiveRuns(self.runs.redis, self.settings.retention_seconds)
+        if self.limiter is None:
+            from .rate_limits import make_limiter
+
+            self.limiter = make_limiter(self.settings)
+        from .auth import admit_runs
+
+        self.runs.admission = lambda records: admit_runs(self, records)
+
+    @property
+    def auth_disabled(self) -> bool:
+        """`renderq dev` (embedded) runs without keys; production only with an explicit setting."""
+        return self.settings.auth_disabled or self.settings.embedded
 
     @cached_property
     def urls(self) -> RecentUrls:

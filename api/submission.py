@@ -51,8 +51,18 @@ def new_record(services: Services, body: GenerationCreate, where: str = "", **fi
 
 
 def enqueue(services: Services, records: list[RunRecord]) -> None:
-    for record in records:
-        enqueue_render(services.celery, record.run_id, record.attempt, record.priority.value)
+    try:
+        for record in records:
+            enqueue_render(services.celery, record.run_id, record.attempt, record.priority.value)
+    except Exception:
+        # Broker unreachable: not accepted (the caller gets a 503 and may retry), so leave no
+        # queued orphan behind and give back the key's slots.
+        from .auth import release_runs
+
+        for record in records:
+            services.runs.discard(record.run_id)
+        release_runs(services, [record.run_id for record in records])
+        raise
 
 
 def create_and_enqueue(services: Services, record: RunRecord) -> RunRecord:

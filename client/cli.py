@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
+
+log = logging.getLogger("renderq.cli")
 
 
 def _cmd_dev(args: argparse.Namespace) -> int:
@@ -15,19 +18,83 @@ def _cmd_dev(args: argparse.Namespace) -> int:
     return 0
 
 
+def _auth_ready() -> bool:
+    """The API serves /v1 only with keys, unless RENDERQ_AUTH_DISABLED=true says otherwise."""
+    import redis
+
+    from storage.keys import KeyStore
+    from storage.redis_client import make_redis
+    from storage.settings import get_settings
+
+    settings = get_settings()
+    if settings.auth_disabled:
+        log.warning("AUTH DISABLED (RENDERQ_AUTH_DISABLED=true): anyone who reaches this API can submit and read runs")
+        return True
+    try:
+        keys = KeyStore(make_redis(settings)).count_active()
+    except redis.RedisError as exc:
+        # Auth stays enforced; an API must be able to start while Redis restarts.
+        log.warning("could not count API keys (Redis unreachable: %s); starting with auth enforced", exc)
+        return True
+    if keys == 0:
+        log.error(
+            "refusing to start: no API keys exist, so nobody could call this API. Create one with "
+            "`renderq keys create --tenant NAME`, or set RENDERQ_AUTH_DISABLED=true for a trusted network only."
+        )
+        return False
+    log.info("auth enforced: %d active API keys", keys)
+    return True
+
+
 def _cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
+    if not _auth_ready():
+        return 2
+    if args.access_log:
+        os.environ["RENDERQ_ACCESS_LOG"] = "true"  # read by the API processes uvicorn starts
     # uvloop and httptools when installed (they are dependencies); no per-request access log
     # unless asked for: at a thousand requests a second it costs more than the Redis calls.
+    # log_config=None keeps the JSON logging set up in main(); api/request_id.py writes the
+    # access lines (with request id and tenant) when RENDERQ_ACCESS_LOG is on.
     uvicorn.run(
         "api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-        log_level="info", access_log=args.access_log, loop="auto", http="auto",
+        log_config=None, access_log=False, loop="auto", http="auto",
     )
     return 0
 
 
+def _key_view(key) -> dict:
+    return key.model_dump(exclude_none=True) | {"active": key.active}
+
+
+def _cmd_keys(args: argparse.Namespace) -> int:
+    from storage.keys import KeyStore
+    from storage.redis_client import make_redis
+    from storage.settings import get_settings
+
+    store = KeyStore(make_redis(get_settings()))
+    if args.keys_command == "create":
+        try:
+            key, presented = store.create(args.tenant, args.name, args.rate_limit, args.max_active_runs)
+        except ValueError as exc:
+            print(f"renderq keys create: {exc}", file=sys.stderr)
+            return 2
+        # The key itself is printed once and never stored; only its SHA-256 is kept.
+        print(json.dumps(_key_view(key) | {"key": presented}))
+    elif args.keys_command == "list":
+        for key in store.list():
+            print(json.dumps(_key_view(key)))
+    elif args.keys_command == "revoke":
+        if not store.revoke(args.key_id):
+            print(f"renderq keys revoke: no active key {args.key_id}", file=sys.stderr)
+            return 1
+        print(json.dumps({"key_id": args.key_id, "revoked": True}))
+    return 0
+
+
 def _cmd_worker(args: argparse.Namespace) -> int:
+    from storage.settings import get_settings
     from worker.celery_app import DEFAULT_WORKER_QUEUES, RENDER_QUEUES, app
 
     queues = args.queues or DEFAULT_WORKER_QUEUES
@@ -40,6 +107,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         pool = ["--pool=threads", f"--concurrency={args.concurrency}"]
     # Queue order matters: kombu takes from the first non-empty queue (high → normal → low).
     argv = ["worker", *pool, "--without-mingle", "--without-gossip", f"--loglevel={args.loglevel}", f"--queues={queues}"]
+    if get_settings().log_format == "json":
+        argv.insert(0, "--quiet")  # no banner: the log stays one JSON object per line
     if args.hostname:
         argv.append(f"--hostname={args.hostname}")
     app.worker_main(argv)
@@ -86,6 +155,18 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--loglevel", default="INFO")
     worker.set_defaults(func=_cmd_worker)
 
+    keys = sub.add_parser("keys", help="create, list and revoke API keys (stored hashed in Redis)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="a new key; printed once, only its hash is stored")
+    create.add_argument("--tenant", required=True, help="owner of the runs made with this key")
+    create.add_argument("--name", default="", help="a label, e.g. who holds the key")
+    create.add_argument("--rate-limit", default=None, help="e.g. 10/second (default: RENDERQ_RATE_LIMIT)")
+    create.add_argument("--max-active-runs", type=int, default=None, help="default: RENDERQ_MAX_ACTIVE_RUNS")
+    keys_sub.add_parser("list", help="all keys (never the keys themselves)")
+    revoke = keys_sub.add_parser("revoke", help="refuse a key from the next request on")
+    revoke.add_argument("key_id")
+    keys.set_defaults(func=_cmd_keys)
+
     from .commands import add_commands
 
     add_commands(sub)
@@ -99,8 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=os.environ.get("RENDERQ_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from storage.logs import configure_logging
+    from storage.settings import get_settings
+
     args = build_parser().parse_args(argv)
+    if args.command == "dev":
+        os.environ.setdefault("RENDERQ_LOG_FORMAT", "text")  # a person at a terminal reads these
+    configure_logging(get_settings(), args.command)
     return args.func(args)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterator
@@ -62,9 +63,18 @@ def parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
             data.append(line[5:].strip())
 
 
+def auth_headers(api_key: str | None) -> dict[str, str]:
+    """The API key header: `api_key`, else $RENDERQ_API_KEY, else none (`renderq dev`)."""
+    key = api_key or os.environ.get("RENDERQ_API_KEY")
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 class RenderqClient:
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", timeout: float = 30, http: httpx.Client | None = None) -> None:
-        self.http = http or httpx.Client(base_url=base_url, timeout=timeout)
+    def __init__(
+        self, base_url: str = "http://127.0.0.1:8000", timeout: float = 30, http: httpx.Client | None = None,
+        api_key: str | None = None,
+    ) -> None:
+        self.http = http or httpx.Client(base_url=base_url, timeout=timeout, headers=auth_headers(api_key))
 
     def __enter__(self) -> "RenderqClient":
         return self
@@ -148,8 +158,11 @@ class RenderqClient:
 class AsyncRenderqClient:
     """The same calls for asyncio code."""
 
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", timeout: float = 30, http: httpx.AsyncClient | None = None) -> None:
-        self.http = http or httpx.AsyncClient(base_url=base_url, timeout=timeout)
+    def __init__(
+        self, base_url: str = "http://127.0.0.1:8000", timeout: float = 30, http: httpx.AsyncClient | None = None,
+        api_key: str | None = None,
+    ) -> None:
+        self.http = http or httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=auth_headers(api_key))
 
     async def __aenter__(self) -> "AsyncRenderqClient":
         return self

@@ -30,7 +30,7 @@ def _progress():
 def cmd_submit(args: argparse.Namespace) -> int:
     fields = {"width": args.width, "height": args.height, "num_inference_steps": args.steps, "seed": args.seed,
               "priority": args.priority, "negative_prompt": args.negative_prompt, "num_images": args.num_images}
-    with RenderqClient(args.api) as rq:
+    with RenderqClient(args.api, api_key=args.api_key) as rq:
         try:
             run = rq.submit(args.prompt, **fields)
         except RenderqError as exc:
@@ -97,7 +97,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     requests = read_requests(Path(args.file))
     job = BatchJob(Path(args.out), requests)
     failed: dict[int, dict] = {}
-    with RenderqClient(args.api) as rq, _progress() as bar:
+    with RenderqClient(args.api, api_key=args.api_key) as rq, _progress() as bar:
         task = bar.add_task("batch", total=len(requests), completed=len(job.done))
         # Runs from an earlier attempt that are still there are waited for, not submitted again.
         for index, run_id in list(job.runs.items()):
@@ -153,6 +153,7 @@ def add_commands(sub) -> None:
     submit = sub.add_parser("submit", help="submit one text-to-image run (optionally wait and download)")
     submit.add_argument("prompt")
     submit.add_argument("--api", default=default_api, help="API base URL (env RENDERQ_API)")
+    submit.add_argument("--api-key", default=None, help="API key (env RENDERQ_API_KEY)")
     submit.add_argument("--wait", action="store_true", help="show a progress bar until the run ends")
     submit.add_argument("--out", default=None, help="download the PNGs here (with --wait)")
     submit.add_argument("--width", type=int)
@@ -168,5 +169,6 @@ def add_commands(sub) -> None:
     batch.add_argument("file", help="JSONL: one request object (or prompt string) per line")
     batch.add_argument("--out", required=True, help="directory for the PNGs and manifest.jsonl; a rerun skips what is there")
     batch.add_argument("--api", default=default_api, help="API base URL (env RENDERQ_API)")
+    batch.add_argument("--api-key", default=None, help="API key (env RENDERQ_API_KEY)")
     batch.add_argument("--priority", choices=["high", "normal", "low"], default="low")
     batch.set_defaults(func=cmd_batch)

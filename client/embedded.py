@@ -80,6 +80,11 @@ def run_dev(host: str, port: int) -> None:
     reaper = Reaper(celery_app, runtime)
     reaper.start()
     log.info("renderq dev: API on http://%s:%d (docs at /docs); worker and storage embedded", host, port)
+    log.warning(
+        "renderq dev serves /v1 WITHOUT API KEYS: anyone who can reach http://%s:%d can use it. "
+        "Production (`renderq api`) requires keys (`renderq keys create --tenant NAME`).",
+        host, port,
+    )
     from worker.celery_app import DEFAULT_WORKER_QUEUES, WEBHOOK_QUEUE
 
     # Render queues in priority order, then webhooks (in dev mode one solo worker does both).

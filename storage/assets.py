@@ -14,6 +14,7 @@ import time
 import redis
 from pydantic import BaseModel
 
+from . import tenancy
 from .images import ImageStore
 
 ASSET_PREFIX = "renderq:asset:"
@@ -41,6 +42,7 @@ class Asset(BaseModel):
     created_at: float
     expires_at: float
     source: str = "upload"  # "upload", or the run_id that generated it
+    tenant: str = ""  # owner; other tenants are told it does not exist (storage/tenancy.py)
 
 
 class AssetStore:
@@ -57,7 +59,7 @@ class AssetStore:
         return self.register(
             Asset(
                 asset_id=asset_id, key=key, content_type=content_type, width=width, height=height,
-                bytes=len(data), created_at=now, expires_at=now + self.retention_seconds,
+                bytes=len(data), created_at=now, expires_at=now + self.retention_seconds, tenant=tenancy.stamp(),
             )
         )
 
@@ -72,7 +74,7 @@ class AssetStore:
 
     def get(self, asset_id: str) -> Asset | None:
         raw = self.redis.hgetall(ASSET_PREFIX + asset_id)
-        if not raw or float(raw.get("expires_at", 0)) <= time.time():
+        if not raw or float(raw.get("expires_at", 0)) <= time.time() or not tenancy.visible(raw.get("tenant")):
             return None
         return Asset.model_validate(raw)
 

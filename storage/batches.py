@@ -14,6 +14,7 @@ from typing import Any
 
 import redis
 
+from . import tenancy
 from .records import WebhookTarget
 
 BATCH_PREFIX = "renderq:batch:"
@@ -41,7 +42,7 @@ class BatchStore:
         expires_at = created_at + self.retention_seconds
         fields: dict[str, Any] = {
             "batch_id": batch_id, "created_at": created_at, "expires_at": expires_at,
-            "total": len(run_ids), "ended": 0, "webhook_attempts": 0,
+            "total": len(run_ids), "ended": 0, "webhook_attempts": 0, "tenant": tenancy.stamp(),
         }
         if webhook is not None:
             fields["webhook"] = webhook.model_dump_json()
@@ -53,7 +54,7 @@ class BatchStore:
 
     def get(self, batch_id: str) -> dict[str, Any] | None:
         raw = self.redis.hgetall(batch_key(batch_id))
-        if not raw:
+        if not raw or not tenancy.visible(raw.get("tenant")):  # another tenant's batch does not exist
             return None
         raw["webhook"] = json.loads(raw["webhook"]) if raw.get("webhook") else None
         return raw

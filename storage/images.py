@@ -8,12 +8,17 @@ from typing import Protocol
 from .settings import Settings
 
 
+class StorageUnavailable(Exception):
+    """An image could not be written even after the backend's retries; the run fails with
+    the `storage-failed` problem, and the worker carries on with the next run."""
+
+
 class ImageStore(Protocol):
     def prepare(self) -> None:
         """Create what the backend needs (bucket, lifecycle rule, directory); idempotent."""
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
-        """Store an object under `key`."""
+        """Store an object under `key`; raise StorageUnavailable when that cannot be done."""
 
     def get(self, key: str) -> bytes:
         """The bytes stored under `key`; KeyError when there are none."""

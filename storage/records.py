@@ -79,6 +79,8 @@ class RunRecord(BaseModel):
     estimated_time: float | None = None
     attempt: int = 1
     worker: str | None = None
+    tenant: str = Field("", description="Owner (the API key's tenant); other tenants see a 404.")
+    request_id: str | None = Field(None, description="X-Request-ID of the submit, carried into worker logs.")
     images: list[StoredImage] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
     error: Problem | None = None

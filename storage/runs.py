@@ -12,7 +12,10 @@ from typing import Any, Callable
 
 import redis
 
+from . import tenancy
 from .batches import BatchStore
+from .logs import request_id_var
+from .metrics import FAILURES, RUNS
 from .problems import Problem
 from .records import RunRecord, RunStatus, StoredImage, WebhookTarget
 from .render_stats import RenderStats, load_stats, record_render
@@ -37,6 +40,7 @@ if status == 'running' then
 end
 redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[2], 'started_at', ARGV[3], 'progress', '0')
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
+redis.call('HINCRBY', KEYS[3], 'running', 1)
 return 'claimed'
 """
 
@@ -46,6 +50,7 @@ if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
 for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
 return 1
 """
 
@@ -61,10 +66,13 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
       local attempt = redis.call('HINCRBY', key, 'attempt', 1)
       if attempt > tonumber(ARGV[3]) then
         redis.call('HSET', key, 'status', 'failed', 'error', ARGV[4], 'completed_at', ARGV[5])
+        redis.call('HINCRBY', KEYS[2], 'failed', 1)
+        redis.call('HINCRBY', KEYS[3], 'worker-lost', 1)
         table.insert(out, id)
         table.insert(out, -attempt)
       else
         redis.call('HSET', key, 'status', 'queued', 'progress', '0', 'worker', '')
+        redis.call('HINCRBY', KEYS[2], 'queued', 1)
         table.insert(out, id)
         table.insert(out, attempt)
       end
@@ -123,6 +131,9 @@ class RunStore:
         self.webhooks = WebhookStore(client, retention_seconds)
         self.batches = BatchStore(client, retention_seconds)
         self.events = RunEvents(client, self.index, self.webhooks, self.batches)
+        # The API's admission policy (per-key cap on active runs, api/auth.py): called with the
+        # runs about to be created, before anything is written; raises to refuse them.
+        self.admission: Callable[[list[RunRecord]], None] | None = None
 
     # --- written by the API -------------------------------------------------------------
     def create(self, record: RunRecord, also: Callable[[Any], None] | None = None) -> RunRecord:
@@ -136,7 +147,13 @@ class RunStore:
         also: Callable[[Any], None] | None = None,
     ) -> list[RunRecord]:
         """Write runs (and their batch) in one transaction: all of them exist, or none.
-        `also(pipeline)` may add commands to the same transaction (their queue messages)."""
+        `also(pipeline)` may add commands to the same transaction (their queue messages).
+        The runs belong to the calling tenant and carry the request id (storage/tenancy.py)."""
+        for record in records:
+            record.tenant = record.tenant or tenancy.stamp()
+            record.request_id = record.request_id or request_id_var.get()
+        if self.admission is not None:
+            self.admission(records)
         with self.redis.pipeline(transaction=True) as pipe:
             if batch_id is not None:
                 self.batches.create(pipe, batch_id, [r.run_id for r in records], records[0].created_at, batch_webhook)
@@ -145,6 +162,7 @@ class RunStore:
                 key = run_key(record.run_id)
                 pipe.hset(key, mapping=record.to_hash())
                 pipe.expireat(key, int(record.expires_at) + 1)
+                pipe.hincrby(RUNS, RunStatus.queued.value, 1)
                 self.index.on_create(pipe, record)
                 self.events.status_event(pipe, record)
             if also is not None:
@@ -153,6 +171,8 @@ class RunStore:
         return records
 
     def cancel(self, run_id: str) -> str:
+        if self.get(run_id) is None:  # never existed, expired, or another tenant's
+            return "missing"
         outcome = self._cancel(keys=[run_key(run_id)], args=[time.time()])
         if outcome == "canceled":
             self._changed(run_id)
@@ -173,9 +193,19 @@ class RunStore:
         if record is not None:
             self.events.status_changed(record)
 
+    def discard(self, run_id: str) -> None:
+        """Remove a record whose run was never enqueued (best effort: Redis may be down too)."""
+        try:
+            self.redis.delete(run_key(run_id))
+        except redis.RedisError:
+            pass
+
     def get(self, run_id: str) -> RunRecord | None:
+        """The run, or None if it never existed, expired, or belongs to another tenant."""
         raw = self.redis.hgetall(run_key(run_id))
-        return RunRecord.from_hash(raw) if raw else None
+        if not raw or not tenancy.visible(raw.get("tenant")):
+            return None
+        return RunRecord.from_hash(raw)
 
     # --- written by the worker ----------------------------------------------------------
     def claim(self, run_id: str, attempt: int, worker: str, stale_after: float) -> str:
@@ -183,7 +213,7 @@ class RunStore:
             return RunStatus.expired.value
         now = time.time()
         outcome = self._claim(
-            keys=[run_key(run_id), HEARTBEATS], args=[attempt, worker, now, stale_after, run_id]
+            keys=[run_key(run_id), HEARTBEATS, RUNS], args=[attempt, worker, now, stale_after, run_id]
         )
         if outcome == "claimed":
             self._changed(run_id)
@@ -223,13 +253,16 @@ class RunStore:
             # Whatever stopped a render that was asked to stop, it ends canceled.
             return self.stopped(run_id, attempt)
         fields = {"error": problem.model_dump_json(exclude_none=True), "completed_at": str(time.time())}
-        return self._finish_with(run_id, attempt, RunStatus.failed, fields)
+        finished = self._finish_with(run_id, attempt, RunStatus.failed, fields)
+        if finished:
+            self.redis.hincrby(FAILURES, problem.type.rsplit("/", 1)[-1], 1)
+        return finished
 
     def _finish_with(self, run_id: str, attempt: int, status: RunStatus, fields: dict[str, Any]) -> bool:
         args: list[Any] = [attempt, run_id, "status", status.value]
         for key, value in fields.items():
             args += [key, value]
-        if not self._finish(keys=[run_key(run_id), HEARTBEATS], args=args):
+        if not self._finish(keys=[run_key(run_id), HEARTBEATS, RUNS], args=args):
             return False
         self._changed(run_id)
         return True
@@ -241,7 +274,7 @@ class RunStore:
             "worker-lost", 500, detail=f"the worker died {max_attempts} times while rendering this run"
         )
         flat = self._reap(
-            keys=[HEARTBEATS],
+            keys=[HEARTBEATS, RUNS, FAILURES],
             args=[now - stale_after, RUN_PREFIX, max_attempts, problem.model_dump_json(exclude_none=True), now],
         )
         for i in range(0, len(flat), 2):

@@ -6,9 +6,10 @@ import boto3
 from botocore.auth import S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from botocore.utils import percent_encode
 
+from .images import StorageUnavailable
 from .settings import Settings
 
 LIFECYCLE_RULE_ID = "renderq-expire-after-1-day"
@@ -40,7 +41,9 @@ class S3ImageStore:
                     s3={"addressing_style": "path"},
                     connect_timeout=3,
                     read_timeout=10,
-                    retries={"max_attempts": 5, "mode": "standard"},
+                    # botocore's standard mode retries connection errors, 5xx and throttling
+                    # with exponential backoff and jitter: an S3 blip costs seconds, not a run.
+                    retries={"total_max_attempts": settings.s3_max_attempts, "mode": "standard"},
                     # No CRC32 trailer on uploads (aws-chunked encoding) unless an operation
                     # requires one: ~0.8 ms less per PNG put, and older S3-compatible stores
                     # reject the trailer anyway. Signature v4 still covers the payload.
@@ -79,7 +82,11 @@ class S3ImageStore:
         )
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        except (BotoCoreError, ClientError) as exc:
+            attempts = self.client.meta.config.retries.get("total_max_attempts", 1)
+            raise StorageUnavailable(f"could not write {key} to bucket {self.bucket} in {attempts} tries: {exc}") from exc
 
     def get(self, key: str) -> bytes:
         try:

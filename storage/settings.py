@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # Worker reliability.
     soft_time_limit: int = Field(300, gt=0, description="Seconds before a render is asked to stop.")
     hard_time_limit: int = Field(360, gt=0, description="Seconds before the render process is killed.")
+    render_process_start_timeout: float = Field(
+        300.0, gt=0, description="Seconds a new render process may take to load its model before Celery gives up on it."
+    )
     heartbeat_interval: float = Field(1.0, gt=0)
     heartbeat_stale_after: float = Field(
         6.0, gt=0, description="A running run whose worker is silent this long is re-enqueued."
@@ -82,6 +85,34 @@ class Settings(BaseSettings):
         0.2, ge=0, description="Progress writes to Redis are throttled to one per this many seconds."
     )
     max_attempts: int = Field(3, gt=0, description="Deliveries of one run before it ends failed.")
+    s3_max_attempts: int = Field(
+        5, gt=0, description="Tries of one S3 upload (exponential backoff with jitter) before the run fails."
+    )
+
+    # Who may call, and how much (api/auth.py, api/rate_limits.py, storage/keys.py).
+    auth_disabled: bool = Field(
+        False, description="Serve /v1 without API keys. Never on the internet; `renderq dev` implies it."
+    )
+    rate_limit: str = Field(
+        "600/minute", description="Default per-key request rate (`limits` notation: N/second|minute|hour)."
+    )
+    max_active_runs: int = Field(
+        1000, gt=0, description="Default per-key cap on queued + running runs (a batch may hold 1000)."
+    )
+    idempotency_ttl_seconds: int = Field(24 * 3600, gt=0, description="How long Idempotency-Key answers are kept.")
+
+    # Logs: one JSON object per line for machines, or plain text for a terminal.
+    log_format: Literal["json", "text"] = "json"
+    log_level: str = "INFO"
+    access_log: bool = Field(False, description="One JSON line per API request (`renderq api --access-log`).")
+
+    @model_validator(mode="after")
+    def _hard_limit_after_soft(self) -> "Settings":
+        # Celery arms the hard timer only once the soft one has fired: a hard limit below the
+        # soft one would never kill a render stuck where the soft limit cannot reach it.
+        if self.hard_time_limit <= self.soft_time_limit:
+            raise ValueError("RENDERQ_HARD_TIME_LIMIT must be above RENDERQ_SOFT_TIME_LIMIT")
+        return self
 
     # The caller's side: waiting, webhooks, batches.
     max_prefer_wait: float = Field(60, ge=0, description="Cap on `Prefer: wait=N` at submit, seconds.")

@@ -64,19 +64,43 @@ class Stack:
     workdir: Path
     api_url: str = ""
     procs: list[Proc] = field(default_factory=list)
+    key: str = ""  # an API key of tenant "tests", created before the API starts
+
+    def redis(self):
+        import redis
+
+        return redis.Redis.from_url(self.env["RENDERQ_REDIS_URL"], decode_responses=True)
+
+    def create_key(self, tenant: str = "tests", **limits) -> str:
+        from storage.keys import KeyStore
+
+        return KeyStore(self.redis()).create(tenant, "pytest", **limits)[1]
 
     def worker(self, name: str) -> Proc:
         proc = start_worker(self.env, self.workdir, name)
         self.procs.append(proc)
         return proc
 
+    def worker_with(self, name: str, **env) -> Proc:
+        """A worker of this stack with some settings of its own."""
+        proc = start_worker(self.env | {key: str(value) for key, value in env.items()}, self.workdir, name)
+        self.procs.append(proc)
+        return proc
+
     def api(self) -> str:
+        # `renderq api` refuses to start with no API keys (unless RENDERQ_AUTH_DISABLED=true).
+        if not self.key and self.env.get("RENDERQ_AUTH_DISABLED") != "true":
+            self.key = self.create_key()
+            self.env["RENDERQ_API_KEY"] = self.key  # for `renderq submit|batch` run with this env
         proc, self.api_url = start_api(self.env, self.workdir)
         self.procs.append(proc)
         return self.api_url
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.api_url, timeout=10)
+    def client(self, key: str | None = None) -> httpx.Client:
+        """A client sending the stack's API key (or `key`; "" sends none)."""
+        key = self.key if key is None else key
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.api_url, timeout=10, headers=headers)
 
     def s3(self):
         """A boto3 client on the stack's SeaweedFS, to look at buckets and objects directly."""
@@ -116,6 +140,9 @@ def make_stack(tmp_path_factory, tiny_model: str, redis_url: str, s3_endpoint: s
         "HF_HUB_OFFLINE": "1",
         "OMP_NUM_THREADS": "1",
         "PYTHONUNBUFFERED": "1",
+        # Tests poll fast; the rate-limit tests give their own keys a small limit.
+        "RENDERQ_RATE_LIMIT": "100000/minute",
+        "RENDERQ_ACCESS_LOG": "true",
     }
     env.update({key: str(value) for key, value in overrides.items()})
     return Stack(env=env, workdir=workdir)

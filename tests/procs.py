@@ -78,15 +78,17 @@ class Proc:
         self._log.close()
 
 
-def start_redis(workdir: Path, persistent: bool = False) -> tuple[Proc, str]:
+def start_redis(workdir: Path, persistent: bool = False, port: int | None = None) -> tuple[Proc, str]:
+    """`port` and `workdir` of an earlier one restart it (its append-only file is reloaded)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise FileNotFoundError("redis-server")
-    port = free_port()
+    port = port or free_port()
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir), "--save", ""]
     argv += ["--appendonly", "yes" if persistent else "no"]
     proc = Proc(argv, workdir / f"redis-{port}.log")
     wait_until(lambda: port_open(port), 10, what="redis-server")
+    wait_until(lambda: "Ready to accept connections" in proc.log().rsplit("Server initialized", 1)[-1], 10, what="redis-server loading")
     return proc, f"redis://127.0.0.1:{port}"
 
 

@@ -150,7 +150,8 @@ def test_listing_is_newest_first_with_cursor_pagination_and_a_status_filter(api)
 def test_server_sent_events_deliver_status_and_progress_in_order(api, stack):
     run = submit(api, width=128, height=128, num_inference_steps=30)
     events = []
-    with httpx.stream("GET", f"{stack.api_url}/v1/generations/{run['run_id']}/events", timeout=60) as response:
+    with httpx.stream("GET", f"{stack.api_url}/v1/generations/{run['run_id']}/events", timeout=60,
+                      headers={"Authorization": f"Bearer {stack.key}"}) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         events = list(parse_sse(response.iter_lines()))
@@ -184,7 +185,7 @@ def test_async_client_submits_follows_events_and_downloads(stack, tmp_path):
     from client.client import AsyncRenderqClient
 
     async def scenario():
-        async with AsyncRenderqClient(stack.api_url) as rq:
+        async with AsyncRenderqClient(stack.api_url, api_key=stack.key) as rq:
             run = await rq.submit("a tin robot", width=64, height=64, num_inference_steps=4, seed=9)
             events = [event async for event in rq.events(run["run_id"])]
             final = await rq.wait(run["run_id"], timeout=30)

@@ -4,6 +4,7 @@ API can import it to enqueue without loading torch."""
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import setup_logging
 
 from storage.settings import Settings, get_settings
 
@@ -30,6 +31,10 @@ def make_celery(settings: Settings) -> Celery:
         # while another worker sits idle.
         worker_prefetch_multiplier=1,
         worker_disable_prefetch=True,
+        # A render process loads its model before it reports for work (worker_process_init);
+        # Celery's default of 4 s kills any process still loading, again and again, so a
+        # worker whose render process died (hard time limit, OOM kill) would never recover.
+        worker_proc_alive_timeout=settings.render_process_start_timeout,
         task_soft_time_limit=settings.soft_time_limit,
         task_time_limit=settings.hard_time_limit,
         # kombu redelivers unacked messages after this; above the hard limit, so a render still
@@ -46,6 +51,12 @@ def make_celery(settings: Settings) -> Celery:
         worker_send_task_events=False,
     )
     return app
+
+
+@setup_logging.connect
+def _keep_renderq_logging(**_) -> None:
+    """Logging is set up by the `renderq` command (storage/logs.py: JSON lines with request and
+    run ids); a receiver here stops Celery from installing its own handlers over it."""
 
 
 app = make_celery(get_settings())

@@ -8,13 +8,19 @@ from celery import Celery
 from kombu.serialization import dumps
 from kombu.utils.uuid import uuid
 
+from storage.logs import request_id_var
+
 from .celery_app import RENDER_QUEUE, RENDER_QUEUES, RENDER_TASK
+
+# Message header carrying the X-Request-ID of the submit into the worker's logs.
+REQUEST_ID_HEADER = "renderq_request_id"
 
 
 def enqueue_render(app: Celery, run_id: str, attempt: int, priority: str = "normal") -> None:
     """One message per delivery; `attempt` lets a stale redelivery recognise itself. Each
     priority has its own queue, which workers drain in order (worker/celery_app.py)."""
-    app.send_task(RENDER_TASK, args=[run_id, attempt], queue=RENDER_QUEUES.get(priority, RENDER_QUEUE))
+    headers = {REQUEST_ID_HEADER: request_id_var.get()}
+    app.send_task(RENDER_TASK, args=[run_id, attempt], queue=RENDER_QUEUES.get(priority, RENDER_QUEUE), headers=headers)
 
 
 class _Collected:
@@ -51,6 +57,7 @@ def render_message(app: Celery, run_id: str, attempt: int, priority: str = "norm
         task_id, RENDER_TASK, args=[run_id, attempt], ignore_result=app.conf.task_ignore_result,
         argsrepr=repr([run_id, attempt]), kwargsrepr="{}",  # saferepr is generic and slow
     )
+    headers[REQUEST_ID_HEADER] = request_id_var.get()  # as send_task(headers=...) would merge it
     content_type, content_encoding, data = dumps(body, serializer=app.conf.task_serializer)
     message = channel.prepare_message(data, None, content_type, content_encoding, headers, properties | {"delivery_mode": 2})
     collected = _Collected()

@@ -14,6 +14,7 @@ import threading
 
 from celery import Celery
 
+from storage.metrics import worker_seen
 from storage.runs import RunStore
 from storage.settings import Settings
 
@@ -57,6 +58,7 @@ class Reaper(threading.Thread):
         while not self.stopped.wait(interval):
             ticks += 1
             try:
+                worker_seen(self.runtime.runs.redis, self.runtime.worker_id)  # worker count in /metrics
                 reap_once(self.app, self.runtime.runs, settings)
                 if ticks % 600 == 1:
                     sweep_expired_files(self.runtime)

@@ -140,6 +140,17 @@ class Runtime:
 
         return self.pipeline_for(OPERATIONS["text-to-image"], model_id)
 
+    def record_gpu_memory(self) -> None:
+        """GPU memory of this render process, for /metrics; nothing on CPU-only workers."""
+        if "placement" not in self.__dict__:  # no model loaded here yet: nothing on any GPU
+            return
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            from storage.metrics import record_gpu_memory
+
+            record_gpu_memory(self.runs.redis, self.worker_id, torch.cuda.memory_allocated(), torch.cuda.memory_reserved())
+
     def warm(self) -> None:
         """Load the default model and open the stores before the first job arrives."""
         self.runs.redis.ping()

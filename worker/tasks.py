@@ -13,12 +13,16 @@ from pipelines.base import RenderInterrupted
 from pipelines.png import encode_png
 from pipelines.registry import OPERATIONS
 from storage.assets import Asset, generated_asset_id
+from storage.images import StorageUnavailable
+from storage.logs import request_id_var, run_id_var
+from storage.metrics import record_completed_run
 from storage.problems import Problem
 from storage.records import StoredImage
 from storage.runs import ProgressThrottle
 
 from .celery_app import RENDER_TASK, app
 from .heartbeat import Heartbeat
+from .queue import REQUEST_ID_HEADER
 from .reaper import Reaper
 from .runtime import InputMissing, ModelUnavailable, Runtime, get_runtime
 
@@ -33,6 +37,8 @@ def problem_for(exc: BaseException, soft_time_limit: int) -> Problem:
         return Problem.of("render-timeout", 504, detail=f"render exceeded its time limit of {soft_time_limit}s")
     if isinstance(exc, torch.OutOfMemoryError):
         return Problem.of("out-of-memory", 507, detail=str(exc).splitlines()[0])
+    if isinstance(exc, StorageUnavailable):
+        return Problem.of("storage-failed", 503, detail=str(exc))
     if isinstance(exc, ModelUnavailable):
         return Problem.of("model-unavailable", 422, detail=str(exc))
     if isinstance(exc, InputMissing):
@@ -49,6 +55,9 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
         log.info("run %s attempt %d skipped: %s", run_id, attempt, outcome)
         return outcome
     record = runtime.runs.get(run_id)
+    if request_id_var.get() is None and record.request_id:  # re-enqueued by a reaper
+        request_id_var.set(record.request_id)
+    log.info("run %s attempt %d claimed", run_id, attempt)
     started = time.perf_counter()
     with Heartbeat(runtime.runs, run_id, settings.heartbeat_interval):
         try:
@@ -69,7 +78,7 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
                 asset = runtime.assets.register(Asset(
                     asset_id=generated_asset_id(run_id, index), key=key, content_type="image/png", width=item.image.width,
                     height=item.image.height, bytes=len(data), created_at=time.time(),
-                    expires_at=record.expires_at, source=run_id,
+                    expires_at=record.expires_at, source=run_id, tenant=record.tenant,
                 ))
                 stored.append(StoredImage(key=key, width=item.image.width, height=item.image.height, seed=item.seed,
                                           bytes=len(data), asset_id=asset.asset_id))
@@ -98,7 +107,18 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
     units = getattr(request, "num_inference_steps", 1) * pixels / 1e6
     if record.operation == "text-to-image":  # the rate estimate_seconds assumes: full steps, no input
         runtime.runs.record_render_rate((rendered - loaded) / max(units, 1e-6))
+    log.info("run %s completed in %.2fs", run_id, timings["total_seconds"], extra={"timings": timings})
+    _record_metrics(runtime, record.operation, timings, getattr(request, "num_inference_steps", 0))
     return "completed"
+
+
+def _record_metrics(runtime: Runtime, operation: str, timings: dict[str, float], steps: int) -> None:
+    """Histograms and GPU memory for /metrics (storage/metrics.py); never fails a finished run."""
+    try:
+        record_completed_run(runtime.runs.redis, operation, timings, steps)
+        runtime.record_gpu_memory()
+    except Exception:
+        log.warning("could not record metrics", exc_info=True)
 
 
 class RenderTask(Task):
@@ -111,7 +131,15 @@ class RenderTask(Task):
 
 @app.task(name=RENDER_TASK, base=RenderTask)
 def render(run_id: str, attempt: int) -> str:
-    return render_run(get_runtime(), run_id, attempt)
+    # Every log line of this render carries the run id and the submit's X-Request-ID.
+    run_token = run_id_var.set(run_id)
+    request_token = request_id_var.set(render.request.get(REQUEST_ID_HEADER))
+    log.info("run %s attempt %d received", run_id, attempt)
+    try:
+        return render_run(get_runtime(), run_id, attempt)
+    finally:
+        run_id_var.reset(run_token)
+        request_id_var.reset(request_token)
 
 
 @worker_process_init.connect

@@ -22,6 +22,7 @@ import httpx
 from celery.signals import worker_ready, worker_shutdown
 from standardwebhooks import Webhook
 
+from storage.metrics import count_webhook_delivery
 from storage.settings import Settings
 from storage.webhook_targets import UnsafeWebhookUrl, check_webhook_url
 from storage.webhooks import WebhookStore
@@ -113,7 +114,13 @@ def deliver_once(store: WebhookStore, settings: Settings, message_id: str) -> st
 @app.task(name=WEBHOOK_TASK, ignore_result=True)
 def deliver(message_id: str) -> str:
     runtime = get_runtime()
-    return deliver_once(runtime.runs.webhooks, runtime.settings, message_id)
+    outcome = deliver_once(runtime.runs.webhooks, runtime.settings, message_id)
+    if outcome != "gone":  # /metrics: delivered, gave-up, retry-in, exhausted, unsafe
+        try:
+            count_webhook_delivery(runtime.runs.redis, outcome.split(":", 1)[0])
+        except Exception:
+            log.warning("could not count the webhook delivery", exc_info=True)
+    return outcome
 
 
 class WebhookScheduler(threading.Thread):

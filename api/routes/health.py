@@ -15,10 +15,27 @@ def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Redis and image storage are reachable")
+def _broker_probe(services: Services):
+    """The Celery broker, when it is not the records' Redis (embedded: the in-memory queue)."""
+    settings = services.settings
+    if settings.embedded or settings.effective_broker_url == settings.redis_url:
+        return None
+
+    def probe() -> None:
+        with services.celery.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0.5, timeout=2)
+
+    return probe
+
+
+@router.get("/readyz", summary="Redis, image storage and the broker are reachable; names the ones that are not")
 def readyz(services: Services = Depends(get_services)) -> JSONResponse:
     checks: dict[str, str] = {}
-    for name, probe in (("redis", services.runs.redis.ping), ("storage", services.images.check)):
+    probes = [("redis", services.runs.redis.ping), ("storage", services.images.check)]
+    broker = _broker_probe(services)
+    if broker is not None:
+        probes.append(("broker", broker))
+    for name, probe in probes:
         try:
             probe()
             checks[name] = "ok"

@@ -1,0 +1,109 @@
+"""GET /metrics: Prometheus text, built at scrape time from the totals every process keeps in
+Redis (storage/metrics.py explains why not prometheus_client's multiprocess mode)."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from fastapi import APIRouter, Depends, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+from storage import metrics
+from storage.runs import HEARTBEATS
+from worker.celery_app import RENDER_QUEUE, RENDER_QUEUES, WEBHOOK_QUEUE
+
+from ..services import Services, get_services
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["health"])
+
+# kombu's Redis transport keeps a set per exchange; members are "routing key␆␖pattern␆␖queue".
+_BINDINGS = "_kombu.binding.*"
+_SEPARATOR = "\x06\x16"
+
+
+def _broker(services: Services) -> redis.Redis | None:
+    settings = services.settings
+    url = settings.effective_broker_url
+    if url == settings.redis_url:
+        return services.runs.redis
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=2, socket_timeout=5)
+    return None  # the embedded in-memory queue
+
+
+def queue_depths(broker: redis.Redis | None) -> dict[str, int]:
+    if broker is None:
+        return {}
+    queues = {RENDER_QUEUE, WEBHOOK_QUEUE, *RENDER_QUEUES.values()}
+    for binding in broker.scan_iter(_BINDINGS, count=100):
+        for member in broker.smembers(binding):
+            queues.add(member.rsplit(_SEPARATOR, 1)[-1])
+    # Messages of priority 0 sit in the queue's own list, others in "<queue>␆␖<priority>".
+    depths = {}
+    for queue in sorted(q for q in queues if q):
+        depths[queue] = broker.llen(queue) + sum(broker.llen(f"{queue}{_SEPARATOR}{p}") for p in (3, 6, 9))
+    return depths
+
+
+class RedisCollector:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def collect(self):
+        client = self.services.runs.redis
+        settings = self.services.settings
+
+        depth = GaugeMetricFamily("renderq_queue_depth", "Messages waiting in each Celery queue.", labels=["queue"])
+        for queue, count in queue_depths(_broker(self.services)).items():
+            depth.add_metric([queue], count)
+        yield depth
+
+        runs = CounterMetricFamily("renderq_runs", "Runs that entered each status (queued includes re-enqueues).", labels=["status"])
+        counts = client.hgetall(metrics.RUNS)
+        for status in sorted(set(counts) | {"queued", "running", "completed", "failed"}):
+            runs.add_metric([status], float(counts.get(status, 0)))
+        yield runs
+
+        running = GaugeMetricFamily("renderq_runs_running", "Runs being rendered now (with a live heartbeat).")
+        running.add_metric([], client.zcard(HEARTBEATS))
+        yield running
+
+        failures = CounterMetricFamily("renderq_run_failures", "Failed runs by problem type.", labels=["problem"])
+        for slug, count in sorted(client.hgetall(metrics.FAILURES).items()):
+            failures.add_metric([slug], float(count))
+        yield failures
+
+        for name, (label, _, documentation) in metrics.HISTOGRAMS.items():
+            labels = label.split("_")  # "operation_stage" → operation, stage
+            family = HistogramMetricFamily(f"renderq_{name}", documentation, labels=labels)
+            for value, histogram in metrics.read_histograms(client, name).items():
+                family.add_metric(value.split("/"), histogram.buckets, histogram.sum)
+            yield family
+
+        webhooks = CounterMetricFamily("renderq_webhook_deliveries", "Webhook deliveries by outcome.", labels=["outcome"])
+        delivered = client.hgetall(metrics.WEBHOOKS)
+        for outcome in sorted(set(delivered) | {"delivered", "gave-up"}):  # 0 until webhooks are sent
+            webhooks.add_metric([outcome], float(delivered.get(outcome, 0)))
+        yield webhooks
+
+        window = max(30.0, settings.heartbeat_stale_after * 3)
+        workers = GaugeMetricFamily("renderq_workers", f"Workers seen in the last {window:.0f} seconds.")
+        workers.add_metric([], metrics.live_workers(client, window))
+        yield workers
+
+        gpu = GaugeMetricFamily("renderq_gpu_memory_bytes", "GPU memory of each worker after its last run.", labels=["worker", "kind"])
+        for worker_id, data in metrics.gpu_memory(client, window * 10).items():
+            gpu.add_metric([worker_id, "allocated"], data["allocated"])
+            gpu.add_metric([worker_id, "reserved"], data["reserved"])
+        yield gpu
+
+
+@router.get("/metrics", summary="Prometheus metrics of the whole service (all workers and API processes)")
+def prometheus_metrics(services: Services = Depends(get_services)) -> Response:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RedisCollector(services))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,58 @@
+"""Per-key cap on active (queued + running) runs.
+
+Each key has a sorted set of the runs it has in flight (score: when reserved). Reserving
+prunes the members whose run is no longer queued or running (reading the run records, so a
+status added later, like a cancel, frees its slot with no change here), then adds the new
+runs only if they fit under the cap. One Lua script, so two racing submits cannot both take
+the last slot.
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from .runs import RUN_PREFIX
+
+ACTIVE_PREFIX = "renderq:active:"
+
+# A reserved run whose record is not written yet is kept this long before it counts as gone.
+_GRACE_SECONDS = 30
+
+_RESERVE = """
+local now = tonumber(ARGV[2])
+local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #members, 2 do
+  local status = redis.call('HGET', ARGV[1] .. members[i], 'status')
+  if status then
+    if status ~= 'queued' and status ~= 'running' then redis.call('ZREM', KEYS[1], members[i]) end
+  elseif tonumber(members[i + 1]) < now - tonumber(ARGV[4]) then
+    redis.call('ZREM', KEYS[1], members[i])
+  end
+end
+local active = redis.call('ZCARD', KEYS[1])
+if active + (#ARGV - 5) > tonumber(ARGV[3]) then return active end
+for i = 6, #ARGV do redis.call('ZADD', KEYS[1], now, ARGV[i]) end
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return -1
+"""
+
+
+class ActiveRuns:
+    def __init__(self, client: redis.Redis, retention_seconds: int) -> None:
+        self.redis = client
+        self.retention_seconds = retention_seconds
+        self._reserve = client.register_script(_RESERVE)
+
+    def reserve(self, key_id: str, run_ids: list[str], cap: int) -> int | None:
+        """Take slots for `run_ids`; None when taken, else how many runs are already active."""
+        result = self._reserve(
+            keys=[ACTIVE_PREFIX + key_id],
+            args=[RUN_PREFIX, time.time(), cap, _GRACE_SECONDS, self.retention_seconds, *run_ids],
+        )
+        return None if int(result) < 0 else int(result)
+
+    def release(self, key_id: str, run_ids: list[str]) -> None:
+        if run_ids:
+            self.redis.zrem(ACTIVE_PREFIX + key_id, *run_ids)
