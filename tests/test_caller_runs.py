@@ -57,8 +57,8 @@ def test_cancel_running_run_stops_within_one_step(api):
     final = wait_for_run(api, run["run_id"], statuses=FINAL)
     assert final["status"] == "canceled", final
     assert final["images"] == [] and final["error"] is None
-    # Progress is written at every step (a step takes longer than the write throttle) and once
-    # more where the render stopped: at most the step in flight ran after the cancel.
+    # The stack writes progress at every step (no throttle), and once more where the render
+    # stopped: at most the step in flight ran after the cancel.
     one_step = 100 / steps
     assert final["progress"] <= at_cancel["progress"] + one_step + 1, (at_cancel["progress"], final["progress"])
     assert final["progress"] < 99
