@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from storage.keys import ApiKey
 from storage.records import RunRecord
+from storage.redis_ops import Op
 from storage.tenancy import current_tenant
 
 from .problems import ProblemError
@@ -87,14 +88,14 @@ def current_principal(request: Request) -> Principal:
     return principal
 
 
-def admit_runs(services: Services, records: list[RunRecord]) -> None:
+def admit_runs(services: Services, records: list[RunRecord]) -> Op[None]:
     """RunStore's admission hook: take slots for the runs against the calling key's cap on
     queued + running runs, or answer 429. Outside a request (no caller) nothing is capped."""
     principal = _principal.get()
     if principal is None or principal.key is None:  # auth disabled: one trusted caller
         return
     cap = principal.key.max_active_runs or services.settings.max_active_runs
-    active = services.active_runs.reserve(principal.key_id, [record.run_id for record in records], cap)
+    active = yield from services.active_runs.reserve_op(principal.key_id, [record.run_id for record in records], cap)
     if active is not None:
         raise ProblemError(
             "too-many-active-runs",

@@ -13,6 +13,7 @@ import time
 
 import redis
 
+from .redis_ops import Batch, Op, run
 from .runs import RUN_PREFIX
 
 ACTIVE_PREFIX = "renderq:active:"
@@ -43,14 +44,16 @@ class ActiveRuns:
     def __init__(self, client: redis.Redis, retention_seconds: int) -> None:
         self.redis = client
         self.retention_seconds = retention_seconds
-        self._reserve = client.register_script(_RESERVE)
 
     def reserve(self, key_id: str, run_ids: list[str], cap: int) -> int | None:
+        return run(self.redis, self.reserve_op(key_id, run_ids, cap))
+
+    def reserve_op(self, key_id: str, run_ids: list[str], cap: int) -> Op[int | None]:
         """Take slots for `run_ids`; None when taken, else how many runs are already active."""
-        result = self._reserve(
-            keys=[ACTIVE_PREFIX + key_id],
-            args=[RUN_PREFIX, time.time(), cap, _GRACE_SECONDS, self.retention_seconds, *run_ids],
-        )
+        args = [RUN_PREFIX, time.time(), cap, _GRACE_SECONDS, self.retention_seconds, *run_ids]
+        # EVAL (not EVALSHA): the same call on sync and asyncio pipelines; Redis keeps the
+        # compiled script cached by its hash either way.
+        (result,) = yield Batch(lambda pipe: pipe.eval(_RESERVE, 1, ACTIVE_PREFIX + key_id, *args))
         return None if int(result) < 0 else int(result)
 
     def release(self, key_id: str, run_ids: list[str]) -> None:

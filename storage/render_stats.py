@@ -16,6 +16,8 @@ from typing import Any
 
 import redis
 
+from .redis_ops import Batch, Op, run
+
 STEP_SECONDS = "renderq:stats:step_seconds"
 OVERHEAD_SECONDS = "renderq:stats:overhead_seconds"
 WEIGHT = 0.2
@@ -76,12 +78,22 @@ def record_render(client: redis.Redis, request: dict[str, Any], timings: dict[st
 
 
 def load_stats(client: redis.Redis, seconds_per_unit: float) -> RenderStats:
-    with client.pipeline(transaction=False) as pipe:
+    return run(client, stats_op(seconds_per_unit))
+
+
+def stats_op(seconds_per_unit: float, rate_key: str | None = None) -> Op[RenderStats]:
+    """The stats in one round trip. With `rate_key`, the per-unit rate stored there (read in
+    the same round trip) when there is one, else `seconds_per_unit`."""
+
+    def fill(pipe) -> None:
         pipe.hgetall(STEP_SECONDS)
         pipe.get(OVERHEAD_SECONDS)
-        steps, overhead = pipe.execute()
+        if rate_key is not None:
+            pipe.get(rate_key)
+
+    steps, overhead, *rate = yield Batch(fill)
     return RenderStats(
         step_seconds={k: float(v) for k, v in steps.items()},
         overhead=float(overhead) if overhead else 0.0,
-        seconds_per_unit=seconds_per_unit,
+        seconds_per_unit=float(rate[0]) if rate and rate[0] is not None else seconds_per_unit,
     )

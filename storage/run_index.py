@@ -13,11 +13,13 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections import Counter
 from typing import Iterator
 
 import redis
 
 from .records import Priority, RunRecord
+from .redis_ops import Batch, Op, run
 from .render_stats import RenderStats
 
 INDEX_ALL = "renderq:index:all"
@@ -73,6 +75,10 @@ class RunIndex:
         return self.redis.zrangebyscore(DEADLINES, "-inf", now)
 
     def queue_position(self, record: RunRecord, stats: RenderStats, cap: int = 50) -> tuple[int, float] | None:
+        return run(self.redis, self.queue_position_op(record, stats, cap))
+
+    @staticmethod
+    def queue_position_op(record: RunRecord, stats: RenderStats, cap: int = 50) -> Op[tuple[int, float] | None]:
         """(runs ahead of this one, seconds their renders take), or None when it is not queued.
         Runs of a higher priority are all ahead; of the same priority, the earlier ones.
 
@@ -80,13 +86,15 @@ class RunIndex:
         at most `cap` shapes: every submit answers with its run's estimate, so this runs once per
         request; past the cap the mean of what was read extrapolates as well as more would."""
         higher = PRIORITY_ORDER[: PRIORITY_ORDER.index(record.priority)]
-        with self.redis.pipeline(transaction=False) as pipe:
+
+        def fill(pipe) -> None:
             pipe.zrank(QUEUED + record.priority.value, record.run_id)
             for priority in higher:
                 pipe.zcard(QUEUED + priority.value)
                 pipe.zrange(QUEUED + priority.value, 0, cap - 1)
             pipe.zrange(QUEUED + record.priority.value, 0, cap - 1)
-            replies = pipe.execute()
+
+        replies = yield Batch(fill)
         rank = replies[0]
         if rank is None:
             return None
@@ -95,11 +103,16 @@ class RunIndex:
             count += replies[1 + 2 * i]
             ahead += replies[2 + 2 * i]
         ahead += replies[-1][: min(rank, cap)]
-        shapes = [json.loads(s) for s in self.redis.hmget(QUEUED_SHAPE, ahead[:cap]) if s is not None] if ahead else []
-        seconds = [stats.run_seconds(shape) for shape in shapes]
-        mean = sum(seconds) / len(seconds) if seconds else stats.overhead
+        shapes: Counter[str] = Counter()
+        if ahead:
+            (raw_shapes,) = yield Batch(lambda pipe: pipe.hmget(QUEUED_SHAPE, ahead[:cap]))
+            shapes.update(shape for shape in raw_shapes if shape is not None)
+        # Queues hold few distinct shapes: each is decoded and estimated once, not once per run.
+        seconds = sum(stats.run_seconds(json.loads(shape)) * n for shape, n in shapes.items())
+        read = sum(shapes.values())
+        mean = seconds / read if read else stats.overhead
         # Past the cap, the rest of the queue is counted at the mean of what was read.
-        return count, sum(seconds) + mean * max(0, count - len(seconds))
+        return count, seconds + mean * max(0, count - read)
 
     def newest_first(self, batch_id: str | None, cursor: str | None, chunk: int = 200) -> Iterator[tuple[str, str]]:
         """(run_id, cursor after it), newest first, starting after `cursor`. Runs created in the

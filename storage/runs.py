@@ -18,7 +18,8 @@ from .logs import request_id_var
 from .metrics import FAILURES, RUNS
 from .problems import Problem
 from .records import RunRecord, RunStatus, StoredImage, WebhookTarget
-from .render_stats import RenderStats, load_stats, record_render
+from .redis_ops import Batch, Op, run
+from .render_stats import RenderStats, record_render, stats_op
 from .run_events import RunEvents
 from .run_index import RunIndex
 from .webhooks import WebhookStore
@@ -132,8 +133,9 @@ class RunStore:
         self.batches = BatchStore(client, retention_seconds)
         self.events = RunEvents(client, self.index, self.webhooks, self.batches)
         # The API's admission policy (per-key cap on active runs, api/auth.py): called with the
-        # runs about to be created, before anything is written; raises to refuse them.
-        self.admission: Callable[[list[RunRecord]], None] | None = None
+        # runs about to be created, before anything is written; an operation (storage/redis_ops.py)
+        # that raises to refuse them.
+        self.admission: Callable[[list[RunRecord]], Op[None]] | None = None
 
     # --- written by the API -------------------------------------------------------------
     def create(self, record: RunRecord, also: Callable[[Any], None] | None = None) -> RunRecord:
@@ -146,6 +148,15 @@ class RunStore:
         batch_webhook: WebhookTarget | None = None,
         also: Callable[[Any], None] | None = None,
     ) -> list[RunRecord]:
+        return run(self.redis, self.create_many_op(records, batch_id, batch_webhook, also))
+
+    def create_many_op(
+        self,
+        records: list[RunRecord],
+        batch_id: str | None = None,
+        batch_webhook: WebhookTarget | None = None,
+        also: Callable[[Any], None] | None = None,
+    ) -> Op[list[RunRecord]]:
         """Write runs (and their batch) in one transaction: all of them exist, or none.
         `also(pipeline)` may add commands to the same transaction (their queue messages).
         The runs belong to the calling tenant and carry the request id (storage/tenancy.py)."""
@@ -153,8 +164,9 @@ class RunStore:
             record.tenant = record.tenant or tenancy.stamp()
             record.request_id = record.request_id or request_id_var.get()
         if self.admission is not None:
-            self.admission(records)
-        with self.redis.pipeline(transaction=True) as pipe:
+            yield from self.admission(records)
+
+        def fill(pipe) -> None:
             if batch_id is not None:
                 self.batches.create(pipe, batch_id, [r.run_id for r in records], records[0].created_at, batch_webhook)
             for record in records:
@@ -167,7 +179,8 @@ class RunStore:
                 self.events.status_event(pipe, record)
             if also is not None:
                 also(pipe)
-            pipe.execute()
+
+        yield Batch(fill, transaction=True)
         return records
 
     def cancel(self, run_id: str) -> str:
@@ -201,8 +214,12 @@ class RunStore:
             pass
 
     def get(self, run_id: str) -> RunRecord | None:
+        return run(self.redis, self.get_op(run_id))
+
+    @staticmethod
+    def get_op(run_id: str) -> Op[RunRecord | None]:
         """The run, or None if it never existed, expired, or belongs to another tenant."""
-        raw = self.redis.hgetall(run_key(run_id))
+        (raw,) = yield Batch(lambda pipe: pipe.hgetall(run_key(run_id)))
         if not raw or not tenancy.visible(raw.get("tenant")):
             return None
         return RunRecord.from_hash(raw)
@@ -289,18 +306,34 @@ class RunStore:
         self.redis.set(STEP_RATE, rate)
 
     def render_stats(self, default_rate: float) -> RenderStats:
-        return load_stats(self.redis, self.render_rate(default_rate))
+        return run(self.redis, self.render_stats_op(default_rate))
+
+    @staticmethod
+    def render_stats_op(default_rate: float) -> Op[RenderStats]:
+        return stats_op(default_rate, rate_key=STEP_RATE)
 
     def running(self) -> list[tuple[dict, int]]:
         """(request, progress) of every run a worker holds now."""
-        run_ids = self.redis.zrange(HEARTBEATS, 0, -1)
+        return run(self.redis, self.running_op())[0]
+
+    @staticmethod
+    def running_op() -> Op[tuple[list[tuple[dict, int]], int]]:
+        """(what `running` returns, how many workers are rendering now, at least 1)."""
+
+        def fill(pipe) -> None:
+            pipe.zrange(HEARTBEATS, 0, -1)
+
+        (run_ids,) = yield Batch(fill)
         if not run_ids:
-            return []
-        with self.redis.pipeline(transaction=False) as pipe:
+            return [], 1
+
+        def fill_runs(pipe) -> None:
             for run_id in run_ids:
                 pipe.hmget(run_key(run_id), "request", "progress")
-            rows = pipe.execute()
-        return [(json.loads(request), int(progress or 0)) for request, progress in rows if request]
+
+        rows = yield Batch(fill_runs)
+        # Each rendering worker beats for its one run.
+        return [(json.loads(request), int(progress or 0)) for request, progress in rows if request], len(run_ids)
 
     def busy_workers(self) -> int:
         """Workers rendering right now (each beats for its run); at least 1."""
