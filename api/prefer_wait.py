@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 
-from fastapi import Response
-
 from storage.records import RunRecord
+from storage.redis_ops import run_async
 
 from .services import Services
 
@@ -20,19 +20,16 @@ def requested_wait(prefer: str | None, cap: float) -> float | None:
     return min(float(match.group(1)), cap) if match else None
 
 
-def apply_prefer_wait(services: Services, record: RunRecord, prefer: str | None, response: Response) -> RunRecord:
-    """Wait (up to the capped N) for the run to end: 200 with the final run, else 202 with its
-    current state. Polls the record; a sync route runs in the thread pool, so the loop blocks
-    no other request."""
+async def apply_prefer_wait(services: Services, record: RunRecord, prefer: str | None, headers: dict[str, str]) -> tuple[RunRecord, int]:
+    """Wait (up to the capped N) for the run to end: (the final run, 200), else (its current
+    state, 202). Polls the record on the event loop, so the wait holds no thread."""
     wait = requested_wait(prefer, services.settings.max_prefer_wait)
     if wait is None:
-        return record
-    response.headers["Preference-Applied"] = f"wait={wait:g}"
+        return record, 202
+    headers["Preference-Applied"] = f"wait={wait:g}"
     deadline = time.monotonic() + wait
     current = record
     while not current.status.is_final and time.monotonic() < deadline:
-        time.sleep(POLL_SECONDS)
-        current = services.runs.get(record.run_id) or current
-    if current.status.is_final:
-        response.status_code = 200
-    return current
+        await asyncio.sleep(POLL_SECONDS)
+        current = await run_async(services.async_redis, services.runs.get_op(record.run_id)) or current
+    return current, 200 if current.status.is_final else 202

@@ -5,8 +5,11 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
+from fastapi import Response
+
 from storage.images import url_lifetime
 from storage.records import RunRecord, RunStatus
+from storage.redis_ops import Op, run, run_async
 from storage.render_stats import RenderStats
 
 from .delivery_options import WebhookView
@@ -33,6 +36,18 @@ def estimate_seconds(record: RunRecord, stats: RenderStats, seconds_ahead: float
 
 
 def run_view(record: RunRecord, services: Services) -> RunView:
+    """For sync routes: the Redis reads on the calling thread."""
+    return run(services.runs.redis, run_view_op(record, services))
+
+
+async def run_view_async(record: RunRecord, services: Services) -> RunView:
+    """For async routes: the Redis reads on the event loop (redis.asyncio)."""
+    return await run_async(services.async_redis, run_view_op(record, services))
+
+
+def run_view_op(record: RunRecord, services: Services) -> Op[RunView]:
+    """The view, as an operation (storage/redis_ops.py): a finished run needs no Redis at all;
+    a queued or running one reads its estimate's inputs."""
     images: list[ImageView] = []
     if record.status == RunStatus.completed:
         now = time.time()
@@ -48,11 +63,12 @@ def run_view(record: RunRecord, services: Services) -> RunView:
             )
     estimated, position = None, None
     if not record.status.is_final:  # a finished run has no estimate: no Redis reads for one
-        stats = services.estimates.stats()
-        position = services.runs.index.queue_position(record, stats) if record.status == RunStatus.queued else None
+        stats = yield from services.estimates.stats()
+        if record.status == RunStatus.queued:
+            position = yield from services.runs.index.queue_position_op(record, stats)
         seconds_ahead, workers = 0.0, 1
         if position:
-            running_seconds, workers = services.estimates.running(stats)
+            running_seconds, workers = yield from services.estimates.running(stats)
             seconds_ahead = position[1] + running_seconds
         estimated = estimate_seconds(record, stats, seconds_ahead, workers)
     webhook = None
@@ -88,3 +104,9 @@ def run_view(record: RunRecord, services: Services) -> RunView:
         retry_of=record.retry_of,
         webhook=webhook,
     )
+
+
+def view_response(view: RunView, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """The view as JSON, serialized once: returned as a Response, FastAPI skips validating and
+    serializing it again against the route's response_model (which still documents it)."""
+    return Response(view.model_dump_json(), status_code=status_code, headers=headers, media_type="application/json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -13,7 +14,7 @@ from storage.images import ImageStore, RecentUrls, make_image_store
 from storage.keys import KeyStore
 from storage.models_catalog import ModelCatalog
 from storage.quotas import ActiveRuns
-from storage.redis_client import make_redis
+from storage.redis_client import async_twin, make_redis
 from storage.runs import RunStore
 from storage.settings import Settings
 
@@ -28,6 +29,7 @@ class Services:
     keys: KeyStore = field(default=None)  # type: ignore[assignment]
     active_runs: ActiveRuns = field(default=None)  # type: ignore[assignment]
     limiter: object = None
+    _async_redis: tuple | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.keys is None:
@@ -41,6 +43,17 @@ class Services:
         from .auth import admit_runs
 
         self.runs.admission = lambda records: admit_runs(self, records)
+
+    @property
+    def async_redis(self):
+        """A redis.asyncio twin of `runs.redis` (storage/redis_client.async_twin) for the async
+        routes, made once per event loop (an asyncio connection belongs to its loop) and per
+        sync client (tests swap the store)."""
+        client, loop = self.runs.redis, asyncio.get_running_loop()
+        cached = self._async_redis
+        if cached is None or cached[0] is not client or cached[1] is not loop:
+            cached = self._async_redis = (client, loop, async_twin(client))
+        return cached[2]
 
     @property
     def auth_disabled(self) -> bool:

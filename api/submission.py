@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 
+from starlette.concurrency import run_in_threadpool
+
 from storage.records import RunRecord, WebhookTarget, new_run_id
+from storage.redis_ops import Op, run, run_async
 from storage.webhook_targets import UnsafeWebhookUrl, check_webhook_url
 from worker.queue import enqueue_render, render_message
 
@@ -65,22 +68,38 @@ def enqueue(services: Services, records: list[RunRecord]) -> None:
         raise
 
 
-def create_and_enqueue(services: Services, record: RunRecord) -> RunRecord:
-    """Write the record and its queue message in one Redis transaction when the broker is
-    that Redis: one round trip instead of two, Celery's producer (~0.6 ms) skipped, and never
-    a record without its message. Otherwise write, then `send_task`."""
+def _create_op(services: Services, record: RunRecord) -> tuple[Op[list[RunRecord]], bool]:
+    """(the write of the record, whether it still needs `enqueue` afterwards). The record and
+    its queue message go in one Redis transaction when the broker is that Redis: one round
+    trip instead of two, Celery's producer (~0.6 ms) skipped, and never a record without its
+    message. Otherwise write, then `send_task`."""
     settings = services.settings
     message = None
     if not settings.embedded and settings.effective_broker_url == settings.redis_url:
         message = render_message(services.celery, record.run_id, record.attempt, record.priority.value)
-    record = services.runs.create(record, also=(lambda pipe: pipe.lpush(*message)) if message else None)
-    if message is None:
+    also = (lambda pipe: pipe.lpush(*message)) if message else None
+    return services.runs.create_many_op([record], also=also), message is None
+
+
+def create_and_enqueue(services: Services, record: RunRecord) -> RunRecord:
+    op, then_enqueue = _create_op(services, record)
+    run(services.runs.redis, op)
+    if then_enqueue:
         enqueue(services, [record])
     return record
 
 
-def submit(services: Services, body: GenerationCreate) -> RunRecord:
-    return create_and_enqueue(services, new_record(services, body))
+async def create_and_enqueue_async(services: Services, record: RunRecord) -> RunRecord:
+    """The same on the event loop (redis.asyncio); only Celery's own producer goes to a thread."""
+    op, then_enqueue = _create_op(services, record)
+    await run_async(services.async_redis, op)
+    if then_enqueue:
+        await run_in_threadpool(enqueue, services, [record])
+    return record
+
+
+async def submit(services: Services, body: GenerationCreate) -> RunRecord:
+    return await create_and_enqueue_async(services, new_record(services, body))
 
 
 def retry(services: Services, original: RunRecord) -> RunRecord:

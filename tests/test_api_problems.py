@@ -109,6 +109,7 @@ def test_an_unexpected_error_is_a_500_problem_without_a_traceback(tmp_path):
         raise RuntimeError("secret internals")
 
     services.runs.create = broken
+    services.runs.create_many_op = broken  # what the async submit route writes with
     with TestClient(create_app(services), raise_server_exceptions=False) as client:
         response = post(client, {"prompt": "a"})
     body = assert_problem(response, 500, "internal-error")
