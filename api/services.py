@@ -99,6 +99,10 @@ class Services:
         return ModelCatalog.from_settings(self.settings)
 
 
+def services_of(request: Request) -> Services:
+    return request.app.state.services
+
+
 async def get_services(request: Request) -> Services:
     # async: a plain `def` dependency would cost every request a hop through the thread pool.
     return request.app.state.services

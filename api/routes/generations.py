@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Header, Path, Response
+from fastapi import APIRouter, Header, Path, Request, Response
 
 from storage.redis_ops import run_async
 
@@ -11,7 +11,7 @@ from ..problems import PROBLEM_RESPONSES, ProblemError
 from ..prefer_wait import apply_prefer_wait
 from ..run_views import run_view_async, view_response
 from ..schemas import GenerationCreate, RunView
-from ..services import Services, get_services
+from ..services import services_of
 
 router = APIRouter(prefix="/v1/generations", tags=["generations"])
 
@@ -27,13 +27,15 @@ RunId = Path(..., pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The run_id retu
 )
 async def submit_generation(
     body: GenerationCreate,
-    services: Services = Depends(get_services),
+    request: Request,
     prefer: str | None = Header(None, description="`wait=N`: hold the answer up to N seconds (capped) for the run to end."),
 ) -> Response:
     """Validates, records and enqueues the run, then answers at once with `status: queued`
     (202), or with `Prefer: wait=N` the finished run (200) if it ends within N seconds.
     No model work happens in the API process."""
-    # async, on redis.asyncio: the hottest routes skip the thread-pool hop a sync route costs.
+    # async, on redis.asyncio: the hottest routes skip the thread-pool hop a sync route costs,
+    # and take the services from the request rather than a dependency FastAPI must solve.
+    services = services_of(request)
     record = await submission.submit(services, body)
     headers = {"Location": f"{router.prefix}/{record.run_id}"}
     record, status_code = await apply_prefer_wait(services, record, prefer, headers)
@@ -46,7 +48,8 @@ async def submit_generation(
     responses={k: v for k, v in PROBLEM_RESPONSES.items() if k in (404, 503)},
     summary="Status, progress and temporary image URLs of a run",
 )
-async def get_generation(run_id: str = RunId, services: Services = Depends(get_services)) -> Response:
+async def get_generation(request: Request, run_id: str = RunId) -> Response:
+    services = services_of(request)
     record = await run_async(services.async_redis, services.runs.get_op(run_id))
     if record is None:
         raise ProblemError("not-found", 404, detail=f"no run {run_id} (never existed, or expired)")
