@@ -321,12 +321,34 @@ API (one process):
   `generate_presigned_url`, which resolved the endpoint ruleset on every call (754 → 195 µs),
   and a URL is reused while it has ≥ 90 % of its life left (storage/images.py `RecentUrls`),
   keeping the expiry it was signed with: still ≤ 15 min and never past the run.
-- `get_services` is `async` (one thread-pool hop less per request); uvloop, httptools and
-  hiredis are dependencies (uvicorn and redis-py use them when present); the per-request access
-  log is opt-in (`renderq api --access-log`).
-- Before: on the core service alone, 219 submissions/s and 311 status reads/s (wrk, same
-  machine); after the webhooks/batches/queue-position work landed and before the last three
-  fixes, 361 submissions and 335 queued-run status reads per CPU-second.
+- **Submit and status reads are `async` routes on redis.asyncio** (api/routes/generations.py):
+  no hop to the thread pool and back per request, which py-spy put at 20–28 % of a status
+  read's CPU (anyio's `run_sync`, thread wake-ups, `Condition.notify`). The storage code is not
+  copied for asyncio: an operation is written once as a generator that yields batches of
+  commands for a pipeline and gets their replies back (storage/redis_ops.py); `run(client, op)`
+  drives it on the sync client (workers, the other routes, the CLI), `run_async(aclient, op)` on
+  redis.asyncio. Run get/create (with the record's queue message and the per-key admission
+  reservation in the same transaction round), render stats, runs in progress, queue position
+  and the estimate inputs are such operations; the sync methods (`RunStore.get`, `create_many`,
+  …) call them. The async client is the twin of the store's own connection
+  (storage/redis_client.py `async_twin`), so an injected store is what both clients talk to.
+  `Prefer: wait` polls on the event loop instead of holding a thread.
+- The run view is serialized once: the hot routes return a `Response` from
+  `RunView.model_dump_json()`, so FastAPI skips validating and serializing it again against
+  `response_model` (which still documents it in OpenAPI); same JSON.
+- The auth guard and the hot routes read the services from the request instead of through a
+  dependency FastAPI solves on every request (cProfile: `solve_dependencies` was 30 % of an
+  in-process status read; ~500 → ~385 µs), and the guard reads the path from the ASGI scope
+  instead of building a URL object. The queue estimate decodes and prices each distinct queued
+  shape once instead of once per run ahead.
+- uvloop, httptools and hiredis are dependencies (uvicorn and redis-py use them when present);
+  the per-request access log is opt-in (`renderq api --access-log`); all four renderq
+  middlewares are pure ASGI (no `BaseHTTPMiddleware`), together ~10 µs per request.
+- Before/after, side by side on the same machine a few minutes apart (wrk, 8 connections,
+  per CPU-second of the API process): main after issue 5 did 317 submissions, 618 status reads
+  of a completed run and 497 of a queued run per CPU-second (315 / 646 / 533 per second wall);
+  with the changes above, see the table. Earlier still, on the core service alone, 219
+  submissions/s and 311 status reads/s.
 
 Worker:
 - The heartbeat thread is no longer joined at the end of each job (a scheduler round trip on the
@@ -337,17 +359,29 @@ Worker:
   benchmark reads that line to separate model loading from the rest of the start.
 
 Limits that remain, and why:
-- **API requests per second.** A FastAPI route in one process costs a fixed framework share
-  (uvicorn, Starlette middleware, FastAPI's dependency and response handling) that no route can
-  go under: the `floor` row. On top of it renderq's routes are synchronous (they block on Redis
-  and, with `Prefer: wait`, on the run), so each request also pays a hop to the thread pool and
-  back, and a status read makes one (finished run) to three (queued run) Redis round trips with
-  redis-py, a submit two, plus pydantic parsing of the record and the answer. On two cores shared
-  with the load generator, Redis and other engineers' test suites one process gets about half a
-  core, so the wall-clock rate is about half the per-CPU-second one. Past one process, run more
-  (`renderq api --workers N`): they share nothing but Redis. Making the routes `async` on
-  `redis.asyncio` was measured at +60 % on status reads before the webhooks/batches work landed;
-  it now means rewriting `Prefer: wait` and the estimate reads for asyncio as well, left for later.
+- **API requests per second.** Where one request's CPU goes now (py-spy on the API under
+  wrk, status read of a queued run): about a quarter in uvicorn and the event loop, a third in
+  Starlette/FastAPI (routing, the app-level auth dependency, exception and body-limit
+  middleware of FastAPI itself, response sending), a quarter in redis.asyncio (each round trip
+  ~120 µs of CPU here, half of it the loopback `send` system call, `StreamWriter.writelines`
+  alone 16–17 % of samples), the rest pydantic (record in, view out) and renderq's own code,
+  whose middlewares and views are now a few percent. The `floor` row is the same framework with
+  no middleware, dependency, Redis or model: ~190–250 µs per request, i.e. 4,000–5,200 per
+  CPU-second. A status read of a completed run costs that plus one Redis round trip, the
+  middleware stack, the guard and two pydantic models: ~700 µs, so ~1,400 per CPU-second; a
+  queued run's read adds the queue position (one or two round trips); a submit does three
+  round trips (the record + its Celery message in one transaction, then the position) plus
+  body validation, Celery's message encoding and the record's hash encoding (~1.8 ms). The
+  targets ask for 1,000 and 3,000 per second **wall-clock** from one process on two cores that
+  also run wrk, Redis and other engineers' test suites: the API process gets about one core
+  (see its per-CPU-second vs per-second figures), so even the empty floor route reaches only
+  ~4,000/s here. 3,000 status reads/s would need the whole read within ~1.3× the empty route's
+  cost, and 1,000 submits/s a submit at ~0.9 ms of CPU: not reachable with FastAPI + redis-py in
+  one Python process on this machine. Run more processes (`renderq api --workers N`; they share
+  nothing but Redis) to scale reads and submits with cores. With API keys on (the benchmark
+  runs with auth disabled, as its earlier figures did), each /v1 request also pays the key
+  lookup and the rate-limit count, each on the thread pool (the `limits` library is sync):
+  caching keys per process would save one of them at the cost of a revocation delay, not done.
 - **Per-job overhead.** What remains is a few milliseconds each for the hand-off from the API's
   write to the worker's claim (broker pop in the Celery parent, pipe to the render process), the
   PNG upload (botocore ~1.5 ms of CPU plus SeaweedFS) and the record writes. Each step wakes
