@@ -7,7 +7,8 @@ problem pages, signed file URLs, docs) pass through. It sets the caller's tenant
 context variable of storage/tenancy.py, so the stores create every run, batch and asset for
 that tenant and find nothing of another one: every route answers 404, not 403, for other
 tenants' ids without code of its own. Async, so that the context variable it sets reaches
-the route (a sync dependency would set it in a thread's copy); its Redis calls go to threads.
+the route (a sync dependency would set it in a thread's copy); the key lookup runs on
+redis.asyncio, the rate-limit count (the `limits` library is sync) on a thread.
 
 The per-key cap on queued + running runs is the run store's admission hook (installed by
 api/services.py), so every way of creating runs (submit, operations, batches, retry) is capped.
@@ -23,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from storage.keys import ApiKey
 from storage.records import RunRecord
-from storage.redis_ops import Op
+from storage.redis_ops import Op, run_async
 from storage.tenancy import current_tenant
 
 from .problems import ProblemError
@@ -65,7 +66,7 @@ async def guard(request: Request) -> None:
     # Not a sub-dependency: each one FastAPI solves costs every request a few percent.
     services: Services = request.app.state.services
     presented = presented_key(request)
-    key = await run_in_threadpool(services.keys.lookup, presented) if presented else None
+    key = await run_async(services.async_client(services.keys.redis), services.keys.lookup_op(presented)) if presented else None
     if presented and key is None:
         raise _unauthorized("this API key is unknown or revoked")
     if key is None:

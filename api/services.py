@@ -29,7 +29,7 @@ class Services:
     keys: KeyStore = field(default=None)  # type: ignore[assignment]
     active_runs: ActiveRuns = field(default=None)  # type: ignore[assignment]
     limiter: object = None
-    _async_redis: tuple | None = field(default=None, repr=False)
+    _async_clients: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.keys is None:
@@ -46,13 +46,17 @@ class Services:
 
     @property
     def async_redis(self):
-        """A redis.asyncio twin of `runs.redis` (storage/redis_client.async_twin) for the async
-        routes, made once per event loop (an asyncio connection belongs to its loop) and per
-        sync client (tests swap the store)."""
-        client, loop = self.runs.redis, asyncio.get_running_loop()
-        cached = self._async_redis
+        """The redis.asyncio twin of `runs.redis`, for the async routes."""
+        return self.async_client(self.runs.redis)
+
+    def async_client(self, client):
+        """A redis.asyncio twin of a sync client (storage/redis_client.async_twin), made once
+        per event loop (an asyncio connection belongs to its loop) and per client (tests swap
+        stores)."""
+        loop = asyncio.get_running_loop()
+        cached = self._async_clients.get(id(client))
         if cached is None or cached[0] is not client or cached[1] is not loop:
-            cached = self._async_redis = (client, loop, async_twin(client))
+            cached = self._async_clients[id(client)] = (client, loop, async_twin(client))
         return cached[2]
 
     @property

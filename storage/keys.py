@@ -19,6 +19,8 @@ import time
 import redis
 from pydantic import BaseModel, Field
 
+from .redis_ops import Batch, Op, run
+
 KEY_PREFIX = "rq_"
 RECORD_PREFIX = "renderq:apikey:"
 INDEX = "renderq:apikeys"
@@ -73,10 +75,14 @@ class KeyStore:
         return record, presented
 
     def lookup(self, presented: str) -> ApiKey | None:
+        return run(self.redis, self.lookup_op(presented))
+
+    @staticmethod
+    def lookup_op(presented: str) -> Op[ApiKey | None]:
         """The active key matching what a caller presented, or None."""
         if not presented.startswith(KEY_PREFIX) or len(presented) > 200:
             return None
-        raw = self.redis.hgetall(RECORD_PREFIX + digest(presented))
+        (raw,) = yield Batch(lambda pipe: pipe.hgetall(RECORD_PREFIX + digest(presented)))
         if not raw:
             return None
         key = ApiKey.model_validate(raw)
