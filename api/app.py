@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
@@ -32,8 +33,13 @@ and `X-Request-ID`; every POST takes an `Idempotency-Key` (kept 24 hours)."""
 def create_app(services: Services | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        if getattr(app.state, "services", None) is None:
+        if getattr(app.state, "services", None) is None:  # a real server, not a test's app
             app.state.services = Services.from_settings(get_settings())
+            # Everything loaded so far lives as long as the process: out of the collector's
+            # sight, a full collection scans only what requests create (was ~30 ms, a stall of
+            # the event loop that showed in the p99 of every request in flight).
+            gc.collect()
+            gc.freeze()
         yield
 
     # guard: every /v1 route, including ones added later, is authenticated and rate-limited.

@@ -99,7 +99,12 @@ async def create_and_enqueue_async(services: Services, record: RunRecord) -> Run
 
 
 async def submit(services: Services, body: GenerationCreate) -> RunRecord:
-    return await create_and_enqueue_async(services, new_record(services, body))
+    if body.webhook_url is not None:
+        # The webhook check resolves its host name (blocking DNS): not on the event loop.
+        record = await run_in_threadpool(new_record, services, body)
+    else:
+        record = new_record(services, body)
+    return await create_and_enqueue_async(services, record)
 
 
 def retry(services: Services, original: RunRecord) -> RunRecord:
