@@ -375,10 +375,11 @@ Limits that remain, and why:
   whose middlewares and views are now a few percent. The `floor` row is the same framework with
   no middleware, dependency, Redis or model: ~190–250 µs per request, i.e. 4,000–5,200 per
   CPU-second. A status read of a completed run costs that plus one Redis round trip, the
-  middleware stack, the guard and two pydantic models: ~700 µs, so ~1,400 per CPU-second; a
-  queued run's read adds the queue position (one or two round trips); a submit does three
-  round trips (the record + its Celery message in one transaction, then the position) plus
-  body validation, Celery's message encoding and the record's hash encoding (~1.8 ms). The
+  middleware stack, the guard and two pydantic models: ~600–650 µs, so ~1,550–1,650 per
+  CPU-second; a queued run's read adds the queue position (one or two round trips, ~870 µs in
+  all); a submit does three round trips (the record + its Celery message in one transaction,
+  then the position) plus body validation, Celery's message encoding and the record's hash
+  encoding (~1.7–2 ms). The
   targets ask for 1,000 and 3,000 per second **wall-clock** from one process on two cores that
   also run wrk, Redis and other engineers' test suites: the API process gets about one core
   (see its per-CPU-second vs per-second figures), so even the empty floor route reaches only
