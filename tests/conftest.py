@@ -154,10 +154,12 @@ def make_stack(tmp_path_factory, tiny_model: str, redis_url: str, s3_endpoint: s
 def stack(tmp_path_factory, tiny_model, redis_url, s3_endpoint) -> Stack:
     """One API and one worker for the tests that only need a running service."""
     stack = make_stack(tmp_path_factory, tiny_model, redis_url, s3_endpoint)
-    stack.worker("main")
-    stack.api()
-    yield stack
-    stack.stop()
+    try:
+        stack.worker("main")
+        stack.api()
+        yield stack
+    finally:
+        stack.stop()  # also when start-up failed half way: no process outlives the session
 
 
 @pytest.fixture

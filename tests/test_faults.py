@@ -37,19 +37,25 @@ class Faults:
 @pytest.fixture(scope="module")
 def faults(tmp_path_factory, tiny_model):
     workdir = tmp_path_factory.mktemp("faults")
-    redis_proc, redis_url = start_redis(workdir, persistent=True)
-    weed, s3 = start_seaweedfs(workdir, S3_ACCESS_KEY, S3_SECRET_KEY)
-    stack = make_stack(
-        tmp_path_factory, tiny_model, redis_url, s3,
-        RENDERQ_SOFT_TIME_LIMIT=SOFT_LIMIT, RENDERQ_HARD_TIME_LIMIT=SOFT_LIMIT + 10, RENDERQ_S3_MAX_ATTEMPTS=3,
-    )
-    worker = stack.worker("faults")
-    stack.api()
-    state = Faults(stack, workdir, redis_proc, int(redis_url.rsplit(":", 1)[1]), weed, int(s3.rsplit(":", 1)[1]), worker)
-    yield state
-    stack.stop()
-    state.weed.stop()
-    state.redis.stop()
+    started: list = []  # stopped in reverse even when setup fails half way, so nothing leaks
+    try:
+        redis_proc, redis_url = start_redis(workdir, persistent=True)
+        started.append(redis_proc)
+        weed, s3 = start_seaweedfs(workdir, S3_ACCESS_KEY, S3_SECRET_KEY)
+        started.append(weed)
+        stack = make_stack(
+            tmp_path_factory, tiny_model, redis_url, s3,
+            RENDERQ_SOFT_TIME_LIMIT=SOFT_LIMIT, RENDERQ_HARD_TIME_LIMIT=SOFT_LIMIT + 10, RENDERQ_S3_MAX_ATTEMPTS=3,
+        )
+        started.append(stack)
+        worker = stack.worker("faults")
+        stack.api()
+        state = Faults(stack, workdir, redis_proc, int(redis_url.rsplit(":", 1)[1]), weed, int(s3.rsplit(":", 1)[1]), worker)
+        yield state
+        started += [state.weed, state.redis]  # the tests may have replaced them
+    finally:
+        for proc in reversed(started):
+            proc.stop()
 
 
 def report(fault: str, runs: list[dict], **more) -> None:

@@ -71,13 +71,15 @@ def hooked(tmp_path_factory, tiny_model, redis_url, s3_endpoint):
         RENDERQ_WEBHOOK_TIMEOUT="2",
         RENDERQ_PROGRESS_MIN_INTERVAL="0.5",
     )
-    stack.worker("render")
-    hooks = Proc(renderq_command("worker", "--queues=renderq.webhooks", "--hostname=hooks@%h"), stack.workdir / "worker-hooks.log", env=stack.env)
-    stack.procs.append(hooks)
-    wait_until(lambda: " ready." in hooks.log(), 60, interval=0.2, what="webhook worker")
-    stack.api()
-    yield stack
-    stack.stop()
+    try:
+        stack.worker("render")
+        hooks = Proc(renderq_command("worker", "--queues=renderq.webhooks", "--hostname=hooks@%h"), stack.workdir / "worker-hooks.log", env=stack.env)
+        stack.procs.append(hooks)
+        wait_until(lambda: " ready." in hooks.log(), 60, interval=0.2, what="webhook worker")
+        stack.api()
+        yield stack
+    finally:
+        stack.stop()
 
 
 @pytest.fixture

@@ -16,10 +16,12 @@ from tests.procs import wait_until
 @pytest.fixture
 def two_workers(tmp_path_factory, tiny_model, redis_url, s3_endpoint):
     stack = make_stack(tmp_path_factory, tiny_model, redis_url, s3_endpoint)
-    workers = [stack.worker("a"), stack.worker("b")]
-    stack.api()
-    yield stack, workers
-    stack.stop()
+    try:
+        workers = [stack.worker("a"), stack.worker("b")]
+        stack.api()
+        yield stack, workers
+    finally:
+        stack.stop()
 
 
 def _owner(stack, run_id: str) -> str:
