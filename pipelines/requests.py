@@ -249,6 +249,11 @@ class UpscaleRequest(ImageInput):
             raise ValueError("give upscale_factor (2, 3, 4) or target_width/target_height")
         return self
 
+    @property
+    def uses_model(self) -> bool:
+        """False in `fast` mode: the worker then loads no upscaler for this run."""
+        return self.mode == "model"
+
     def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
         width, height = size
         if self.upscale_factor is not None:

@@ -225,3 +225,16 @@ def test_inpaint_and_outpaint_keep_original_pixels_at_sizes_off_the_8_pixel_grid
     out = OutpaintPipeline(cache.pipe(tiny_model, "inpaint"))(request, None, images={"image": source})
     pixels = np.asarray(out[0].image)
     assert out[0].image.size == (83, 69) and (pixels[3:, :70] == original).all()
+
+
+def test_a_fast_upscale_loads_no_upscaler_even_where_one_is_served(tiny_model):
+    from pipelines.registry import OPERATIONS
+    from storage.settings import Settings
+    from tests.conftest import tiny_catalog_for
+    from worker.runtime import Runtime
+
+    runtime = Runtime(Settings(default_model=tiny_model, models_file=tiny_catalog_for(tiny_model), device="cpu"))
+    fast = runtime.pipeline_for(OPERATIONS["upscale"], "", uses_model=False)
+    assert fast.model is None and runtime._models == {}
+    served = runtime.pipeline_for(OPERATIONS["upscale"], "", uses_model=True)
+    assert served.model is not None and len(runtime._models) == 1

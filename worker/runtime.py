@@ -78,9 +78,10 @@ class Runtime:
             raise ModelUnavailable(f"no {kind} model {model_id or '(default)'!r} is configured")
         return entry
 
-    def pipeline_for(self, operation, model_id: str, loras: dict[str, float] | None = None):
+    def pipeline_for(self, operation, model_id: str, loras: dict[str, float] | None = None, uses_model: bool = True):
         """The runnable pipeline of `operation` on `model_id` (a catalog id; the default when
-        empty) with `loras` ({lora id: weight}) active. Loads only what is not warm yet."""
+        empty) with `loras` ({lora id: weight}) active. Loads only what is not warm yet, and
+        nothing for a request that needs no model (`uses_model` False: a fast upscale)."""
         from pipelines.registry import build_pipeline
 
         if operation.model_kind == "base":
@@ -98,7 +99,8 @@ class Runtime:
                 raise ModelUnavailable(f"model {model_id or entry.source!r} could not be loaded: {exc}") from exc
             log.debug("pipeline %s/%s ready in %.3fs", entry.id, operation.name, time.perf_counter() - started)
             return build_pipeline(operation, pipe, entry.source if entry.id == DEFAULT_MODEL_ID else entry.id)
-        if operation.model_kind == "upscaler" and not model_id and self.catalog.first("upscaler") is None:
+        no_upscaler = not model_id and self.catalog.first("upscaler") is None
+        if operation.model_kind == "upscaler" and (not uses_model or no_upscaler):
             return build_pipeline(operation, None, "")  # fast (Lanczos) mode needs no model
         entry = self._entry(model_id, operation.model_kind)
         return build_pipeline(operation, self._small_model(entry), entry.id, self._options(operation, entry))

@@ -63,7 +63,7 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
         try:
             operation = OPERATIONS[record.operation]
             request = operation.request_type.model_validate(record.request)
-            pipeline = runtime.pipeline_for(operation, record.model_id, record.loras)
+            pipeline = runtime.pipeline_for(operation, record.model_id, record.loras, getattr(request, "uses_model", True))
             inputs = runtime.load_inputs(request)
             loaded = time.perf_counter()
             progress = ProgressThrottle(runtime.runs, run_id, settings.progress_min_interval)
