@@ -12,10 +12,13 @@ from typing import ClassVar, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from pipelines.requests import (
+    GeneralEditRequest,
     ImageToImageRequest,
     InpaintRequest,
     OutpaintRequest,
     RemoveBackgroundRequest,
+    SearchRecolorRequest,
+    SearchReplaceRequest,
     UpscaleRequest,
     VariationsRequest,
 )
@@ -130,6 +133,33 @@ class RemoveBackgroundCreate(ImageSlot, OperationCreate, RemoveBackgroundRequest
     )
 
 
+class SearchReplaceCreate(ImageSlot, ModelSelection, QualityField, OperationCreate, SearchReplaceRequest):
+    model_config = _config({
+        "image_asset_id": "ast_0123456789abcdef01234567", "search_prompt": "the cat", "prompt": "a golden retriever",
+        "mask_threshold": 0.4, "grow_mask": 3, "return_mask": True, "seed": 7,
+    })
+    RENDER_TYPE: ClassVar = SearchReplaceRequest
+
+
+class SearchRecolorCreate(ImageSlot, ModelSelection, QualityField, OperationCreate, SearchRecolorRequest):
+    model_config = _config({
+        "image_asset_id": "ast_0123456789abcdef01234567", "select_prompt": "the car", "prompt": "glossy red",
+        "grow_mask": 3, "strength": 0.75, "seed": 7,
+    })
+    RENDER_TYPE: ClassVar = SearchRecolorRequest
+
+
+class GeneralEditCreate(ImageSlot, QualityField, OperationCreate, GeneralEditRequest):
+    model_config = _config({
+        "image_asset_id": "ast_0123456789abcdef01234567", "prompt": "make it winter",
+        "image_guidance_scale": 1.5, "guidance_scale": 7.5, "seed": 7,
+    })
+    RENDER_TYPE: ClassVar = GeneralEditRequest
+    model_id: str = Field(
+        "", max_length=200, description="An instruct-pix2pix model from GET /v1/models; the first listed when empty."
+    )
+
+
 CREATE_SCHEMAS: dict[str, type[OperationCreate]] = {
     "image-to-image": ImageToImageCreate,
     "variations": VariationsCreate,
@@ -137,4 +167,7 @@ CREATE_SCHEMAS: dict[str, type[OperationCreate]] = {
     "outpaint": OutpaintCreate,
     "upscale": UpscaleCreate,
     "remove-background": RemoveBackgroundCreate,
+    "search-replace": SearchReplaceCreate,
+    "search-recolor": SearchRecolorCreate,
+    "general-edit": GeneralEditCreate,
 }

@@ -97,6 +97,10 @@ class ImageView(BaseModel):
     content_type: str = "image/png"
     bytes: int = 0
     asset_id: str | None = Field(None, description="The image as an asset: pass it as image_asset_id to the next request.")
+    role: Literal["image", "mask"] = Field(
+        "image", description="`mask`: the black-and-white mask (white = repainted) a search-replace/search-recolor run "
+        "returns last when asked with return_mask; its seed is 0. Every other output is an `image`.",
+    )
 
 
 class RunView(BaseModel):

@@ -21,9 +21,14 @@ class GeneratedImage:
     image: Image.Image
     seed: int
     parameters: dict = field(default_factory=dict)
+    role: str = "image"  # "mask": the mask a search edit made, returned when asked
 
 
 class Pipeline(Protocol):
     """A loaded model that turns a typed request into images."""
 
     def __call__(self, request, on_progress: ProgressCallback | None = None) -> list[GeneratedImage]: ...
+
+
+class NothingMatched(ValueError):
+    """A search found nothing to edit in the image (its mask is empty)."""

@@ -18,6 +18,20 @@ def load_text_to_image(model: str, placement: Placement):
     a deployment's policy, not the renderer's.
     """
     from diffusers import AutoPipelineForText2Image
+
+    return load_pipeline(AutoPipelineForText2Image, model, placement)
+
+
+def load_instruct_pix2pix(model: str, placement: Placement):
+    """Load an InstructPix2Pix pipeline (e.g. timbrooks/instruct-pix2pix: a Stable Diffusion
+    whose UNet takes 8 channels, the noisy latents and the input image's) the same way."""
+    from diffusers import StableDiffusionInstructPix2PixPipeline
+
+    return load_pipeline(StableDiffusionInstructPix2PixPipeline, model, placement)
+
+
+def load_pipeline(pipeline_class, model: str, placement: Placement):
+    """`pipeline_class.from_pretrained(model)` on `placement`, without safety checker or progress bars."""
     from diffusers.utils import logging as diffusers_logging
 
     from transformers.utils import logging as transformers_logging
@@ -30,7 +44,7 @@ def load_text_to_image(model: str, placement: Placement):
     source = Path(model)
     is_local = source.is_dir()
     log.info("loading model %s (%s) on %s", model, "local" if is_local else "hub", placement.device)
-    pipe = AutoPipelineForText2Image.from_pretrained(
+    pipe = pipeline_class.from_pretrained(
         str(source) if is_local else model,
         dtype=placement.dtype,
         safety_checker=None,

@@ -40,3 +40,16 @@ def pad(image: Image.Image, box: tuple[int, int, int, int], padding: tuple[int, 
     mask[top : top + pixels.shape[0], left : left + pixels.shape[1]] = 0
     x0, y0, x1, y1 = box
     return Image.fromarray(grown[y0:y1, x0:x1]), Image.fromarray(mask[y0:y1, x0:x1], mode="L")
+
+
+def grow(mask: Image.Image, pixels: int) -> Image.Image:
+    """The mask grown by `pixels` in every direction: a pixel joins when any masked pixel lies
+    within a (2·pixels+1)² square around it (a box sum over an integral image, so the cost
+    does not depend on `pixels`). Stays strictly binary; never drops a masked pixel."""
+    if pixels <= 0:
+        return mask
+    hit = np.pad(np.asarray(mask) > 0, pixels).astype(np.int32)
+    sums = np.pad(hit.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    side = 2 * pixels + 1
+    window = sums[side:, side:] - sums[:-side, side:] - sums[side:, :-side] + sums[:-side, :-side]
+    return Image.fromarray(np.where(window > 0, REPAINT, 0).astype(np.uint8), mode="L")

@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from .requests import (
+    GeneralEditRequest,
     ImageToImageRequest,
     InpaintRequest,
     OutpaintRequest,
     RemoveBackgroundRequest,
+    SearchRecolorRequest,
+    SearchReplaceRequest,
     TextToImageRequest,
     UpscaleRequest,
     VariationsRequest,
@@ -32,6 +35,9 @@ class Operation:
     model_kind: str  # catalog kind the operation's model_id names: base, upscaler, background-removal
     diffusers_task: str | None = None  # for base models: which pipeline `from_pipe` derives
     summary: str = ""
+    # A second model the pipeline needs, named by the request's `mask_model_id`: the
+    # text-segmentation model that finds the region to edit from words.
+    mask_model_kind: str | None = None
 
 
 OPERATIONS: dict[str, Operation] = {
@@ -51,6 +57,14 @@ OPERATIONS: dict[str, Operation] = {
                   "Enlarge an image ×2/×3/×4 or to a target size."),
         Operation("remove-background", RemoveBackgroundRequest, "remove_background:RemoveBackgroundPipeline",
                   "background-removal", None, "Cut the subject out: an RGBA PNG with a transparent background."),
+        Operation("search-replace", SearchReplaceRequest, "search_edit:SearchReplacePipeline", "base", "inpaint",
+                  "Find something by words and paint something else in its place; other pixels are kept.",
+                  mask_model_kind="text-segmentation"),
+        Operation("search-recolor", SearchRecolorRequest, "search_edit:SearchRecolorPipeline", "base", "inpaint",
+                  "Find something by words and change its colour or material; other pixels are kept.",
+                  mask_model_kind="text-segmentation"),
+        Operation("general-edit", GeneralEditRequest, "general_edit:GeneralEditPipeline", "instruct-pix2pix", None,
+                  "Edit an image by an instruction (\"make it winter\") with an InstructPix2Pix model."),
     )
 }
 

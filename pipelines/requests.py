@@ -284,3 +284,96 @@ class RemoveBackgroundRequest(ImageInput):
 
     def check_input_sizes(self, sizes: dict[str, tuple[int, int]]) -> None:
         return None  # any size the pixel limit allows
+
+
+# --- edit by words ------------------------------------------------------------------------
+
+MAX_GROW_MASK = 20  # as Stability AI's search-and-replace/recolor (which ALwrity calls) bound it
+MAX_IMAGE_GUIDANCE = 10.0
+
+
+class SearchEditRequest(ImageInput, DiffusionRequest):
+    """What search-replace and search-recolor share: a text-segmentation model finds the
+    region from words, then the base model inpaints it."""
+
+    mask_model_id: str = Field(
+        "", max_length=200,
+        description="A text-segmentation model from GET /v1/models that finds the region; the first listed when empty.",
+    )
+    mask_threshold: float = Field(
+        0.4, ge=0, le=1,
+        description="A pixel joins the mask when the segmentation model's probability that it shows the searched "
+        "thing is above this (0–1; lower takes more, 1 takes nothing).",
+    )
+    grow_mask: int = Field(
+        3, ge=0, le=MAX_GROW_MASK,
+        description="Pixels to grow the found mask by in every direction (0–20, as Stability AI), so the edit "
+        "covers the object's edges.",
+    )
+    return_mask: bool = Field(
+        False,
+        description="Also return the mask as a last output image: black-and-white (white = repainted), "
+        'marked `"role": "mask"` in the run\'s images.',
+    )
+
+    @model_validator(mode="after")
+    def _some_steps(self) -> "SearchEditRequest":
+        if int(self.num_inference_steps * self.strength) < 1:  # diffusers runs steps × strength of them
+            raise ValueError("num_inference_steps × strength must be at least 1 (the model would run no step)")
+        return self
+
+    def search_text(self) -> str:
+        """The words the segmentation model looks for."""
+        raise NotImplementedError
+
+    def inpaint_prompt(self) -> str:
+        """The prompt the inpainting model paints the found region with."""
+        return self.prompt
+
+
+class SearchReplaceRequest(SearchEditRequest):
+    search_prompt: str = Field(
+        ..., min_length=1, max_length=MAX_PROMPT, description="What to find and replace, in words (e.g. \"the cat\")."
+    )
+    prompt: str = Field(
+        ..., min_length=1, max_length=MAX_PROMPT, description="What to put in its place (e.g. \"a golden retriever\")."
+    )
+    strength: float = Field(1.0, ge=0, le=1, description="How far to move from the input inside the mask (0–1; 1 paints anew).")
+
+    def search_text(self) -> str:
+        return self.search_prompt
+
+
+class SearchRecolorRequest(SearchEditRequest):
+    select_prompt: str = Field(
+        ..., min_length=1, max_length=MAX_PROMPT, description="What to recolour, in words (e.g. \"the car\")."
+    )
+    prompt: str = Field(
+        ..., min_length=1, max_length=MAX_PROMPT,
+        description="The new colour or material (e.g. \"glossy red\"); the model is prompted with "
+        "\"{prompt} {select_prompt}\".",
+    )
+    strength: float = Field(
+        0.75, ge=0, le=1,
+        description="How far to move from the input inside the mask (0–1). Below 1 the object's shape and "
+        "shading carry over while its colour changes.",
+    )
+
+    def search_text(self) -> str:
+        return self.select_prompt
+
+    def inpaint_prompt(self) -> str:
+        return f"{self.prompt} {self.select_prompt}"
+
+
+class GeneralEditRequest(ImageInput, DiffusionRequest):
+    """An edit given as an instruction, run by an InstructPix2Pix model."""
+
+    prompt: str = Field(
+        ..., min_length=1, max_length=MAX_PROMPT, description="The edit as an instruction (e.g. \"make it winter\")."
+    )
+    image_guidance_scale: float = Field(
+        1.5, ge=0, le=MAX_IMAGE_GUIDANCE,
+        description="Livepeer: how closely the output keeps to the input image (0–10, default 1.5; higher keeps "
+        "more). Below 1 both guidances are off (diffusers' rule), as with guidance_scale ≤ 1.",
+    )

@@ -1,8 +1,8 @@
 """Tiny random-weight companions of the tiny Stable Diffusion model, and a catalog naming them.
 
 Tests, the benchmark and `renderq tiny-model --catalog` need every kind of model the service
-serves (a LoRA, a super-resolution model, a segmentation model) without a model hub: each is
-built here from a config in a second or two. Random weights: outputs have the right shapes and
+serves (a LoRA, a super-resolution model, segmentation models, an InstructPix2Pix model)
+without a model hub: each is built here from a config in a second or two. Random weights: outputs have the right shapes and
 types, not meaningful content.
 """
 
@@ -59,6 +59,49 @@ def build_tiny_segmenter(directory: str | Path, seed: int = 0) -> Path:
     return Path(directory)
 
 
+def build_tiny_text_segmenter(directory: str | Path, seed: int = 0) -> Path:
+    """A two-layer CLIPSeg (text and vision towers, decoder) with the byte-level CLIP tokenizer
+    of the tiny base and a 64×64 image processor: loads like CIDAS/clipseg-rd64-refined."""
+    import torch
+    from transformers import CLIPSegConfig, CLIPSegForImageSegmentation, CLIPSegProcessor, CLIPTokenizer
+    from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+
+    from .tiny_model import _write_tokenizer
+
+    target = Path(directory)
+    vocab_size = _write_tokenizer(target)
+    tokenizer = CLIPTokenizer.from_pretrained(target)
+    torch.manual_seed(seed)
+    tower = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4}
+    config = CLIPSegConfig(
+        text_config=tower | {"vocab_size": vocab_size, "max_position_embeddings": 77, "bos_token_id": tokenizer.bos_token_id,
+                             "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id},
+        vision_config=tower | {"image_size": 64, "patch_size": 16},
+        projection_dim=32, extract_layers=(1,), reduce_dim=16, decoder_num_attention_heads=2, decoder_intermediate_size=32,
+    )
+    CLIPSegForImageSegmentation(config).save_pretrained(target)
+    image_processor = ViTImageProcessorPil(
+        size={"height": 64, "width": 64}, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]
+    )
+    CLIPSegProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(target)
+    return target
+
+
+def build_tiny_instruct_pix2pix(base_dir: str | Path, directory: str | Path, seed: int = 0) -> Path:
+    """The tiny base's VAE, text encoder, tokenizer and scheduler around a new UNet that takes
+    8 input channels (noisy latents + the input image's latents), as diffusers' own
+    InstructPix2Pix tests build it."""
+    import torch
+    from diffusers import StableDiffusionInstructPix2PixPipeline, StableDiffusionPipeline, UNet2DConditionModel
+
+    base = StableDiffusionPipeline.from_pretrained(str(base_dir))
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel.from_config({**base.unet.config, "in_channels": 8})
+    components = {k: v for k, v in base.components.items() if k != "unet"}
+    StableDiffusionInstructPix2PixPipeline(**components, unet=unet).save_pretrained(directory)
+    return Path(directory)
+
+
 def build_tiny_catalog(base_dir: str | Path, directory: str | Path, extra_bases: int = 0, broken: bool = False) -> Path:
     """Build the companions of the tiny base model in `directory` and write the catalog
     (`models.json`) listing them; returns the catalog's path. `extra_bases` more tiny base
@@ -72,6 +115,8 @@ def build_tiny_catalog(base_dir: str | Path, directory: str | Path, extra_bases:
     build_tiny_lora(base_dir, root / "tiny-lora-b", seed=2)
     build_tiny_upscaler(root / "tiny-upscaler")
     build_tiny_segmenter(root / "tiny-segmenter")
+    build_tiny_text_segmenter(root / "tiny-clipseg")
+    build_tiny_instruct_pix2pix(base_dir, root / "tiny-pix2pix")
     models = [
         {"id": "tiny-lora", "kind": "lora", "source": "./tiny-lora", "base": "default",
          "name": "Tiny LoRA", "description": "Random-weight rank-4 LoRA for tests."},
@@ -82,6 +127,10 @@ def build_tiny_catalog(base_dir: str | Path, directory: str | Path, extra_bases:
         {"id": "tiny-segmenter", "kind": "background-removal", "source": "./tiny-segmenter",
          "name": "Tiny SegFormer", "description": "Random-weight two-label SegFormer (0 background, 1 foreground).",
          "options": {"background_label": 0, "input_size": 64}},
+        {"id": "tiny-clipseg", "kind": "text-segmentation", "source": "./tiny-clipseg",
+         "name": "Tiny CLIPSeg", "description": "Random-weight CLIPSeg: masks from words for search-replace/recolor."},
+        {"id": "tiny-pix2pix", "kind": "instruct-pix2pix", "source": "./tiny-pix2pix",
+         "name": "Tiny InstructPix2Pix", "description": "Random-weight InstructPix2Pix (8-channel UNet) for general-edit."},
     ]
     if broken:
         models.append({"id": "broken-model", "kind": "base", "source": "/nonexistent/renderq-model",

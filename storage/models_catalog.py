@@ -5,7 +5,9 @@
        "name": "Stable Diffusion 1.5", "description": "...", "created_at": "2024-01-01T00:00:00Z"},
       {"id": "pixel-art", "kind": "lora", "source": "loras/pixel-art", "base": "sd15"},
       {"id": "swin2sr-x2", "kind": "upscaler", "source": "caidas/swin2SR-classical-sr-x2-64"},
-      {"id": "segformer-bg", "kind": "background-removal", "source": "./segmenter"}
+      {"id": "segformer-bg", "kind": "background-removal", "source": "./segmenter"},
+      {"id": "clipseg", "kind": "text-segmentation", "source": "CIDAS/clipseg-rd64-refined"},
+      {"id": "instruct-pix2pix", "kind": "instruct-pix2pix", "source": "timbrooks/instruct-pix2pix"}
     ]}
 
 `source` is a hub id or a path (relative paths are taken from the catalog's directory). The
@@ -25,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from .settings import Settings
 
-ModelKind = Literal["base", "lora", "upscaler", "background-removal"]
+ModelKind = Literal["base", "lora", "upscaler", "background-removal", "text-segmentation", "instruct-pix2pix"]
 DEFAULT_MODEL_ID = "default"
 
 

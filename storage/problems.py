@@ -36,6 +36,8 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
     "not-retryable": ("Run not retryable", "Only a failed, canceled or expired run can be retried; this one is still queued, running or completed."),
     "unsafe-webhook-url": ("Webhook URL not allowed", "Webhook URLs must be http(s) and resolve only to public addresses (no private, loopback or link-local targets)."),
     "storage-failed": ("Storage failed", "The rendered images could not be written to object storage."),
+    "nothing-matched": ("Nothing matched", "search-replace/search-recolor found nothing in the image matching the words "
+                        "(an empty mask); no image was made. Lower mask_threshold or rephrase."),
 }
 
 

@@ -62,6 +62,7 @@ class StoredImage(BaseModel):
     content_type: str = "image/png"
     bytes: int = 0
     asset_id: str | None = None  # the image as an asset: feeds the next request
+    role: str = "image"  # "mask": the mask a search edit returns when asked
 
 
 class RunRecord(BaseModel):

@@ -77,13 +77,19 @@ class ModelCache:
             self._set_loras(entry, loras or {})
             return pipe
 
-    def _entry(self, source: str) -> CachedBase:
+    def held(self, source: str, loader: Callable[[str], object]):
+        """A diffusers pipeline that is not a base (InstructPix2Pix: its UNet takes 8 channels),
+        loaded by `loader` and held in the same LRU and byte budget; nothing is derived from it."""
+        with self._lock:
+            return self._entry(source, loader).base
+
+    def _entry(self, source: str, loader: Callable[[str], object] | None = None) -> CachedBase:
         entry = self.entries.get(source)
         if entry is not None:
             self.entries.move_to_end(source)
             return entry
         started = time.perf_counter()
-        base = self.loader(source)
+        base = (loader or self.loader)(source)
         size = pipeline_bytes(base)
         self.stats.loads += 1
         self.stats.load_seconds += time.perf_counter() - started

@@ -37,6 +37,7 @@ class Runtime:
         self.settings = settings
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self._models: dict[str, object] = {}  # upscalers and segmenters (small, kept)
+        # diffusion pipelines that are not bases go in `models` (LRU, byte budget) beside them
         self._lock = threading.RLock()
 
     @cached_property
@@ -78,9 +79,11 @@ class Runtime:
             raise ModelUnavailable(f"no {kind} model {model_id or '(default)'!r} is configured")
         return entry
 
-    def pipeline_for(self, operation, model_id: str, loras: dict[str, float] | None = None, uses_model: bool = True):
+    def pipeline_for(self, operation, model_id: str, loras: dict[str, float] | None = None, uses_model: bool = True,
+                     mask_model_id: str = ""):
         """The runnable pipeline of `operation` on `model_id` (a catalog id; the default when
-        empty) with `loras` ({lora id: weight}) active. Loads only what is not warm yet, and
+        empty) with `loras` ({lora id: weight}) active, and for a search edit its text-segmentation
+        model `mask_model_id` (the first served when empty). Loads only what is not warm yet, and
         nothing for a request that needs no model (`uses_model` False: a fast upscale)."""
         from pipelines.registry import build_pipeline
 
@@ -98,7 +101,19 @@ class Runtime:
             except Exception as exc:
                 raise ModelUnavailable(f"model {model_id or entry.source!r} could not be loaded: {exc}") from exc
             log.debug("pipeline %s/%s ready in %.3fs", entry.id, operation.name, time.perf_counter() - started)
-            return build_pipeline(operation, pipe, entry.source if entry.id == DEFAULT_MODEL_ID else entry.id)
+            options = {}
+            if operation.mask_model_kind:
+                options["segmenter"] = self._small_model(self._entry(mask_model_id, operation.mask_model_kind))
+            return build_pipeline(operation, pipe, entry.source if entry.id == DEFAULT_MODEL_ID else entry.id, options)
+        if operation.model_kind == "instruct-pix2pix":
+            from pipelines.loading import load_instruct_pix2pix
+
+            entry = self._entry(model_id, operation.model_kind)
+            try:
+                pipe = self.models.held(entry.source, lambda source: load_instruct_pix2pix(source, self.placement))
+            except Exception as exc:
+                raise ModelUnavailable(f"model {entry.id!r} could not be loaded: {exc}") from exc
+            return build_pipeline(operation, pipe, entry.id)
         no_upscaler = not model_id and self.catalog.first("upscaler") is None
         if operation.model_kind == "upscaler" and (not uses_model or no_upscaler):
             return build_pipeline(operation, None, "")  # fast (Lanczos) mode needs no model
@@ -116,9 +131,11 @@ class Runtime:
             model = self._models.get(entry.id)
             if model is None:
                 from pipelines.remove_background import load_segmenter
+                from pipelines.text_segmentation import load_text_segmenter
                 from pipelines.upscale import load_upscaler
 
-                loader = load_upscaler if entry.kind == "upscaler" else load_segmenter
+                loader = {"upscaler": load_upscaler, "background-removal": load_segmenter,
+                          "text-segmentation": load_text_segmenter}[entry.kind]
                 try:
                     model = loader(entry.source, self.placement)
                 except Exception as exc:

@@ -9,7 +9,7 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
-from pipelines.base import RenderInterrupted
+from pipelines.base import NothingMatched, RenderInterrupted
 from pipelines.png import encode_png
 from pipelines.registry import OPERATIONS
 from storage.assets import Asset, generated_asset_id
@@ -43,6 +43,8 @@ def problem_for(exc: BaseException, soft_time_limit: int) -> Problem:
         return Problem.of("model-unavailable", 422, detail=str(exc))
     if isinstance(exc, InputMissing):
         return Problem.of("unknown-asset", 422, detail=str(exc))
+    if isinstance(exc, NothingMatched):
+        return Problem.of("nothing-matched", 422, detail=str(exc))
     return Problem.of("render-failed", 500, detail=f"{type(exc).__name__}: {exc}")
 
 
@@ -63,7 +65,8 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
         try:
             operation = OPERATIONS[record.operation]
             request = operation.request_type.model_validate(record.request)
-            pipeline = runtime.pipeline_for(operation, record.model_id, record.loras, getattr(request, "uses_model", True))
+            pipeline = runtime.pipeline_for(operation, record.model_id, record.loras, getattr(request, "uses_model", True),
+                                            mask_model_id=getattr(request, "mask_model_id", ""))
             inputs = runtime.load_inputs(request)
             loaded = time.perf_counter()
             progress = ProgressThrottle(runtime.runs, run_id, settings.progress_min_interval)
@@ -81,7 +84,7 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
                     expires_at=record.expires_at, source=run_id, tenant=record.tenant,
                 ))
                 stored.append(StoredImage(key=key, width=item.image.width, height=item.image.height, seed=item.seed,
-                                          bytes=len(data), asset_id=asset.asset_id))
+                                          bytes=len(data), asset_id=asset.asset_id, role=item.role))
             finished = time.perf_counter()
         except RenderInterrupted:  # the progress callback saw a cancel request
             log.info("run %s canceled at a denoising step", run_id)

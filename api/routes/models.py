@@ -1,4 +1,5 @@
-"""GET /v1/models: the base models, LoRAs, upscalers and background removers served."""
+"""GET /v1/models: the base models, LoRAs, upscalers, background removers, text segmenters and
+InstructPix2Pix models served."""
 
 from __future__ import annotations
 

@@ -57,6 +57,8 @@ def prepare_run(operation: str, body: OperationCreate, files: dict[str, bytes], 
     model_id, loras = resolve_models(body, services.catalog, spec.model_kind)
     if spec.model_kind != "base":
         _check_model_available(operation, body, services)
+    if spec.mask_model_kind:
+        _check_mask_model(spec.mask_model_kind, body.mask_model_id, services)
     placeholder = {slot: "ast_" + "0" * 24 for slot in inputs}
     request = body.render_request(placeholder, seed=secrets.randbelow(MAX_SEED + 1))
     try:
@@ -82,6 +84,14 @@ def _check_model_available(operation: str, body: OperationCreate, services: Serv
         return
     hint = " (or mode \"fast\")" if operation == "upscale" else ""
     raise ProblemError("unknown-model", 422, detail=f"this deployment serves no {kind} model{hint}; see GET /v1/models")
+
+
+def _check_mask_model(kind: str, mask_model_id: str, services: Services) -> None:
+    """The text-segmentation model a search edit names (or the first served) exists."""
+    if mask_model_id and services.catalog.get(mask_model_id, kind) is None:
+        raise ProblemError("unknown-model", 422, detail=f"no {kind} model {mask_model_id!r} (mask_model_id); GET /v1/models lists them")
+    if not mask_model_id and services.catalog.first(kind) is None:
+        raise ProblemError("unknown-model", 422, detail=f"this deployment serves no {kind} model to find the region; see GET /v1/models")
 
 
 def _make_route(operation: str):

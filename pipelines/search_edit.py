@@ -1,0 +1,59 @@
+"""Edit by words: find a region from a phrase with a text-segmentation model, then inpaint it
+(search-replace paints something else there, search-recolor repaints it in a new colour).
+Pixels outside the mask are identical to the input, as with inpaint."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from .base import GeneratedImage, NothingMatched, ProgressCallback
+from .diffusion import with_seeds
+from .inpaint import inpaint
+from .masks import grow
+from .requests import SearchEditRequest
+from .text_segmentation import TextSegmenter, text_mask
+
+
+def search_mask(segmenter: TextSegmenter, request: SearchEditRequest, image: Image.Image) -> Image.Image:
+    """The grown binary mask of what the request searches for; NothingMatched when it is empty."""
+    mask = grow(text_mask(segmenter, image, request.search_text(), request.mask_threshold), request.grow_mask)
+    if mask.getbbox() is None:
+        raise NothingMatched(
+            f"nothing in the image matched {request.search_text()!r} above mask_threshold {request.mask_threshold}; "
+            "lower mask_threshold or rephrase"
+        )
+    return mask
+
+
+class SearchEditPipeline:
+    """Takes the base's diffusers inpainting pipeline (built with `from_pipe`) and the
+    text-segmentation model that makes the mask."""
+
+    name = "search-edit"
+
+    def __init__(self, pipe, model: str = "", segmenter: TextSegmenter | None = None) -> None:
+        self.pipe, self.model, self.segmenter = pipe, model, segmenter
+
+    def __call__(
+        self,
+        request: SearchEditRequest,
+        on_progress: ProgressCallback | None = None,
+        images: dict[str, Image.Image] | None = None,
+    ) -> list[GeneratedImage]:
+        image = images["image"]
+        mask = search_mask(self.segmenter, request, image)
+        painting = request.model_copy(update={"prompt": request.inpaint_prompt()})
+        out = inpaint(self.pipe, painting, image, mask, request.strength, on_progress)
+        parameters = request.model_dump(exclude={"seed", "num_images"}) | {"model": self.model, "operation": self.name}
+        generated = with_seeds(out, request, parameters)
+        if request.return_mask:  # last, so images[0] is always an edited image; a mask has no seed of its own
+            generated.append(GeneratedImage(image=mask, seed=0, parameters=parameters | {"role": "mask"}, role="mask"))
+        return generated
+
+
+class SearchReplacePipeline(SearchEditPipeline):
+    name = "search-replace"
+
+
+class SearchRecolorPipeline(SearchEditPipeline):
+    name = "search-recolor"
