@@ -56,7 +56,7 @@ def test_grow_mask_adds_exactly_the_pixels_within_the_distance():
 
 # --- in process on the tiny models -------------------------------------------------------------
 
-def test_text_segmentation_and_pix2pix_models_load_from_local_paths_and_stay_warm(tiny_model):
+def test_text_segmentation_and_pix2pix_models_load_from_local_paths(tiny_model):
     from pipelines.device import choose_placement
     from pipelines.loading import load_instruct_pix2pix
     from pipelines.text_segmentation import load_text_segmenter
@@ -127,6 +127,21 @@ def test_image_guidance_scale_changes_the_general_edit_and_the_seed_fixes_it(run
     default = edit()
     assert (edit() == default).all()
     assert np.abs(edit(image_guidance_scale=3.0) - default).mean() > 1
+
+
+def test_a_general_edit_stops_at_the_step_its_progress_callback_says_so(runtime):
+    from pipelines.base import RenderInterrupted
+
+    steps = []
+
+    def progress(step: int, total: int) -> bool:
+        steps.append(step)
+        return step < 2
+
+    request = GeneralEditRequest(image_asset_id="a", prompt="make it winter", seed=1, num_inference_steps=5)
+    with pytest.raises(RenderInterrupted):
+        runtime.pipeline_for(OPERATIONS["general-edit"], "")(request, progress, images={"image": noise(64, 64)})
+    assert steps == [1, 2]
 
 
 # --- end to end: API → Celery → pipelines → S3 ------------------------------------------------
@@ -205,3 +220,4 @@ PNG64 = data_url(noise(64, 64, seed=13))
 def test_bad_edit_input_is_a_422_problem(api, operation, fields, slug):
     problem = submit(api, operation, expect=422, **fields)
     assert problem["type"] == f"/problems/{slug}" and problem["detail"]
+
