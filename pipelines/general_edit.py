@@ -44,6 +44,7 @@ class GeneralEditPipeline:
             # One copy per image: diffusers deprecates repeating a single image for num_images_per_prompt.
             image=[work] * request.num_images, image_guidance_scale=request.image_guidance_scale,
         )
-        out = [image if image.size == original.size else image.resize(original.size, Image.Resampling.LANCZOS) for image in out]
+        out = [image.resize(original.size, Image.Resampling.LANCZOS) if image.size != original.size else image
+               for image in out]
         parameters = request.model_dump(exclude={"seed", "num_images"}) | {"model": self.model, "operation": self.name}
         return with_seeds(out, request, parameters)

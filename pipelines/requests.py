@@ -338,7 +338,9 @@ class SearchReplaceRequest(SearchEditRequest):
     prompt: str = Field(
         ..., min_length=1, max_length=MAX_PROMPT, description="What to put in its place (e.g. \"a golden retriever\")."
     )
-    strength: float = Field(1.0, ge=0, le=1, description="How far to move from the input inside the mask (0–1; 1 paints anew).")
+    strength: float = Field(
+        1.0, ge=0, le=1, description="How far to move from the input inside the mask (0–1; 1 paints anew)."
+    )
 
     def search_text(self) -> str:
         return self.search_prompt

@@ -221,3 +221,16 @@ def test_bad_edit_input_is_a_422_problem(api, operation, fields, slug):
     problem = submit(api, operation, expect=422, **fields)
     assert problem["type"] == f"/problems/{slug}" and problem["detail"]
 
+
+def test_a_deployment_without_the_models_refuses_the_edits_at_submit(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.unit_services import unit_services
+
+    with TestClient(create_app(unit_services(tmp_path)), raise_server_exceptions=False) as client:
+        for operation, fields in (("search-replace", {"search_prompt": "cat", "prompt": "dog"}),
+                                  ("search-recolor", {"select_prompt": "car", "prompt": "red"}),
+                                  ("general-edit", {"prompt": "make it winter"})):
+            response = client.post(f"/v1/{operation}", json={"image": PNG64, **fields})
+            assert response.status_code == 422 and response.json()["type"] == "/problems/unknown-model", response.text

@@ -89,9 +89,9 @@ def _check_model_available(operation: str, body: OperationCreate, services: Serv
 def _check_mask_model(kind: str, mask_model_id: str, services: Services) -> None:
     """The text-segmentation model a search edit names (or the first served) exists."""
     if mask_model_id and services.catalog.get(mask_model_id, kind) is None:
-        raise ProblemError("unknown-model", 422, detail=f"no {kind} model {mask_model_id!r} (mask_model_id); GET /v1/models lists them")
+        raise ProblemError("unknown-model", 422, detail=f"mask_model_id: no {kind} model {mask_model_id!r}; GET /v1/models lists them")
     if not mask_model_id and services.catalog.first(kind) is None:
-        raise ProblemError("unknown-model", 422, detail=f"this deployment serves no {kind} model to find the region; see GET /v1/models")
+        raise ProblemError("unknown-model", 422, detail=f"this deployment serves no {kind} model; see GET /v1/models")
 
 
 def _make_route(operation: str):
