@@ -32,7 +32,7 @@ class Operation:
     name: str
     request_type: type[BaseModel]
     pipeline: str  # "module:Class" under pipelines/
-    model_kind: str  # catalog kind the operation's model_id names: base, upscaler, background-removal
+    model_kind: str  # catalog kind the operation's model_id names: base, upscaler, background-removal, instruct-pix2pix
     diffusers_task: str | None = None  # for base models: which pipeline `from_pipe` derives
     summary: str = ""
     # A second model the pipeline needs, named by the request's `mask_model_id`: the

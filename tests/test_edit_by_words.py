@@ -75,6 +75,7 @@ def test_the_worker_keeps_the_segmenter_and_pix2pix_warm(runtime):
     assert runtime.pipeline_for(OPERATIONS["search-replace"], "").segmenter is first.segmenter
     assert runtime.pipeline_for(OPERATIONS["general-edit"], "tiny-pix2pix").pipe is edit.pipe
     assert runtime.models.stats.loads == loads  # nothing loaded twice
+    assert any(source.endswith("tiny-pix2pix") for source in runtime.models.entries)  # in the LRU, by bytes
     assert edit.pipe.unet is not first.pipe.unet  # its own model, not derived from the base
 
 

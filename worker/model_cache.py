@@ -4,7 +4,8 @@ One entry per base model holds its text-to-image pipeline; image-to-image and in
 pipelines are built from it with diffusers' `from_pipe`, which shares every component (UNet,
 VAE, text encoder) by reference, so switching operation on a loaded base loads nothing.
 LoRAs are loaded once per base as named peft adapters and switched per job with
-`set_adapters` (or switched off), never by reloading the base.
+`set_adapters` (or switched off), never by reloading the base. A diffusion model that is not a
+base (InstructPix2Pix) is held in the same LRU and budget, as loaded (`held`).
 """
 
 from __future__ import annotations

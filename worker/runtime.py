@@ -36,8 +36,8 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
-        self._models: dict[str, object] = {}  # upscalers and segmenters (small, kept)
-        # diffusion pipelines that are not bases go in `models` (LRU, byte budget) beside them
+        # Upscalers and segmenters (small, kept); InstructPix2Pix is big: `models` holds it (LRU).
+        self._models: dict[str, object] = {}
         self._lock = threading.RLock()
 
     @cached_property
