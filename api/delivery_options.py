@@ -1,5 +1,5 @@
 """Request fields and views about how a run is delivered rather than what it renders:
-priority, start deadline, webhook, and the listing / batch envelopes."""
+priority, start deadline, webhook, output destination, and the listing / batch envelopes."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from storage.destinations import OUTPUT_MAX_LENGTH, OUTPUT_PATTERN
 from storage.records import Priority
 
 WebhookEventName = Literal["started", "completed", "failed", "canceled", "expired"]
-DELIVERY_FIELDS = ("webhook_url", "webhook_events", "priority", "start_within")
+DELIVERY_FIELDS = ("webhook_url", "webhook_events", "priority", "start_within", "output")
 
 
 class DeliveryOptions(BaseModel):
@@ -28,6 +29,15 @@ class DeliveryOptions(BaseModel):
     )
     start_within: float | None = Field(
         None, gt=0, le=7 * 86400, description="Seconds the run may wait in the queue; still queued after that, it ends `expired` without running."
+    )
+    output: str | None = Field(
+        None,
+        max_length=OUTPUT_MAX_LENGTH,
+        pattern=OUTPUT_PATTERN,
+        examples=["storage://my-bucket/renders/"],
+        description="`storage://{destination}/{folder}/` (Claid): write the PNGs to a destination registered with "
+        "POST /v1/destinations, as {prefix}{folder}{run_id}/{index}.png. The run then reports each image's "
+        "object_uri, object_key and object_bucket, and no temporary URL or asset (the images are not kept here).",
     )
 
 

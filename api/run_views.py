@@ -53,6 +53,9 @@ def run_view_op(record: RunRecord, services: Services) -> Op[RunView]:
         now = time.time()
         lifetime = url_lifetime(services.settings, record.expires_at, now)
         for image in record.images:
+            if image.object_uri:  # in the tenant's own bucket (`output`): nothing of ours to sign
+                images.append(ImageView(object_key=image.key, **image.model_dump(exclude={"key"})))
+                continue
             url, url_expires = services.urls.sign(image.key, lifetime, now) if lifetime > 0 else (None, None)
             images.append(
                 ImageView(
@@ -103,6 +106,7 @@ def run_view_op(record: RunRecord, services: Services) -> Op[RunView]:
         cancel_requested=record.cancel_requested,
         retry_of=record.retry_of,
         webhook=webhook,
+        output=record.output,
     )
 
 

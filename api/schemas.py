@@ -101,6 +101,12 @@ class ImageView(BaseModel):
         "image", description="`mask`: the black-and-white mask (white = repainted) a search-replace/search-recolor run "
         "returns last when asked with return_mask; its seed is 0. Every other output is an `image`.",
     )
+    object_uri: str | None = Field(
+        None, examples=["s3://acme-renders/renderq/campaign/gen_5f0c8e0d2b7a4c1e9d3f6a21/0.png"],
+        description="Where the image was written when the request had an `output` destination (then no url, no asset_id).",
+    )
+    object_key: str | None = Field(None, description="The object's key in object_bucket (with `output`).")
+    object_bucket: str | None = Field(None, description="The destination's bucket (with `output`).")
 
 
 class RunView(BaseModel):
@@ -129,3 +135,4 @@ class RunView(BaseModel):
     cancel_requested: bool = False
     retry_of: str | None = Field(None, description="The run this one re-runs (POST …/retry).")
     webhook: WebhookView | None = None
+    output: str | None = Field(None, description="The request's storage://{destination}/{folder}/, if it had one.")

@@ -10,6 +10,7 @@ from celery import Celery
 from fastapi import Request
 
 from storage.assets import AssetStore
+from storage.destinations import DestinationClients, DestinationStore, Vault
 from storage.images import ImageStore, RecentUrls, make_image_store
 from storage.keys import KeyStore
 from storage.models_catalog import ModelCatalog
@@ -97,6 +98,15 @@ class Services:
         except Exception:  # unreachable storage: /readyz says so, and an upload answers 503
             pass
         return AssetStore(self.runs.redis, self.images, self.settings.retention_seconds)
+
+    @cached_property
+    def destinations(self) -> DestinationStore:
+        return DestinationStore(self.runs.redis, Vault.from_settings(self.settings))
+
+    @cached_property
+    def destination_clients(self) -> DestinationClients:
+        """For the registration check: one try, short timeouts, so a bad endpoint is a quick 422."""
+        return DestinationClients(self.destinations, self.settings.destination_allow_private, max_attempts=1, timeout=5)
 
     @property
     def catalog(self) -> ModelCatalog:

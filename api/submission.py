@@ -6,6 +6,8 @@ import time
 
 from starlette.concurrency import run_in_threadpool
 
+from storage import tenancy
+from storage.destinations import parse_output
 from storage.records import RunRecord, WebhookTarget, new_run_id
 from storage.redis_ops import Op, run, run_async
 from storage.webhook_targets import UnsafeWebhookUrl, check_webhook_url
@@ -29,6 +31,18 @@ def webhook_target(services: Services, url: str | None, events: list[str] | None
     return WebhookTarget(url=url) if events is None else WebhookTarget(url=url, events=list(events))
 
 
+def checked_output(services: Services, output: str | None, where: str = "") -> str | None:
+    """The `output` of a request, its destination known to the caller's tenant; a 422 problem if not."""
+    if output is None:
+        return None
+    name, _ = parse_output(output)  # the field's pattern already holds
+    if services.destinations.get(tenancy.stamp(), name) is None:
+        raise ProblemError(
+            "unknown-destination", 422, detail=f"{where}output: no destination {name!r}; register it with POST /v1/destinations"
+        )
+    return output
+
+
 def delivery_fields(services: Services, options: DeliveryOptions, now: float, where: str = "") -> dict:
     """The RunRecord fields of a body's delivery options (any operation)."""
     return {
@@ -36,6 +50,7 @@ def delivery_fields(services: Services, options: DeliveryOptions, now: float, wh
         "priority": options.priority,
         "webhook": webhook_target(services, options.webhook_url, options.webhook_events, where),
         "start_deadline": now + options.start_within if options.start_within else None,
+        "output": checked_output(services, options.output, where),
     }
 
 
@@ -99,8 +114,9 @@ async def create_and_enqueue_async(services: Services, record: RunRecord) -> Run
 
 
 async def submit(services: Services, body: GenerationCreate) -> RunRecord:
-    if body.webhook_url is not None:
-        # The webhook check resolves its host name (blocking DNS): not on the event loop.
+    if body.webhook_url is not None or body.output is not None:
+        # The webhook check resolves its host name (blocking DNS), the output check reads its
+        # destination (sync Redis): not on the event loop.
         record = await run_in_threadpool(new_record, services, body)
     else:
         record = new_record(services, body)
@@ -117,6 +133,7 @@ def retry(services: Services, original: RunRecord) -> RunRecord:
         request=original.request,
         priority=original.priority,
         webhook=original.webhook,
+        output=original.output,
         retry_of=original.run_id,
     )
     return create_and_enqueue(services, record)

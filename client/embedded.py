@@ -48,6 +48,18 @@ def _ensure_catalog(tiny_model: str) -> str:
     return str(path)
 
 
+def _ensure_secrets_key() -> str:
+    """A Fernet key for destination credentials, generated once into the dev state directory."""
+    path = DEV_HOME / "secrets.key"
+    if not path.exists():
+        from cryptography.fernet import Fernet
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(Fernet.generate_key().decode())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def run_dev(host: str, port: int) -> None:
     import uvicorn
 
@@ -56,6 +68,8 @@ def run_dev(host: str, port: int) -> None:
     os.environ.setdefault("RENDERQ_STORAGE", "local")
     os.environ.setdefault("RENDERQ_LOCAL_DIR", str(DEV_HOME / "images"))
     os.environ.setdefault("RENDERQ_PUBLIC_BASE_URL", f"http://{host}:{port}")
+    if not os.environ.get("RENDERQ_SECRETS_KEY"):
+        os.environ["RENDERQ_SECRETS_KEY"] = _ensure_secrets_key()
     os.environ["RENDERQ_DEFAULT_MODEL"] = _ensure_model(os.environ.get("RENDERQ_DEFAULT_MODEL", ""))
     if not os.environ.get("RENDERQ_MODELS_FILE") and is_tiny_model(os.environ["RENDERQ_DEFAULT_MODEL"]):
         os.environ["RENDERQ_MODELS_FILE"] = _ensure_catalog(os.environ["RENDERQ_DEFAULT_MODEL"])

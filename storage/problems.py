@@ -38,6 +38,12 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
     "storage-failed": ("Storage failed", "The rendered images could not be written to object storage."),
     "nothing-matched": ("Nothing matched", "search-replace/search-recolor found nothing in the image matching the words "
                         "(an empty mask); no image was made. Lower mask_threshold or rephrase."),
+    "unknown-destination": ("Unknown destination", "`output` names no destination of this tenant; GET /v1/destinations lists them."),
+    "destination-exists": ("Destination exists", "This tenant already has a destination of that name; delete it first to register it again."),
+    "destination-check-failed": ("Destination check failed", "The test write to the destination's bucket failed: endpoint unreachable, bucket missing, or credentials refused; `detail` has S3's answer."),
+    "unsafe-destination-endpoint": ("Destination endpoint not allowed", "endpoint_url must be http(s) and resolve only to public addresses (no private, loopback or link-local targets)."),
+    "destinations-unavailable": ("Destinations unavailable", "This deployment has no RENDERQ_SECRETS_KEY to encrypt credentials with, so it takes no destinations."),
+    "destination-failed": ("Destination write failed", "The rendered images could not be written to the run's output destination (deleted, refused, unreachable); nothing was stored elsewhere."),
 }
 
 

@@ -63,6 +63,10 @@ class StoredImage(BaseModel):
     bytes: int = 0
     asset_id: str | None = None  # the image as an asset: feeds the next request
     role: str = "image"  # "mask": the mask a search edit returns when asked
+    # Written to the tenant's own destination (`output`): `key` is in `object_bucket` there,
+    # not in ours, so no URL is signed and no asset registered.
+    object_bucket: str | None = None
+    object_uri: str | None = None  # s3://{object_bucket}/{key}
 
 
 class RunRecord(BaseModel):
@@ -94,6 +98,7 @@ class RunRecord(BaseModel):
     start_deadline: float | None = None
     cancel_requested: bool = False
     retry_of: str | None = None
+    output: str | None = None  # storage://{destination}/{folder}/: the images go to the tenant's bucket
 
     # Fields stored as JSON text inside the hash; the rest are plain strings.
     JSON_FIELDS: ClassVar[tuple[str, ...]] = ("request", "loras", "images", "timings", "error", "webhook")

@@ -15,6 +15,41 @@ from .settings import Settings
 LIFECYCLE_RULE_ID = "renderq-expire-after-1-day"
 
 
+def make_s3_client(
+    endpoint: str | None,
+    region: str,
+    access_key: str | None,
+    secret_key: str | None,
+    *,
+    max_attempts: int,
+    addressing_style: str = "path",
+    connect_timeout: float = 3,
+    read_timeout: float = 10,
+):
+    """The one way renderq makes an S3 client: our own bucket's and tenants' destinations alike."""
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": addressing_style},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            # botocore's standard mode retries connection errors, 5xx and throttling
+            # with exponential backoff and jitter: an S3 blip costs seconds, not a run.
+            retries={"total_max_attempts": max_attempts, "mode": "standard"},
+            # No CRC32 trailer on uploads (aws-chunked encoding) unless an operation
+            # requires one: ~0.8 ms less per PNG put, and older S3-compatible stores
+            # reject the trailer anyway. Signature v4 still covers the payload.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
+    )
+
+
 class S3ImageStore:
     """Writes through the internal endpoint; signs URLs for the public one.
 
@@ -30,26 +65,12 @@ class S3ImageStore:
     @classmethod
     def from_settings(cls, settings: Settings) -> "S3ImageStore":
         def client(endpoint: str | None):
-            return boto3.client(
-                "s3",
-                endpoint_url=endpoint,
-                region_name=settings.s3_region,
-                aws_access_key_id=settings.s3_access_key.get_secret_value() if settings.s3_access_key else None,
-                aws_secret_access_key=settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None,
-                config=Config(
-                    signature_version="s3v4",
-                    s3={"addressing_style": "path"},
-                    connect_timeout=3,
-                    read_timeout=10,
-                    # botocore's standard mode retries connection errors, 5xx and throttling
-                    # with exponential backoff and jitter: an S3 blip costs seconds, not a run.
-                    retries={"total_max_attempts": settings.s3_max_attempts, "mode": "standard"},
-                    # No CRC32 trailer on uploads (aws-chunked encoding) unless an operation
-                    # requires one: ~0.8 ms less per PNG put, and older S3-compatible stores
-                    # reject the trailer anyway. Signature v4 still covers the payload.
-                    request_checksum_calculation="when_required",
-                    response_checksum_validation="when_required",
-                ),
+            return make_s3_client(
+                endpoint,
+                settings.s3_region,
+                settings.s3_access_key.get_secret_value() if settings.s3_access_key else None,
+                settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None,
+                max_attempts=settings.s3_max_attempts,
             )
 
         internal = client(settings.s3_endpoint)

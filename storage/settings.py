@@ -133,6 +133,28 @@ class Settings(BaseSettings):
         False, description="Allow webhook URLs that resolve to private, loopback or link-local addresses."
     )
 
+    # Output destinations: tenants' own buckets (storage/destinations.py).
+    secrets_key: SecretStr | None = Field(
+        None,
+        description="Fernet key(s) encrypting destination credentials at rest; comma-separated to rotate "
+        "(the first encrypts, any decrypts). Without it, destinations cannot be registered or used. "
+        "`renderq dev` generates one into .renderq/secrets.key.",
+    )
+    destination_allow_private: bool = Field(
+        False, description="Allow destination endpoints that resolve to private, loopback or link-local addresses."
+    )
+
+    @model_validator(mode="after")
+    def _secrets_key_is_fernet(self) -> "Settings":
+        if self.secrets_key is not None:
+            from storage.destinations import Vault
+
+            try:
+                Vault(self.secrets_key.get_secret_value())
+            except ValueError as exc:
+                raise ValueError(f"RENDERQ_SECRETS_KEY: {exc}") from None
+        return self
+
     @property
     def effective_broker_url(self) -> str:
         if self.embedded:

@@ -1,8 +1,10 @@
-"""Is a webhook URL safe to call? http(s) only, and every address it resolves to public.
+"""Is a caller-given URL safe to call? http(s) only, and every address it resolves to public.
 
-Checked by the API when a request names a webhook (so a bad URL is a 422 at submit) and again
-by the webhook worker right before each attempt (DNS may have changed since). Lives in
-storage/ because both rooms use it and neither may import the other.
+Webhook URLs are checked by the API when a request names one (so a bad URL is a 422 at
+submit) and again by the webhook worker right before each attempt (DNS may have changed
+since); the endpoints of output destinations (storage/destinations.py) the same way, at
+registration and before each write. Lives in storage/ because both rooms use it and neither
+may import the other.
 """
 
 from __future__ import annotations
@@ -24,20 +26,20 @@ def _addresses(host: str, port: int) -> set[str]:
     return {info[4][0] for info in infos}
 
 
-def check_webhook_url(url: str, allow_private: bool = False) -> None:
+def check_webhook_url(url: str, allow_private: bool = False, what: str = "webhook") -> None:
     """Raise `UnsafeWebhookUrl` unless `url` is http(s) and (unless allowed) every A/AAAA
-    address of its host is globally routable."""
+    address of its host is globally routable. `what` names the URL in messages."""
     try:
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
         raise UnsafeWebhookUrl(f"not a valid URL: {exc}") from exc
     if parts.scheme not in ("http", "https"):
-        raise UnsafeWebhookUrl("only http and https webhook URLs are allowed")
+        raise UnsafeWebhookUrl(f"only http and https {what} URLs are allowed")
     if not parts.hostname:
         raise UnsafeWebhookUrl("the URL has no host")
     if parts.username or parts.password:
-        raise UnsafeWebhookUrl("credentials in webhook URLs are not allowed")
+        raise UnsafeWebhookUrl(f"credentials in {what} URLs are not allowed")
     if allow_private:
         return
     for address in _addresses(parts.hostname, port):

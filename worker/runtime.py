@@ -14,6 +14,7 @@ import time
 from functools import cached_property
 
 from storage.assets import AssetStore
+from storage.destinations import DestinationClients, DestinationStore, OutputTarget, Vault
 from storage.image_codec import load_image
 from storage.images import ImageStore, make_image_store
 from storage.models_catalog import DEFAULT_MODEL_ID, ModelCatalog
@@ -49,6 +50,16 @@ class Runtime:
         store = make_image_store(self.settings)
         store.prepare()
         return store
+
+    @cached_property
+    def destinations(self) -> DestinationClients:
+        """Tenants' own buckets (`output`), one S3 client each, kept in this process."""
+        store = DestinationStore(self.runs.redis, Vault.from_settings(self.settings))
+        return DestinationClients(store, self.settings.destination_allow_private, self.settings.s3_max_attempts)
+
+    def output_target(self, record) -> OutputTarget | None:
+        """Where the run's images go when its request named an `output`; None: our own store."""
+        return self.destinations.target(record.tenant, record.output) if record.output else None
 
     @cached_property
     def placement(self):

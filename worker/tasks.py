@@ -13,6 +13,7 @@ from pipelines.base import NothingMatched, RenderInterrupted
 from pipelines.png import encode_png
 from pipelines.registry import OPERATIONS
 from storage.assets import Asset, generated_asset_id
+from storage.destinations import DestinationFailed
 from storage.images import StorageUnavailable
 from storage.logs import request_id_var, run_id_var
 from storage.metrics import record_completed_run
@@ -39,6 +40,8 @@ def problem_for(exc: BaseException, soft_time_limit: int) -> Problem:
         return Problem.of("out-of-memory", 507, detail=str(exc).splitlines()[0])
     if isinstance(exc, StorageUnavailable):
         return Problem.of("storage-failed", 503, detail=str(exc))
+    if isinstance(exc, DestinationFailed):
+        return Problem.of("destination-failed", 502, detail=str(exc))
     if isinstance(exc, ModelUnavailable):
         return Problem.of("model-unavailable", 422, detail=str(exc))
     if isinstance(exc, InputMissing):
@@ -68,6 +71,7 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
             pipeline = runtime.pipeline_for(operation, record.model_id, record.loras, getattr(request, "uses_model", True),
                                             mask_model_id=getattr(request, "mask_model_id", ""))
             inputs = runtime.load_inputs(request)
+            target = runtime.output_target(record)  # checked before rendering: a gone destination fails fast
             loaded = time.perf_counter()
             progress = ProgressThrottle(runtime.runs, run_id, settings.progress_min_interval)
             generated = pipeline(request, progress, images=inputs) if inputs else pipeline(request, progress)
@@ -76,6 +80,10 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
             for index, item in enumerate(generated):
                 data = encode_png(item.image, item.parameters)
                 key = f"{run_id}/{index}.png"  # fixed per run: a re-render overwrites, never duplicates
+                if target is not None:  # the tenant's own bucket: no copy, asset or URL of ours (Claid)
+                    stored.append(StoredImage(**target.put(key, data, "image/png"), width=item.image.width,
+                                              height=item.image.height, seed=item.seed, bytes=len(data)))
+                    continue
                 runtime.images.put(key, data, "image/png")
                 # Every generated image is an asset too, so it can feed the next request.
                 asset = runtime.assets.register(Asset(
