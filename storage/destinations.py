@@ -200,10 +200,19 @@ class DestinationClients:
         return OutputTarget(destination, folder, self.client_for(destination))
 
     def check(self, destination: Destination) -> None:
-        """The registration check: a test write (what a run needs; a write-only key passes),
-        then a best-effort delete of the test object. Raise DestinationFailed if refused."""
+        """The registration check: the bucket exists (HEAD; a 403 passes, a write-only key may
+        not list), a test write succeeds (what a run needs), and the test object is deleted
+        if the key may. Raise DestinationFailed if not. The HEAD also keeps stores that
+        create buckets on first write (SeaweedFS) from turning a typo into a new bucket."""
         client = self.client_for(destination)
         key = destination.prefix + CHECK_OBJECT
+        try:
+            client.head_bucket(Bucket=destination.bucket)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket"):
+                raise DestinationFailed(f"the bucket {destination.bucket!r} does not exist at {destination.endpoint_url}") from exc
+        except BotoCoreError as exc:
+            raise DestinationFailed(f"the test write to s3://{destination.bucket}/{key} failed: {describe(exc)}") from exc
         try:
             client.put_object(Bucket=destination.bucket, Key=key, Body=b"", ContentType="text/plain")
         except (BotoCoreError, ClientError) as exc:
