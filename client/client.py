@@ -46,8 +46,12 @@ def _submit_args(prompt: str | None, wait: float | None, fields: dict[str, Any])
 
 
 def image_paths(run: dict[str, Any], out_dir: Path) -> list[tuple[str, Path]]:
-    """(url, path) of each image: `<run_id>_<i>.png`, so a rerun finds what it already has."""
-    return [(image["url"], out_dir / f"{run['run_id']}_{index}.png") for index, image in enumerate(run.get("images", []))]
+    """(url, path) of each image: `<run_id>_<i>.png`, so a rerun finds what it already has.
+    Images written to an `output` destination have no URL (they are in the caller's bucket)."""
+    return [
+        (image["url"], out_dir / f"{run['run_id']}_{index}.png")
+        for index, image in enumerate(run.get("images", [])) if image.get("url")
+    ]
 
 
 def parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -54,7 +54,22 @@ def test_credentials_are_stored_encrypted_and_the_worker_refuses_a_private_endpo
         DestinationClients(store, allow_private=False, max_attempts=1).target("t1", "storage://mine/x/")
     with pytest.raises(DestinationFailed, match="no longer exists"):
         DestinationClients(store, allow_private=True, max_attempts=1).target("t1", "storage://gone/")
+    # One S3 client per destination, kept until the destination is registered again.
+    clients = DestinationClients(store, allow_private=True, max_attempts=1)
+    first = clients.target("t1", "storage://mine/x/").client
+    assert clients.target("t1", "storage://mine/y/").client is first
+    client.hset(f"{RECORD_PREFIX}t1:mine", "credentials", vault.seal("AKIA5678", "rotated"))
+    assert clients.target("t1", "storage://mine/x/").client is not first
     assert store.delete("t1", "mine") and not client.exists(f"{RECORD_PREFIX}t1:mine", f"{INDEX_PREFIX}t1")
+
+
+def test_dev_mode_generates_its_secrets_key_once(tmp_path, monkeypatch):
+    from client import embedded
+
+    monkeypatch.setattr(embedded, "DEV_HOME", tmp_path / ".renderq")
+    key = embedded._ensure_secrets_key()
+    assert embedded._ensure_secrets_key() == key and Vault(key).enabled
+    assert (tmp_path / ".renderq" / "secrets.key").stat().st_mode & 0o777 == 0o600
 
 
 # --- the real stack ---------------------------------------------------------------------------
