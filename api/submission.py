@@ -133,7 +133,7 @@ def retry(services: Services, original: RunRecord) -> RunRecord:
         request=original.request,
         priority=original.priority,
         webhook=original.webhook,
-        output=original.output,
+        output=checked_output(services, original.output),
         retry_of=original.run_id,
     )
     return create_and_enqueue(services, record)

@@ -7,8 +7,9 @@ run overwrites its own objects rather than adding more.
 
 Credentials are encrypted at rest with Fernet (AES-128-CBC + HMAC-SHA256) under
 RENDERQ_SECRETS_KEY; a comma-separated list of keys lets an operator rotate (the first
-encrypts, any decrypts). Only the last four characters of the access key id stay in clear,
-for the views; the secret never leaves this module except to sign S3 requests.
+encrypts, any decrypts). Only the last four characters of the access key id stay in clear
+(none when it is shorter than 12), for the views; the secret never leaves this module except
+to sign S3 requests.
 
 The endpoint is the caller's choice, so it is checked like a webhook URL (public addresses
 only, storage/webhook_targets.py) at registration and again before every write: the worker
@@ -73,7 +74,7 @@ class Destination(BaseModel):
     endpoint_url: str
     region: str = "us-east-1"
     addressing_style: Literal["path", "virtual"] = "path"
-    access_key_hint: str = Field("", description="Last four characters of the access key id.")
+    access_key_hint: str = Field("", description="Last four characters of the access key id (none of a short one).")
     credentials: str
     created_at: float = Field(default_factory=time.time)
 
@@ -122,13 +123,13 @@ class DestinationStore:
 
     def create(self, destination: Destination) -> bool:
         """Store a new destination; False (nothing written) if the tenant already has that name."""
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(INDEX_PREFIX + destination.tenant, destination.name)
-            pipe.hsetnx(_record_key(destination.tenant, destination.name), "name", destination.name)
-            added, fresh = pipe.execute()
-        if not fresh:
+        key = _record_key(destination.tenant, destination.name)
+        if not self.redis.hsetnx(key, "name", destination.name):  # claims the name; reads see it once complete
             return False
-        self.redis.hset(_record_key(destination.tenant, destination.name), mapping=_to_hash(destination))
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=_to_hash(destination))
+            pipe.sadd(INDEX_PREFIX + destination.tenant, destination.name)
+            pipe.execute()
         return True
 
     def get(self, tenant: str, name: str) -> Destination | None:
@@ -183,10 +184,13 @@ class DestinationClients:
         from .s3 import make_s3_client
 
         access_key_id, secret = self.store.vault.open(destination.credentials)
-        client = make_s3_client(
-            destination.endpoint_url, destination.region, access_key_id, secret, max_attempts=self.max_attempts,
-            addressing_style=destination.addressing_style, read_timeout=self.timeout,
-        )
+        try:
+            client = make_s3_client(
+                destination.endpoint_url, destination.region, access_key_id, secret, max_attempts=self.max_attempts,
+                addressing_style=destination.addressing_style, read_timeout=self.timeout,
+            )
+        except ValueError as exc:  # botocore's "Invalid endpoint"
+            raise DestinationFailed(f"destination {destination.name!r}: endpoint_url: {exc}") from exc
         with self._lock:
             self._clients[cache_key] = (destination.credentials, client)
         return client

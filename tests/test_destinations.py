@@ -205,8 +205,12 @@ def test_a_destination_that_refuses_the_write_fails_the_run_and_nothing_falls_ba
     run = wait_for_run(dapi, dapi.post("/v1/generations", json=SMALL | {"output": f"storage://{bucket}/"}).json()["run_id"])
     assert run["status"] == "failed" and run["images"] == []
     assert run["error"]["type"] == "/problems/destination-failed" and bucket in run["error"]["detail"]
+    assert "SignatureDoesNotMatch" in run["error"]["detail"] or "AccessDenied" in run["error"]["detail"]
     ours = dstack.s3().list_objects_v2(Bucket=dstack.env["RENDERQ_S3_BUCKET"], Prefix=run["run_id"])
     assert ours.get("KeyCount") == 0
+    # A retry names the same output: refused at once once the destination is deleted.
+    assert dapi.delete(f"/v1/destinations/{bucket}").status_code == 204
+    assert_problem(dapi.post(f"/v1/generations/{run['run_id']}/retry"), 422, "unknown-destination")
 
 
 def test_private_endpoints_are_refused_and_no_secrets_key_means_no_destinations(stack, api):

@@ -116,7 +116,8 @@ def create_destination(body: DestinationCreate, response: Response, services: Se
         destination = Destination(
             name=body.name, tenant=tenant, bucket=body.bucket, prefix=prefix + "/" if prefix and not prefix.endswith("/") else prefix,
             endpoint_url=body.endpoint_url, region=body.region, addressing_style=body.addressing_style,
-            access_key_hint=access_key_id[-4:], credentials=store.vault.seal(access_key_id, secret),
+            access_key_hint=access_key_id[-4:] if len(access_key_id) >= 12 else "",
+            credentials=store.vault.seal(access_key_id, secret),
         )
         services.destination_clients.check(destination)
     except DestinationsDisabled as exc:
