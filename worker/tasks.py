@@ -82,7 +82,7 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
                 key = f"{run_id}/{index}.png"  # fixed per run: a re-render overwrites, never duplicates
                 if target is not None:  # the tenant's own bucket: no copy, asset or URL of ours (Claid)
                     stored.append(StoredImage(**target.put(key, data, "image/png"), width=item.image.width,
-                                              height=item.image.height, seed=item.seed, bytes=len(data)))
+                                              height=item.image.height, seed=item.seed, bytes=len(data), role=item.role))
                     continue
                 runtime.images.put(key, data, "image/png")
                 # Every generated image is an asset too, so it can feed the next request.
