@@ -18,7 +18,7 @@ from .request_id import RequestIdMiddleware
 from .request_limits import BodyLimitsMiddleware
 from .routes import (
     assets, batches, destinations, events, files, generations, health, metrics, models, operations, problem_types,
-    run_actions,
+    run_actions, templates,
 )
 from .services import Services
 
@@ -56,8 +56,8 @@ def create_app(services: Services | None = None) -> FastAPI:
     access_log = (services.settings if services is not None else get_settings()).access_log
     app.add_middleware(RequestIdMiddleware, access_log=access_log)
     for module in (
-        generations, run_actions, events, batches, operations, assets, destinations, models, health, files, problem_types,
-        metrics,
+        generations, run_actions, events, batches, operations, assets, destinations, models, templates, health, files,
+        problem_types, metrics,
     ):
         app.include_router(module.router)
     install_openapi_extras(app)

@@ -28,6 +28,7 @@ from storage.models_catalog import ModelCatalog
 from .delivery_options import DELIVERY_FIELDS, DeliveryOptions
 from .model_selection import ModelSelection
 from .quality import QualityField
+from .templates import TEMPLATE_FIELDS, TemplateFields
 
 PNG_1PX = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
@@ -60,7 +61,9 @@ class OperationCreate(DeliveryOptions):
 
     SLOTS: ClassVar[tuple[str, ...]] = ("image",)
     REQUIRED_SLOTS: ClassVar[tuple[str, ...]] = ("image",)
-    INLINE_FIELDS: ClassVar[set[str]] = {"image", "mask", "model_id", "loras", "lora_weight", "quality", *DELIVERY_FIELDS}
+    INLINE_FIELDS: ClassVar[set[str]] = {
+        "image", "mask", "model_id", "loras", "lora_weight", "quality", *TEMPLATE_FIELDS, *DELIVERY_FIELDS,
+    }
 
     def resolve_defaults(self, catalog: ModelCatalog) -> None:
         """Settle defaults that depend on what the deployment serves (before render_request)."""
@@ -80,7 +83,7 @@ def _config(example: dict) -> ConfigDict:
     return ConfigDict(extra="forbid", populate_by_name=True, json_schema_extra={"examples": [example]})
 
 
-class ImageToImageCreate(ImageSlot, ModelSelection, QualityField, OperationCreate, ImageToImageRequest):
+class ImageToImageCreate(TemplateFields, ImageSlot, ModelSelection, QualityField, OperationCreate, ImageToImageRequest):
     model_config = _config({
         "prompt": "The same mug, in watercolour", "image_asset_id": "ast_0123456789abcdef01234567",
         "strength": 0.6, "num_inference_steps": 25, "guidance_scale": 7.5, "seed": 7, "loras": {"tiny-lora": 0.8},
@@ -88,26 +91,28 @@ class ImageToImageCreate(ImageSlot, ModelSelection, QualityField, OperationCreat
     RENDER_TYPE: ClassVar = ImageToImageRequest
 
 
-class VariationsCreate(ImageSlot, ModelSelection, QualityField, OperationCreate, VariationsRequest):
+class VariationsCreate(TemplateFields, ImageSlot, ModelSelection, QualityField, OperationCreate, VariationsRequest):
     model_config = _config({"image": PNG_1PX, "num_images": 4, "strength": 0.6, "seed": 7})
     RENDER_TYPE: ClassVar = VariationsRequest
 
 
-class InpaintCreate(ImageSlot, MaskSlot, ModelSelection, QualityField, OperationCreate, InpaintRequest):
+class InpaintCreate(TemplateFields, ImageSlot, MaskSlot, ModelSelection, QualityField, OperationCreate, InpaintRequest):
     model_config = _config({
         "prompt": "A cute baby sloth", "image_asset_id": "ast_0123456789abcdef01234567",
         "mask_color_rgba": [255, 255, 255, 255], "mask_color_threshold": 10, "seed": 7,
     })
     RENDER_TYPE: ClassVar = InpaintRequest
     SLOTS: ClassVar = ("image", "mask")
+    TEMPLATE_APPLIES: ClassVar = ("quality", "style_preset")  # the output keeps the input's size
 
 
-class OutpaintCreate(ImageSlot, ModelSelection, QualityField, OperationCreate, OutpaintRequest):
+class OutpaintCreate(TemplateFields, ImageSlot, ModelSelection, QualityField, OperationCreate, OutpaintRequest):
     model_config = _config({
         "prompt": "a wider view of the beach", "image_asset_id": "ast_0123456789abcdef01234567",
         "direction": "UP", "crop_side": "LEFT",
     })
     RENDER_TYPE: ClassVar = OutpaintRequest
+    TEMPLATE_APPLIES: ClassVar = ("quality", "style_preset")  # the canvas size follows the input
 
 
 class UpscaleCreate(ImageSlot, OperationCreate, UpscaleRequest):

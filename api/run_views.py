@@ -107,6 +107,9 @@ def run_view_op(record: RunRecord, services: Services) -> Op[RunView]:
         retry_of=record.retry_of,
         webhook=webhook,
         output=record.output,
+        template_id=record.template_id,
+        style_preset=record.style_preset,
+        input_prompt=record.input_prompt,
     )
 
 

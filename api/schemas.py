@@ -17,6 +17,7 @@ from .delivery_options import DELIVERY_FIELDS, DeliveryOptions, WebhookView
 
 from .model_selection import ModelSelection
 from .quality import QUALITY_TIERS, QualityField
+from .templates import TEMPLATE_FIELDS, TemplateFields
 
 # Ratio presets; the image keeps about the area of `BASE_AREA` (512²), sides rounded to 8.
 ASPECT_RATIOS: dict[str, tuple[int, int]] = {
@@ -38,7 +39,7 @@ def size_for_aspect_ratio(ratio: str, area: int = BASE_AREA) -> tuple[int, int]:
     return side(width), side(height)
 
 
-class GenerationCreate(ModelSelection, QualityField, TextToImageRequest, DeliveryOptions):
+class GenerationCreate(TemplateFields, ModelSelection, QualityField, TextToImageRequest, DeliveryOptions):
     """A text-to-image request as callers send it."""
 
     model_config = ConfigDict(
@@ -56,6 +57,7 @@ class GenerationCreate(ModelSelection, QualityField, TextToImageRequest, Deliver
                     "num_images": 1,
                 },
                 {"prompt": "A lighthouse at dusk, oil painting", "aspect_ratio": "16:9"},
+                {"prompt": "Modern minimalist workspace with laptop", "template_id": "linkedin_post"},
             ]
         },
     )
@@ -82,7 +84,7 @@ class GenerationCreate(ModelSelection, QualityField, TextToImageRequest, Deliver
 
     def to_render_request(self) -> TextToImageRequest:
         """The pipeline's request, with the seed fixed now so that it can be reported."""
-        fields = self.model_dump(exclude={"model_id", "aspect_ratio", "loras", "lora_weight", "quality", *DELIVERY_FIELDS})
+        fields = self.model_dump(exclude={"model_id", "aspect_ratio", "loras", "lora_weight", "quality", *TEMPLATE_FIELDS, *DELIVERY_FIELDS})
         if fields["seed"] is None:
             fields["seed"] = secrets.randbelow(MAX_SEED + 1)
         return TextToImageRequest.model_validate(fields)
@@ -136,3 +138,6 @@ class RunView(BaseModel):
     retry_of: str | None = Field(None, description="The run this one re-runs (POST …/retry).")
     webhook: WebhookView | None = None
     output: str | None = Field(None, description="The request's storage://{destination}/{folder}/, if it had one.")
+    template_id: str | None = Field(None, description="The template applied (its size, quality tier and style preset).")
+    style_preset: str | None = Field(None, description="The style preset applied; request.prompt is the final prompt.")
+    input_prompt: str | None = Field(None, description="The prompt as sent, before a style preset wrapped it.")

@@ -18,6 +18,7 @@ from storage.quotas import ActiveRuns
 from storage.redis_client import async_twin, make_redis
 from storage.runs import RunStore
 from storage.settings import Settings
+from storage.templates import TemplateCatalog
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Services:
     @classmethod
     def from_settings(cls, settings: Settings, celery: Celery | None = None) -> "Services":
         ModelCatalog.from_settings(settings)  # a missing or malformed catalog stops start-up, not each request
+        TemplateCatalog.from_settings(settings)  # so do the templates and style presets
         if celery is None:
             from worker.celery_app import make_celery
 
@@ -111,6 +113,10 @@ class Services:
     @property
     def catalog(self) -> ModelCatalog:
         return ModelCatalog.from_settings(self.settings)
+
+    @property
+    def templates(self) -> TemplateCatalog:
+        return TemplateCatalog.from_settings(self.settings)
 
 
 def services_of(request: Request) -> Services:

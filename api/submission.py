@@ -18,6 +18,7 @@ from .model_selection import resolve_models
 from .problems import ProblemError
 from .schemas import GenerationCreate
 from .services import Services
+from .templates import apply_template
 
 
 def webhook_target(services: Services, url: str | None, events: list[str] | None, where: str = "") -> WebhookTarget | None:
@@ -55,7 +56,9 @@ def delivery_fields(services: Services, options: DeliveryOptions, now: float, wh
 
 
 def new_record(services: Services, body: GenerationCreate, where: str = "", **fields) -> RunRecord:
-    """A text-to-image run record: model checked against the catalog, webhook URL checked."""
+    """A text-to-image run record: template and style preset applied, model checked against the
+    catalog, webhook URL checked."""
+    body, applied = apply_template(body, services.templates)
     model_id, loras = resolve_models(body, services.catalog, "base")
     return RunRecord(
         run_id=new_run_id(),
@@ -64,6 +67,7 @@ def new_record(services: Services, body: GenerationCreate, where: str = "", **fi
         loras=loras,
         request=body.to_render_request().model_dump(mode="json"),
         **delivery_fields(services, body, time.time(), where),
+        **(applied.record_fields() if applied else {}),
         **fields,
     )
 
@@ -135,5 +139,8 @@ def retry(services: Services, original: RunRecord) -> RunRecord:
         webhook=original.webhook,
         output=checked_output(services, original.output),
         retry_of=original.run_id,
+        template_id=original.template_id,
+        style_preset=original.style_preset,
+        input_prompt=original.input_prompt,
     )
     return create_and_enqueue(services, record)

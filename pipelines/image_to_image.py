@@ -29,6 +29,7 @@ class ImageToImagePipeline:
         parameters = request.model_dump(exclude={"seed", "num_images"}) | {"model": self.model, "operation": self.name}
         steps = steps_run(request, request.strength)
         if steps < 1:  # strength this low changes nothing; diffusers would refuse zero steps
-            return with_seeds([source.copy() for _ in range(request.num_images)], request, parameters)
-        out = run_diffusion(self.pipe, request, steps, on_progress, image=source, strength=request.strength)
-        return with_seeds(out, request, parameters)
+            out = [source.copy() for _ in range(request.num_images)]
+        else:
+            out = run_diffusion(self.pipe, request, steps, on_progress, image=source, strength=request.strength)
+        return with_seeds([request.exact_crop(image) for image in out], request, parameters)

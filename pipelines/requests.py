@@ -12,7 +12,45 @@ MAX_PROMPT = 2000
 MAX_SEED = 2**32 - 1
 
 
-class TextToImageRequest(BaseModel):
+def render_side(side: int) -> int:
+    """The side a model renders to give an exact `side`: the next multiple of 8."""
+    return -(-side // 8) * 8
+
+
+class ExactSize(BaseModel):
+    """An output size that is not a multiple of 8 (a template's 1200×628): the model renders at
+    width×height, the next multiples of 8 (1200×632), and the images are center-cropped to
+    output_width×output_height (at most 7 pixels off a side, nothing stretched)."""
+
+    output_width: int | None = Field(
+        None, ge=MIN_SIDE, le=MAX_SIDE,
+        description="Exact width of the returned images when it is not a multiple of 8: `width` must then be "
+        "the next multiple of 8 (1200×628 renders at 1200×632, center-cropped). Templates set it.",
+    )
+    output_height: int | None = Field(
+        None, ge=MIN_SIDE, le=MAX_SIDE,
+        description="Exact height of the returned images; `height` must be the next multiple of 8 above it.",
+    )
+
+    @model_validator(mode="after")
+    def _render_size_fits(self):
+        for exact, side in (("output_width", "width"), ("output_height", "height")):
+            value = getattr(self, exact)
+            if value is not None and getattr(self, side) != render_side(value):
+                raise ValueError(f"{exact} {value} needs {side} {render_side(value)} (the next multiple of 8)")
+        return self
+
+    def exact_crop(self, image):
+        """The image center-cropped to the exact output size (unchanged without one)."""
+        width = self.output_width or image.width
+        height = self.output_height or image.height
+        if (width, height) == image.size:
+            return image
+        left, top = (image.width - width) // 2, (image.height - height) // 2
+        return image.crop((left, top, left + width, top + height))
+
+
+class TextToImageRequest(ExactSize):
     """What a text-to-image render needs, independent of which model runs it."""
 
     model_config = ConfigDict(extra="forbid")
@@ -114,7 +152,7 @@ class DiffusionRequest(BaseModel):
     image_seeds = TextToImageRequest.image_seeds
 
 
-class ImageToImageRequest(ImageInput, DiffusionRequest):
+class ImageToImageRequest(ExactSize, ImageInput, DiffusionRequest):
     strength: float = Field(0.8, ge=0, le=1, description="How far to move from the input image (0 keeps it, 1 ignores it).")
     width: int | None = Field(None, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=8, description="Output width; the input's (rounded down to 8) when omitted.")
     height: int | None = Field(None, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=8, description="Output height; the input's (rounded down to 8) when omitted.")

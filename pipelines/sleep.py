@@ -47,7 +47,7 @@ class SleepPipeline:
         parameters = request.model_dump(exclude={"seed", "num_images"}) | {"model": self.model}
         return [
             GeneratedImage(
-                image=Image.new("RGB", (request.width, request.height), (seed % 256,) * 3),
+                image=request.exact_crop(Image.new("RGB", (request.width, request.height), (seed % 256,) * 3)),
                 seed=seed,
                 parameters=parameters | {"seed": seed},
             )

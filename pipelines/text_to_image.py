@@ -53,6 +53,6 @@ class TextToImagePipeline:
             raise RenderInterrupted()
         parameters = request.model_dump(exclude={"seed", "num_images"}) | {"model": self.model}
         return [
-            GeneratedImage(image=image, seed=seed, parameters=parameters | {"seed": seed})
+            GeneratedImage(image=request.exact_crop(image), seed=seed, parameters=parameters | {"seed": seed})
             for image, seed in zip(result.images, seeds)
         ]

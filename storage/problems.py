@@ -20,6 +20,8 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
     "invalid-image": ("Invalid image", "An input image could not be decoded, or breaks a size rule of the operation."),
     "unknown-asset": ("Unknown asset", "An asset id names no asset (never uploaded, or expired after 24 hours)."),
     "unknown-model": ("Unknown model", "A model_id or LoRA id is not served by this deployment; GET /v1/models lists them."),
+    "unknown-template": ("Unknown template", "A template_id names no template of this deployment; GET /v1/templates lists them."),
+    "unknown-style-preset": ("Unknown style preset", "A style_preset (given, or named by the template) is not served; GET /v1/style-presets lists them."),
     "unsupported-media-type": ("Unsupported media type", "The body's content type is not one this endpoint takes."),
     "service-unavailable": ("Service unavailable", "A dependency (Redis, object storage, the queue) is unreachable; try again."),
     "unauthorized": ("Unauthorized", "No API key, or an unknown or revoked one. Send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'."),

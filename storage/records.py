@@ -99,6 +99,10 @@ class RunRecord(BaseModel):
     cancel_requested: bool = False
     retry_of: str | None = None
     output: str | None = None  # storage://{destination}/{folder}/: the images go to the tenant's bucket
+    # Templates and style presets (issue 7): what was applied; `request` holds the final prompt.
+    template_id: str | None = None
+    style_preset: str | None = None
+    input_prompt: str | None = None
 
     # Fields stored as JSON text inside the hash; the rest are plain strings.
     JSON_FIELDS: ClassVar[tuple[str, ...]] = ("request", "loras", "images", "timings", "error", "webhook")

@@ -61,6 +61,14 @@ class Settings(BaseSettings):
         description="JSON catalog of the base models, LoRAs, upscalers and background removers served "
         "(GET /v1/models); without it only the default model is served.",
     )
+    templates_file: Path = Field(
+        Path(__file__).parent / "data" / "templates.json",
+        description="JSON file of the templates served (GET /v1/templates); the shipped set by default.",
+    )
+    style_presets_file: Path = Field(
+        Path(__file__).parent / "data" / "style_presets.json",
+        description="JSON file of the style presets served (GET /v1/style-presets); the shipped set by default.",
+    )
     model_cache_bytes: int = Field(
         8 * 2**30, gt=0, description="Worker LRU of loaded base models: weights kept up to this many bytes."
     )

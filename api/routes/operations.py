@@ -21,6 +21,7 @@ from ..problems import PROBLEM_RESPONSES, ProblemError
 from ..run_views import run_view
 from ..schemas import RunView
 from ..services import Services, get_services
+from ..templates import TemplateFields, apply_template
 
 router = APIRouter(prefix="/v1", tags=["operations"])
 
@@ -48,6 +49,9 @@ def prepare_run(operation: str, body: OperationCreate, files: dict[str, bytes], 
     """Check everything, store the input images as assets, write the record. Blocking I/O:
     runs in the thread pool."""
     spec = OPERATIONS[operation]
+    applied = None
+    if isinstance(body, TemplateFields):
+        body, applied = apply_template(body, services.templates)
     body.resolve_defaults(services.catalog)
     inputs = {}
     for slot in body.SLOTS:
@@ -70,6 +74,7 @@ def prepare_run(operation: str, body: OperationCreate, files: dict[str, bytes], 
     record = RunRecord(
         run_id=new_run_id(), operation=operation, model_id=model_id, loras=loras,
         request=request.model_dump(mode="json"), **submission.delivery_fields(services, body, time.time()),
+        **(applied.record_fields() if applied else {}),
     )
     services.runs.create(record)
     submission.enqueue(services, [record])
