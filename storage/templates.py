@@ -48,9 +48,10 @@ class StylePreset(BaseModel):
         return value
 
     def styled_prompt(self, prompt: str) -> str:
-        """The caller's prompt inside the preset's; with no prompt, the preset's words alone."""
+        """The caller's prompt inside the preset's; with no prompt (variations, outpaint), the
+        preset's words alone ("pixel art of {prompt}, 16-bit" → "pixel art, 16-bit")."""
         if not prompt.strip():
-            return self.prompt.replace("{prompt}", "").strip(" ,")
+            return re.sub(r"\s*(?:\bof\s+)?\{prompt\}", "", self.prompt).strip(" ,")
         return self.prompt.replace("{prompt}", prompt.strip())
 
     def styled_negative(self, negative_prompt: str) -> str:
