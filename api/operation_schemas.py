@@ -138,12 +138,15 @@ class RemoveBackgroundCreate(ImageSlot, OperationCreate, RemoveBackgroundRequest
     )
 
 
-class SearchReplaceCreate(ImageSlot, ModelSelection, QualityField, OperationCreate, SearchReplaceRequest):
+class SearchReplaceCreate(TemplateFields, ImageSlot, ModelSelection, QualityField, OperationCreate, SearchReplaceRequest):
     model_config = _config({
         "image_asset_id": "ast_0123456789abcdef01234567", "search_prompt": "the cat", "prompt": "a golden retriever",
         "mask_threshold": 0.4, "grow_mask": 3, "return_mask": True, "seed": 7,
     })
     RENDER_TYPE: ClassVar = SearchReplaceRequest
+    # The style preset dresses what is painted in; the output keeps the input's size. (Recolor's
+    # prompt is a colour and general-edit's an instruction: a preset's words would garble them.)
+    TEMPLATE_APPLIES: ClassVar = ("quality", "style_preset")
 
 
 class SearchRecolorCreate(ImageSlot, ModelSelection, QualityField, OperationCreate, SearchRecolorRequest):

@@ -13,6 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from api.operation_schemas import SearchReplaceCreate
+from api.templates import apply_template
 from pipelines.png import read_parameters
 from pipelines.requests import TextToImageRequest
 from storage.settings import Settings
@@ -168,6 +170,13 @@ def test_batch_items_and_image_operations_take_templates(client):
     # variations without a prompt: the preset's words alone.
     variations = submit(client, "/v1/variations", image=image, style_preset="pixel-art")["request"]
     assert variations["prompt"].startswith("pixel art, 16-bit")
+    # search-replace: what is painted in gets the preset, the input keeps its size.
+    body = SearchReplaceCreate.model_validate(
+        {"image_asset_id": "ast_" + "0" * 24, "search_prompt": "the cat", "prompt": "a dog", "template_id": "youtube_thumbnail"}
+    )
+    replaced, applied = apply_template(body, TemplateCatalog.from_settings(Settings()))
+    assert replaced.prompt.startswith("cinematic film still of a dog") and replaced.num_inference_steps == 40
+    assert (applied.template_id, applied.style_preset, applied.input_prompt) == ("youtube_thumbnail", "cinematic", "a dog")
 
 
 # --- the data files and the exact size ----------------------------------------------------------
