@@ -19,6 +19,10 @@ from pipelines.requests import (
     RemoveBackgroundRequest,
     SearchRecolorRequest,
     SearchReplaceRequest,
+    SketchRequest,
+    StructureRequest,
+    StyleRequest,
+    StyleTransferRequest,
     UpscaleRequest,
     VariationsRequest,
 )
@@ -29,6 +33,7 @@ from .delivery_options import DELIVERY_FIELDS, DeliveryOptions
 from .model_selection import ModelSelection
 from .quality import QualityField
 from .templates import TEMPLATE_FIELDS, TemplateFields
+from .schemas import AspectRatioSize
 
 PNG_1PX = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
@@ -55,6 +60,32 @@ class MaskSlot(BaseModel):
     mask_asset_id: str | None = Field(None, pattern=ASSET_ID_PATTERN, description="Instead of `mask`: a mask asset.")
 
 
+class ControlImageSlot(ImageSlot):
+    image: str | None = Field(
+        None,
+        validation_alias=AliasChoices("image", "image_base64", "control_image", "control_image_base64"),
+        description="The control image: base64 or a data URL (JSON; aliases `image_base64`, and ALwrity's "
+        "`control_image_base64`), or a file part `image` (multipart/form-data). PNG, JPEG or WebP, at most 10 MB.",
+    )
+
+
+def _style_image_field(aliases: tuple[str, ...] = ()):
+    return Field(
+        None,
+        validation_alias=AliasChoices("style_image", "style_image_base64", *aliases),
+        description="The style reference image: base64 or a data URL (JSON; alias `style_image_base64`"
+        + "".join(f", `{alias}`" for alias in aliases) + "), or a file part `style_image` (multipart/form-data). "
+        "PNG, JPEG or WebP, at most 10 MB.",
+    )
+
+
+class StyleImageSlot(BaseModel):
+    style_image: str | None = _style_image_field()
+    style_image_asset_id: str | None = Field(
+        None, pattern=ASSET_ID_PATTERN, description="Instead of `style_image`: an asset id of the style reference."
+    )
+
+
 class OperationCreate(DeliveryOptions):
     """What every operation body shares; `SLOTS` names its image inputs, required first.
     Delivery options (priority, start deadline, webhook) come with every operation."""
@@ -62,7 +93,7 @@ class OperationCreate(DeliveryOptions):
     SLOTS: ClassVar[tuple[str, ...]] = ("image",)
     REQUIRED_SLOTS: ClassVar[tuple[str, ...]] = ("image",)
     INLINE_FIELDS: ClassVar[set[str]] = {
-        "image", "mask", "model_id", "loras", "lora_weight", "quality", *TEMPLATE_FIELDS, *DELIVERY_FIELDS,
+        "image", "mask", "style_image", "model_id", "loras", "lora_weight", "quality", *TEMPLATE_FIELDS, *DELIVERY_FIELDS,
     }
 
     def resolve_defaults(self, catalog: ModelCatalog) -> None:
@@ -166,6 +197,47 @@ class GeneralEditCreate(ImageSlot, QualityField, OperationCreate, GeneralEditReq
     model_id: str = Field(
         "", max_length=200, description="An instruct-pix2pix model from GET /v1/models; the first listed when empty."
     )
+class SketchCreate(TemplateFields, ControlImageSlot, ModelSelection, QualityField, OperationCreate, SketchRequest):
+    model_config = _config({
+        "prompt": "Modern office interior", "control_image_base64": PNG_1PX, "control_strength": 0.8, "seed": 7,
+    })
+    RENDER_TYPE: ClassVar = SketchRequest
+    TEMPLATE_APPLIES: ClassVar = ("quality", "style_preset")  # the output takes the control image's size
+
+
+class StructureCreate(TemplateFields, ControlImageSlot, ModelSelection, QualityField, OperationCreate, StructureRequest):
+    model_config = _config({
+        "prompt": "The same room in a snowy forest", "image_asset_id": "ast_0123456789abcdef01234567",
+        "structure_type": "depth", "control_strength": 0.7, "seed": 7,
+    })
+    RENDER_TYPE: ClassVar = StructureRequest
+    TEMPLATE_APPLIES: ClassVar = ("quality", "style_preset")
+
+
+class StyleCreate(TemplateFields, StyleImageSlot, AspectRatioSize, ModelSelection, QualityField, OperationCreate, StyleRequest):
+    model_config = _config({
+        "prompt": "A lighthouse at dusk", "style_image_asset_id": "ast_0123456789abcdef01234567",
+        "fidelity": 0.6, "aspect_ratio": "16:9", "seed": 7,
+    })
+    RENDER_TYPE: ClassVar = StyleRequest
+    # A template's exact (off-8) sizes need the text-to-image crop; style takes aspect_ratio instead.
+    TEMPLATE_APPLIES: ClassVar = ("quality", "style_preset")
+    SLOTS: ClassVar = ("style_image",)
+    REQUIRED_SLOTS: ClassVar = ("style_image",)
+    # ALwrity sends the style reference of its `style` operation as `control_image_base64`.
+    style_image: str | None = _style_image_field(("control_image", "control_image_base64"))
+
+
+class StyleTransferCreate(TemplateFields, ControlImageSlot, StyleImageSlot, ModelSelection, QualityField, OperationCreate,
+                          StyleTransferRequest):
+    model_config = _config({
+        "image_asset_id": "ast_0123456789abcdef01234567", "style_image_asset_id": "ast_89abcdef0123456789abcdef",
+        "style_strength": 1.0, "composition_fidelity": 0.9, "change_strength": 0.9, "seed": 7,
+    })
+    RENDER_TYPE: ClassVar = StyleTransferRequest
+    TEMPLATE_APPLIES: ClassVar = ("quality", "style_preset")
+    SLOTS: ClassVar = ("image", "style_image")
+    REQUIRED_SLOTS: ClassVar = ("image", "style_image")
 
 
 CREATE_SCHEMAS: dict[str, type[OperationCreate]] = {
@@ -178,4 +250,8 @@ CREATE_SCHEMAS: dict[str, type[OperationCreate]] = {
     "search-replace": SearchReplaceCreate,
     "search-recolor": SearchRecolorCreate,
     "general-edit": GeneralEditCreate,
+    "sketch": SketchCreate,
+    "structure": StructureCreate,
+    "style": StyleCreate,
+    "style-transfer": StyleTransferCreate,
 }

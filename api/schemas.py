@@ -39,7 +39,29 @@ def size_for_aspect_ratio(ratio: str, area: int = BASE_AREA) -> tuple[int, int]:
     return side(width), side(height)
 
 
-class GenerationCreate(TemplateFields, ModelSelection, QualityField, TextToImageRequest, DeliveryOptions):
+class AspectRatioSize(BaseModel):
+    """`aspect_ratio` as a way to give width and height (text-to-image, style)."""
+
+    aspect_ratio: AspectRatio | None = Field(
+        None,
+        description="Instead of width/height: a preset ratio at about 512×512 pixels of area "
+        "(1:1 512×512, 4:3 592×440, 16:9 680×384, 9:16 384×680, 21:9 784×336, …).",
+    )
+
+    @model_validator(mode="after")
+    def _resolve_size(self):
+        quality = getattr(self, "quality", None)
+        area = QUALITY_TIERS[quality][1] if quality else BASE_AREA
+        if self.aspect_ratio is not None:
+            if {"width", "height"} & self.model_fields_set:
+                raise ValueError("give either aspect_ratio or width/height, not both")
+            self.width, self.height = size_for_aspect_ratio(self.aspect_ratio, area)
+        elif quality is not None and not {"width", "height"} & self.model_fields_set:
+            self.width, self.height = size_for_aspect_ratio("1:1", area)
+        return self
+
+
+class GenerationCreate(TemplateFields, AspectRatioSize, ModelSelection, QualityField, TextToImageRequest, DeliveryOptions):
     """A text-to-image request as callers send it."""
 
     model_config = ConfigDict(
@@ -65,22 +87,6 @@ class GenerationCreate(TemplateFields, ModelSelection, QualityField, TextToImage
     model_id: str = Field(
         "", max_length=200, description="Model to render with; the deployment's default when empty."
     )
-    aspect_ratio: AspectRatio | None = Field(
-        None,
-        description="Instead of width/height: a preset ratio at about 512×512 pixels of area "
-        "(1:1 512×512, 4:3 592×440, 16:9 680×384, 9:16 384×680, 21:9 784×336, …).",
-    )
-
-    @model_validator(mode="after")
-    def _resolve_size(self) -> "GenerationCreate":
-        area = QUALITY_TIERS[self.quality][1] if self.quality else BASE_AREA
-        if self.aspect_ratio is not None:
-            if {"width", "height"} & self.model_fields_set:
-                raise ValueError("give either aspect_ratio or width/height, not both")
-            self.width, self.height = size_for_aspect_ratio(self.aspect_ratio, area)
-        elif self.quality is not None and not {"width", "height"} & self.model_fields_set:
-            self.width, self.height = size_for_aspect_ratio("1:1", area)
-        return self
 
     def to_render_request(self) -> TextToImageRequest:
         """The pipeline's request, with the seed fixed now so that it can be reported."""

@@ -53,3 +53,11 @@ def load_pipeline(pipeline_class, model: str, placement: Placement):
     pipe.to(placement.device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def load_controlnet(source: str, placement: Placement):
+    """A diffusers `ControlNetModel` from a hub id or a local directory, onto `placement`."""
+    from diffusers import ControlNetModel
+
+    log.info("loading ControlNet %s on %s", source, placement.device)
+    return ControlNetModel.from_pretrained(source, dtype=placement.dtype).to(placement.device)

@@ -21,6 +21,10 @@ from .requests import (
     RemoveBackgroundRequest,
     SearchRecolorRequest,
     SearchReplaceRequest,
+    SketchRequest,
+    StructureRequest,
+    StyleRequest,
+    StyleTransferRequest,
     TextToImageRequest,
     UpscaleRequest,
     VariationsRequest,
@@ -33,7 +37,9 @@ class Operation:
     request_type: type[BaseModel]
     pipeline: str  # "module:Class" under pipelines/
     model_kind: str  # catalog kind the operation's model_id names: base, upscaler, background-removal, instruct-pix2pix
-    diffusers_task: str | None = None  # for base models: which pipeline `from_pipe` derives
+    # For base models: which pipeline `from_pipe` derives (with a ControlNet when the request's
+    # `control_needs()` names one: text-to-image → ControlNet, image-to-image → ControlNet img2img).
+    diffusers_task: str | None = None
     summary: str = ""
     # A second model the pipeline needs, named by the request's `mask_model_id`: the
     # text-segmentation model that finds the region to edit from words.
@@ -65,6 +71,15 @@ OPERATIONS: dict[str, Operation] = {
                   mask_model_kind="text-segmentation"),
         Operation("general-edit", GeneralEditRequest, "general_edit:GeneralEditPipeline", "instruct-pix2pix", None,
                   "Edit an image by an instruction (\"make it winter\") with an InstructPix2Pix model."),
+        Operation("sketch", SketchRequest, "sketch:SketchPipeline", "base", "text-to-image",
+                  "Render an image that follows a drawing or line art (line-art/scribble ControlNet)."),
+        Operation("structure", StructureRequest, "structure:StructurePipeline", "base", "text-to-image",
+                  "Render an image that keeps the edges or the depth of an input image (Canny/depth ControlNet)."),
+        Operation("style", StyleRequest, "style:StylePipeline", "base", "text-to-image",
+                  "Render a prompt in the style of a reference image (IP-Adapter)."),
+        Operation("style-transfer", StyleTransferRequest, "style_transfer:StyleTransferPipeline", "base",
+                  "image-to-image", "Restyle a content image after a style image, keeping its composition "
+                  "(IP-Adapter + Canny ControlNet, image-to-image)."),
     )
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
@@ -417,3 +418,101 @@ class GeneralEditRequest(ImageInput, DiffusionRequest):
         description="Livepeer: how closely the output keeps to the input image (0–10, default 1.5; higher keeps "
         "more). Below 1 both guidances are off (diffusers' rule), as with guidance_scale ≤ 1.",
     )
+# --- control: sketch, structure, style, style-transfer ---------------------------------------
+# ALwrity's parameter names, 0–1; defaults are Stability AI's (the provider ALwrity calls).
+
+StructureType = Literal["edges", "depth"]
+
+
+@dataclass(frozen=True)
+class ControlNeeds:
+    """The companion models a control request renders with, beside its base model."""
+
+    control_types: tuple[str, ...] = ()  # acceptable ControlNet control types, preferred first
+    ip_adapter: bool = False
+    depth_estimator: bool = False
+
+
+class StyleImageInput(BaseModel):
+    style_image_asset_id: str = Field(..., description="Asset id of the style reference image.")
+
+    def input_assets(self) -> dict[str, str]:
+        return {"style_image": self.style_image_asset_id}
+
+
+class ControlRequest(ImageInput, DiffusionRequest):
+    """A ControlNet render: the control map made from the input image steers every step."""
+
+    control_strength: float = Field(
+        0.7, ge=0, le=1,
+        description="ALwrity: how closely the image follows the control image (0–1, default 0.7); the ControlNet's "
+        "conditioning scale (0 ignores the control image).",
+    )
+
+    def output_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
+        """The control image's size rounded down to a multiple of 8 (what the model takes)."""
+        return fit_side(input_size[0]), fit_side(input_size[1])
+
+
+class SketchRequest(ControlRequest):
+    def control_needs(self) -> ControlNeeds:
+        return ControlNeeds(control_types=("lineart", "scribble"))
+
+
+class StructureRequest(ControlRequest):
+    structure_type: StructureType = Field(
+        "edges",
+        description="What of the input image is kept: `edges` (Canny edges, no model; default) or `depth` (a depth "
+        "map from the deployment's depth-estimation model).",
+    )
+
+    def control_needs(self) -> ControlNeeds:
+        if self.structure_type == "depth":
+            return ControlNeeds(control_types=("depth",), depth_estimator=True)
+        return ControlNeeds(control_types=("canny",))
+
+
+class StyleRequest(StyleImageInput, DiffusionRequest):
+    """Text-to-image in the style of a reference image (IP-Adapter)."""
+
+    fidelity: float = Field(
+        0.5, ge=0, le=1,
+        description="ALwrity: how closely the output follows the style image (0–1, default 0.5); the IP-Adapter scale.",
+    )
+    width: int = Field(512, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=8, description="Pixels; a multiple of 8 from 64 to 2048.")
+    height: int = Field(512, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=8, description="Pixels; a multiple of 8 from 64 to 2048.")
+
+    def check_input_sizes(self, sizes: dict[str, tuple[int, int]]) -> None:
+        return None  # the image encoder resizes the reference; any size the pixel limit allows
+
+    def control_needs(self) -> ControlNeeds:
+        return ControlNeeds(ip_adapter=True)
+
+
+class StyleTransferRequest(StyleImageInput, ImageInput, DiffusionRequest):
+    """Restyle a content image after a style image: image-to-image from the content image,
+    a Canny ControlNet on the content's edges keeping its composition, an IP-Adapter on the
+    style image."""
+
+    prompt: str = Field("", max_length=MAX_PROMPT, description="Optional steer (≤ 2000 characters).")
+    style_strength: float = Field(
+        1.0, ge=0, le=1, description="ALwrity: how strongly the style image's look is applied (0–1, default 1); the IP-Adapter scale.",
+    )
+    composition_fidelity: float = Field(
+        0.9, ge=0, le=1,
+        description="ALwrity: how closely the content image's composition is kept (0–1, default 0.9); the conditioning "
+        "scale of a Canny ControlNet on the content image's edges.",
+    )
+    change_strength: float = Field(
+        0.9, ge=0, le=1,
+        description="ALwrity: how far the output may move from the content image (0–1, default 0.9); the image-to-image "
+        "strength (diffusers runs steps × change_strength of them; 0 returns the content image).",
+    )
+
+    def input_assets(self) -> dict[str, str]:
+        return ImageInput.input_assets(self) | StyleImageInput.input_assets(self)
+
+    output_size = ControlRequest.output_size
+
+    def control_needs(self) -> ControlNeeds:
+        return ControlNeeds(control_types=("canny",), ip_adapter=True)

@@ -1,8 +1,9 @@
 """Tiny random-weight companions of the tiny Stable Diffusion model, and a catalog naming them.
 
 Tests, the benchmark and `renderq tiny-model --catalog` need every kind of model the service
-serves (a LoRA, a super-resolution model, segmentation models, an InstructPix2Pix model)
-without a model hub: each is built here from a config in a second or two. Random weights: outputs have the right shapes and
+serves (a LoRA, a super-resolution model, segmentation models, an InstructPix2Pix model,
+ControlNets, an IP-Adapter, a depth model) without a model hub: each is built here from a config
+in a second or two. Random weights: outputs have the right shapes and
 types, not meaningful content.
 """
 
@@ -99,6 +100,81 @@ def build_tiny_instruct_pix2pix(base_dir: str | Path, directory: str | Path, see
     unet = UNet2DConditionModel.from_config({**base.unet.config, "in_channels": 8})
     components = {k: v for k, v in base.components.items() if k != "unet"}
     StableDiffusionInstructPix2PixPipeline(**components, unet=unet).save_pretrained(directory)
+def build_tiny_controlnet(base_dir: str | Path, directory: str | Path, seed: int = 0) -> Path:
+    """A ControlNet shaped like the tiny UNet (`ControlNetModel.from_unet`, as diffusers' tests
+    do), with its zero convolutions given random weights so the control image really steers
+    the output (a freshly initialised ControlNet adds exactly nothing)."""
+    import torch
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel.from_pretrained(str(base_dir), subfolder="unet")
+    # Four conditioning stages downsample ×8, the tiny VAE's scale factor.
+    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(4, 8, 8, 16))
+    for block in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]:
+        torch.nn.init.normal_(block.weight)
+        torch.nn.init.constant_(block.bias, 1.0)
+    controlnet.save_pretrained(directory)
+    return Path(directory)
+
+
+def build_tiny_ip_adapter(base_dir: str | Path, directory: str | Path, seed: int = 0) -> Path:
+    """An IP-Adapter for the tiny UNet in the layout `load_ip_adapter` reads:
+    `ip-adapter.safetensors` (image projection + per cross-attention key/value weights) and a
+    tiny CLIP image encoder in `image_encoder/`."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(seed)
+    target = Path(directory)
+    unet_config = UNet2DConditionModel.load_config(str(base_dir), subfolder="unet")
+    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=32, projection_dim=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+        image_size=32, patch_size=8,
+    ))
+    encoder.save_pretrained(target / "image_encoder")
+    cross, channels = unet_config["cross_attention_dim"], unet_config["block_out_channels"]
+    weights = {
+        "image_proj.proj.weight": torch.randn(4 * cross, encoder.config.projection_dim),
+        "image_proj.proj.bias": torch.randn(4 * cross),
+        "image_proj.norm.weight": torch.ones(cross),
+        "image_proj.norm.bias": torch.zeros(cross),
+    }
+    # One key/value pair per cross-attention layer, numbered 1, 3, 5, … in the UNet's
+    # processor order (diffusers' `_convert_ip_adapter_attn_to_diffusers`).
+    unet = UNet2DConditionModel.from_config(unet_config)
+    key_id = 1
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue
+        if name.startswith("mid_block"):
+            hidden = channels[-1]
+        elif name.startswith("up_blocks"):
+            hidden = list(reversed(channels))[int(name[len("up_blocks.")])]
+        else:
+            hidden = channels[int(name[len("down_blocks.")])]
+        weights[f"ip_adapter.{key_id}.to_k_ip.weight"] = torch.randn(hidden, cross)
+        weights[f"ip_adapter.{key_id}.to_v_ip.weight"] = torch.randn(hidden, cross)
+        key_id += 2
+    save_file(weights, str(target / "ip-adapter.safetensors"))
+    return target
+
+
+def build_tiny_depth_estimator(directory: str | Path, seed: int = 0) -> Path:
+    """A tiny DPT depth model with its image processor (`AutoModelForDepthEstimation`)."""
+    import torch
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    torch.manual_seed(seed)
+    config = DPTConfig(
+        image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=4, backbone_out_indices=[0, 1, 2, 3],
+        num_attention_heads=2, intermediate_size=32, neck_hidden_sizes=[8, 8, 16, 16], fusion_hidden_size=16,
+        is_hybrid=False, head_in_index=-1,
+    )
+    DPTForDepthEstimation(config).save_pretrained(directory)
+    DPTImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=False).save_pretrained(directory)
     return Path(directory)
 
 
@@ -117,6 +193,10 @@ def build_tiny_catalog(base_dir: str | Path, directory: str | Path, extra_bases:
     build_tiny_segmenter(root / "tiny-segmenter")
     build_tiny_text_segmenter(root / "tiny-clipseg")
     build_tiny_instruct_pix2pix(base_dir, root / "tiny-pix2pix")
+    for seed, control_type in enumerate(("lineart", "canny", "depth"), start=1):
+        build_tiny_controlnet(base_dir, root / f"tiny-controlnet-{control_type}", seed=seed)
+    build_tiny_ip_adapter(base_dir, root / "tiny-ip-adapter")
+    build_tiny_depth_estimator(root / "tiny-depth")
     models = [
         {"id": "tiny-lora", "kind": "lora", "source": "./tiny-lora", "base": "default",
          "name": "Tiny LoRA", "description": "Random-weight rank-4 LoRA for tests."},
@@ -131,6 +211,14 @@ def build_tiny_catalog(base_dir: str | Path, directory: str | Path, extra_bases:
          "name": "Tiny CLIPSeg", "description": "Random-weight CLIPSeg: masks from words for search-replace/recolor."},
         {"id": "tiny-pix2pix", "kind": "instruct-pix2pix", "source": "./tiny-pix2pix",
          "name": "Tiny InstructPix2Pix", "description": "Random-weight InstructPix2Pix (8-channel UNet) for general-edit."},
+        *({"id": f"tiny-controlnet-{control_type}", "kind": "controlnet", "source": f"./tiny-controlnet-{control_type}",
+           "name": f"Tiny {control_type} ControlNet", "description": f"Random-weight ControlNet on {control_type} maps.",
+           "options": {"control_type": control_type}} for control_type in ("lineart", "canny", "depth")),
+        {"id": "tiny-ip-adapter", "kind": "ip-adapter", "source": "./tiny-ip-adapter", "base": "default",
+         "name": "Tiny IP-Adapter", "description": "Random-weight IP-Adapter with a tiny CLIP image encoder.",
+         "options": {"weight_name": "ip-adapter.safetensors"}},
+        {"id": "tiny-depth", "kind": "depth-estimator", "source": "./tiny-depth",
+         "name": "Tiny DPT", "description": "Random-weight DPT depth-estimation model."},
     ]
     if broken:
         models.append({"id": "broken-model", "kind": "base", "source": "/nonexistent/renderq-model",

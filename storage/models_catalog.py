@@ -7,7 +7,12 @@
       {"id": "swin2sr-x2", "kind": "upscaler", "source": "caidas/swin2SR-classical-sr-x2-64"},
       {"id": "segformer-bg", "kind": "background-removal", "source": "./segmenter"},
       {"id": "clipseg", "kind": "text-segmentation", "source": "CIDAS/clipseg-rd64-refined"},
-      {"id": "instruct-pix2pix", "kind": "instruct-pix2pix", "source": "timbrooks/instruct-pix2pix"}
+      {"id": "instruct-pix2pix", "kind": "instruct-pix2pix", "source": "timbrooks/instruct-pix2pix"},
+      {"id": "lineart", "kind": "controlnet", "source": "lllyasviel/control_v11p_sd15_lineart",
+       "options": {"control_type": "lineart"}},
+      {"id": "ip-adapter-sd15", "kind": "ip-adapter", "source": "h94/IP-Adapter",
+       "options": {"subfolder": "models", "weight_name": "ip-adapter_sd15.safetensors"}},
+      {"id": "dpt-hybrid", "kind": "depth-estimator", "source": "Intel/dpt-hybrid-midas"}
     ]}
 
 `source` is a hub id or a path (relative paths are taken from the catalog's directory). The
@@ -23,11 +28,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from .settings import Settings
 
-ModelKind = Literal["base", "lora", "upscaler", "background-removal", "text-segmentation", "instruct-pix2pix"]
+ModelKind = Literal["base", "lora", "upscaler", "background-removal", "text-segmentation", "instruct-pix2pix",
+                    "controlnet", "ip-adapter", "depth-estimator"]
+CONTROL_TYPES = ("lineart", "scribble", "canny", "depth")  # a controlnet's options.control_type
 DEFAULT_MODEL_ID = "default"
 
 
@@ -39,7 +46,19 @@ class ModelEntry(BaseModel):
     description: str = ""
     created_at: datetime = Field(default_factory=lambda: datetime(2024, 1, 1, tzinfo=timezone.utc))
     base: str | None = Field(None, description="LoRAs: the base model they were trained on.")
-    options: dict = Field(default_factory=dict, description="Kind-specific settings (e.g. background_label).")
+    options: dict = Field(
+        default_factory=dict,
+        description="Kind-specific settings: background_label (background-removal); control_type, one of "
+        "lineart/scribble/canny/depth (controlnet); subfolder, weight_name, image_encoder_folder (ip-adapter).",
+    )
+
+    @model_validator(mode="after")
+    def _control_type(self) -> "ModelEntry":
+        if self.kind == "controlnet" and self.options.get("control_type") not in CONTROL_TYPES:
+            raise ValueError(f"controlnet {self.id}: options.control_type must be one of {', '.join(CONTROL_TYPES)}")
+        if self.kind == "ip-adapter" and not self.options.get("weight_name"):
+            raise ValueError(f"ip-adapter {self.id}: options.weight_name names its weights file")
+        return self
 
 
 class ModelCatalog:
@@ -60,6 +79,14 @@ class ModelCatalog:
     def first(self, kind: ModelKind) -> ModelEntry | None:
         found = self.of_kind(kind)
         return found[0] if found else None
+
+    def controlnet_for(self, control_types: tuple[str, ...]) -> ModelEntry | None:
+        """The first ControlNet of the first of `control_types` this catalog serves."""
+        for control_type in control_types:
+            for entry in self.of_kind("controlnet"):
+                if entry.options["control_type"] == control_type:
+                    return entry
+        return None
 
 
 @lru_cache(maxsize=8)

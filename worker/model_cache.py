@@ -6,6 +6,12 @@ VAE, text encoder) by reference, so switching operation on a loaded base loads n
 LoRAs are loaded once per base as named peft adapters and switched per job with
 `set_adapters` (or switched off), never by reloading the base. A diffusion model that is not a
 base (InstructPix2Pix) is held in the same LRU and budget, as loaded (`held`).
+
+ControlNet pipelines are derived the same way (`from_pipe(base, controlnet=…)`); each ControlNet
+is loaded once per process. An IP-Adapter is loaded once per base too, but it rewires the
+shared UNet (attention processors, `encoder_hid_proj`), after which any call without an image
+prompt raises. So it is switched like a LoRA: on for the jobs that ask for it, off (the UNet's
+own processors back, no image projection) for every other job, without reloading either way.
 """
 
 from __future__ import annotations
@@ -44,6 +50,20 @@ def _release_memory() -> None:
 
 
 @dataclass
+class IPAdapterState:
+    """An IP-Adapter loaded into a base's UNet, and what switching it on and off swaps."""
+
+    source: str
+    plain_processors: dict  # the UNet's attention processors without the adapter
+    adapter_processors: dict
+    image_projection: object  # the UNet's encoder_hid_proj with the adapter
+    hid_dim_type: str
+    image_encoder: object
+    feature_extractor: object
+    active: bool = True
+
+
+@dataclass
 class CachedBase:
     source: str
     base: object  # the text-to-image pipeline everything else is derived from
@@ -51,6 +71,7 @@ class CachedBase:
     derived: dict[str, object] = field(default_factory=dict)
     loras: set[str] = field(default_factory=set)
     active: tuple = ()
+    ip_adapter: IPAdapterState | None = None
 
 
 @dataclass
@@ -59,23 +80,32 @@ class CacheStats:
     evictions: int = 0
     derived: int = 0
     lora_loads: int = 0
+    controlnet_loads: int = 0
+    ip_adapter_loads: int = 0
     load_seconds: float = 0.0
 
 
 class ModelCache:
-    def __init__(self, loader: Callable[[str], object], max_bytes: int) -> None:
-        self.loader, self.max_bytes = loader, max_bytes
+    def __init__(self, loader: Callable[[str], object], max_bytes: int,
+                 controlnet_loader: Callable[[str], object] | None = None) -> None:
+        self.loader, self.max_bytes, self.controlnet_loader = loader, max_bytes, controlnet_loader
         self.entries: OrderedDict[str, CachedBase] = OrderedDict()
+        self.controlnets: dict[str, object] = {}  # small beside a base; kept, outside the byte bound
         self.stats = CacheStats()
         self._lock = threading.RLock()
 
-    def pipe(self, source: str, task: str, loras: dict[str, tuple[str, float]] | None = None):
+    def pipe(self, source: str, task: str, loras: dict[str, tuple[str, float]] | None = None,
+             controlnet: str | None = None, ip_adapter: tuple[str, dict] | None = None):
         """The pipeline for `task` ("text-to-image", "image-to-image", "inpaint") on base
-        `source`, with exactly `loras` ({adapter id: (path, weight)}) active."""
+        `source`, through the ControlNet `controlnet` (a source) when given, with exactly `loras`
+        ({adapter id: (path, weight)}) active and the IP-Adapter `ip_adapter` ((source,
+        `load_ip_adapter` options)) on, or every IP-Adapter off when None."""
         with self._lock:
             entry = self._entry(source)
-            pipe = entry.base if task == "text-to-image" else self._derived(entry, task)
+            plain = task == "text-to-image" and controlnet is None
+            pipe = entry.base if plain else self._derived(entry, task, controlnet)
             self._set_loras(entry, loras or {})
+            self._set_ip_adapter(entry, pipe, ip_adapter)
             return pipe
 
     def held(self, source: str, loader: Callable[[str], object]):
@@ -106,17 +136,64 @@ class ModelCache:
         entry = self.entries[source] = CachedBase(source=source, base=base, bytes=size)
         return entry
 
-    def _derived(self, entry: CachedBase, task: str):
-        pipe = entry.derived.get(task)
+    def _derived(self, entry: CachedBase, task: str, controlnet: str | None = None):
+        key = f"{task}+{controlnet}" if controlnet else task
+        pipe = entry.derived.get(key)
         if pipe is None:
-            from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
+            from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, AutoPipelineForText2Image
 
-            auto = {"image-to-image": AutoPipelineForImage2Image, "inpaint": AutoPipelineForInpainting}[task]
-            pipe = auto.from_pipe(entry.base)
+            auto = {"text-to-image": AutoPipelineForText2Image, "image-to-image": AutoPipelineForImage2Image,
+                    "inpaint": AutoPipelineForInpainting}[task]
+            extra = {"controlnet": self._controlnet(controlnet)} if controlnet else {}
+            pipe = auto.from_pipe(entry.base, **extra)  # AutoPipeline picks the ControlNet variant
             pipe.set_progress_bar_config(disable=True)
-            entry.derived[task] = pipe
+            entry.derived[key] = pipe
             self.stats.derived += 1
         return pipe
+
+    def _controlnet(self, source: str):
+        model = self.controlnets.get(source)
+        if model is None:
+            model = self.controlnets[source] = self.controlnet_loader(source)
+            self.stats.controlnet_loads += 1
+        return model
+
+    def _set_ip_adapter(self, entry: CachedBase, pipe, wanted: tuple[str, dict] | None) -> None:
+        state = entry.ip_adapter
+        if state is not None and (wanted is None or wanted[0] != state.source):
+            self._switch_ip_adapter(entry.base.unet, state, on=False)
+            if wanted is not None:  # another adapter: load it in place of this one
+                entry.base.image_encoder, entry.ip_adapter = None, None
+                state = None
+        if wanted is None:
+            return
+        if state is None:
+            state = entry.ip_adapter = self._load_ip_adapter(entry.base, *wanted)
+        self._switch_ip_adapter(entry.base.unet, state, on=True)
+        if pipe is not entry.base and getattr(pipe, "image_encoder", None) is not state.image_encoder:
+            # Derived before the adapter was loaded: hand it the image encoder too.
+            pipe.register_modules(image_encoder=state.image_encoder, feature_extractor=state.feature_extractor)
+
+    def _load_ip_adapter(self, base, source: str, options: dict) -> IPAdapterState:
+        unet = base.unet
+        plain = dict(unet.attn_processors)
+        base.load_ip_adapter(source, **({"subfolder": "", "image_encoder_folder": "image_encoder"} | options))
+        self.stats.ip_adapter_loads += 1
+        log.info("IP-Adapter %s loaded", source)
+        return IPAdapterState(
+            source=source, plain_processors=plain, adapter_processors=dict(unet.attn_processors),
+            image_projection=unet.encoder_hid_proj, hid_dim_type=unet.config.encoder_hid_dim_type,
+            image_encoder=base.image_encoder, feature_extractor=base.feature_extractor,
+        )
+
+    @staticmethod
+    def _switch_ip_adapter(unet, state: IPAdapterState, on: bool) -> None:
+        if state.active == on:
+            return
+        unet.set_attn_processor(dict(state.adapter_processors if on else state.plain_processors))
+        unet.encoder_hid_proj = state.image_projection if on else None
+        unet.config.encoder_hid_dim_type = state.hid_dim_type if on else None  # as unload_ip_adapter does
+        state.active = on
 
     def _set_loras(self, entry: CachedBase, loras: dict[str, tuple[str, float]]) -> None:
         wanted = tuple(sorted((name, weight) for name, (_, weight) in loras.items()))

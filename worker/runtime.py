@@ -37,7 +37,8 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
-        # Upscalers and segmenters (small, kept); InstructPix2Pix is big: `models` holds it (LRU).
+        # Upscalers, segmenters, depth estimators (small, kept); InstructPix2Pix is big: `models`
+        # holds it (LRU).
         self._models: dict[str, object] = {}
         self._lock = threading.RLock()
 
@@ -78,11 +79,12 @@ class Runtime:
     @cached_property
     def models(self):
         """The LRU of warm base models (see worker/model_cache.py)."""
-        from pipelines.loading import load_text_to_image
+        from pipelines.loading import load_controlnet, load_text_to_image
 
         from .model_cache import ModelCache
 
-        return ModelCache(lambda source: load_text_to_image(source, self.placement), self.settings.model_cache_bytes)
+        return ModelCache(lambda source: load_text_to_image(source, self.placement), self.settings.model_cache_bytes,
+                          controlnet_loader=lambda source: load_controlnet(source, self.placement))
 
     def _entry(self, model_id: str, kind: str):
         entry = self.catalog.get(model_id or DEFAULT_MODEL_ID, kind) if model_id or kind == "base" else self.catalog.first(kind)
@@ -91,11 +93,13 @@ class Runtime:
         return entry
 
     def pipeline_for(self, operation, model_id: str, loras: dict[str, float] | None = None, uses_model: bool = True,
-                     mask_model_id: str = ""):
+                     mask_model_id: str = "", needs=None):
         """The runnable pipeline of `operation` on `model_id` (a catalog id; the default when
-        empty) with `loras` ({lora id: weight}) active, and for a search edit its text-segmentation
-        model `mask_model_id` (the first served when empty). Loads only what is not warm yet, and
-        nothing for a request that needs no model (`uses_model` False: a fast upscale)."""
+        empty) with `loras` ({lora id: weight}) active, for a search edit its text-segmentation
+        model `mask_model_id` (the first served when empty), and the ControlNet, IP-Adapter and
+        depth model the request's `needs` (pipelines.requests.ControlNeeds) name. Loads only what
+        is not warm yet, and nothing for a request that needs no model (`uses_model` False: a fast
+        upscale)."""
         from pipelines.registry import build_pipeline
 
         if operation.model_kind == "base":
@@ -106,13 +110,13 @@ class Runtime:
                 if is_sleep_model(entry.source):  # benchmarks: the service around a fixed-cost render
                     return SleepPipeline(entry.source)
             adapters = {name: (self._entry(name, "lora").source, weight) for name, weight in (loras or {}).items()}
+            controlnet, ip_adapter, options = self._control_models(needs)
             started = time.perf_counter()
             try:
-                pipe = self.models.pipe(entry.source, operation.diffusers_task, adapters)
+                pipe = self.models.pipe(entry.source, operation.diffusers_task, adapters, controlnet, ip_adapter)
             except Exception as exc:
                 raise ModelUnavailable(f"model {model_id or entry.source!r} could not be loaded: {exc}") from exc
             log.debug("pipeline %s/%s ready in %.3fs", entry.id, operation.name, time.perf_counter() - started)
-            options = {}
             if operation.mask_model_kind:
                 options["segmenter"] = self._small_model(self._entry(mask_model_id, operation.mask_model_kind))
             return build_pipeline(operation, pipe, entry.source if entry.id == DEFAULT_MODEL_ID else entry.id, options)
@@ -131,6 +135,24 @@ class Runtime:
         entry = self._entry(model_id, operation.model_kind)
         return build_pipeline(operation, self._small_model(entry), entry.id, self._options(operation, entry))
 
+    def _control_models(self, needs) -> tuple[str | None, tuple[str, dict] | None, dict]:
+        """(ControlNet source, (IP-Adapter source, load options), pipeline options) for `needs`."""
+        if needs is None:
+            return None, None, {}
+        controlnet, ip_adapter, options = None, None, {}
+        if needs.control_types:
+            entry = self.catalog.controlnet_for(needs.control_types)
+            if entry is None:
+                raise ModelUnavailable(f"no {' or '.join(needs.control_types)} ControlNet is configured")
+            controlnet, options["control_type"] = entry.source, entry.options["control_type"]
+        if needs.ip_adapter:
+            entry = self._entry("", "ip-adapter")
+            load_options = {k: v for k, v in entry.options.items() if k in ("subfolder", "weight_name", "image_encoder_folder")}
+            ip_adapter = (entry.source, load_options)
+        if needs.depth_estimator:
+            options["depth_estimator"] = self._small_model(self._entry("", "depth-estimator"))
+        return controlnet, ip_adapter, options
+
     @staticmethod
     def _options(operation, entry) -> dict:
         if operation.model_kind == "background-removal":
@@ -141,12 +163,13 @@ class Runtime:
         with self._lock:
             model = self._models.get(entry.id)
             if model is None:
+                from pipelines.control import load_depth_estimator
                 from pipelines.remove_background import load_segmenter
                 from pipelines.text_segmentation import load_text_segmenter
                 from pipelines.upscale import load_upscaler
 
                 loader = {"upscaler": load_upscaler, "background-removal": load_segmenter,
-                          "text-segmentation": load_text_segmenter}[entry.kind]
+                          "text-segmentation": load_text_segmenter, "depth-estimator": load_depth_estimator}[entry.kind]
                 try:
                     model = loader(entry.source, self.placement)
                 except Exception as exc:

@@ -68,8 +68,9 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
         try:
             operation = OPERATIONS[record.operation]
             request = operation.request_type.model_validate(record.request)
+            needs = request.control_needs() if hasattr(request, "control_needs") else None
             pipeline = runtime.pipeline_for(operation, record.model_id, record.loras, getattr(request, "uses_model", True),
-                                            mask_model_id=getattr(request, "mask_model_id", ""))
+                                            mask_model_id=getattr(request, "mask_model_id", ""), needs=needs)
             inputs = runtime.load_inputs(request)
             target = runtime.output_target(record)  # checked before rendering: a gone destination fails fast
             loaded = time.perf_counter()

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from pipelines.registry import OPERATIONS
-from pipelines.requests import MAX_SEED, InputSizeError
+from pipelines.requests import MAX_SEED, ControlNeeds, InputSizeError
+from storage.models_catalog import ModelCatalog
 from storage.records import RunRecord, new_run_id
 
 from .. import submission
@@ -65,6 +66,8 @@ def prepare_run(operation: str, body: OperationCreate, files: dict[str, bytes], 
         _check_mask_model(spec.mask_model_kind, body.mask_model_id, services)
     placeholder = {slot: "ast_" + "0" * 24 for slot in inputs}
     request = body.render_request(placeholder, seed=secrets.randbelow(MAX_SEED + 1))
+    if hasattr(request, "control_needs"):
+        _check_control_models(request.control_needs(), services.catalog)
     try:
         request.check_input_sizes({slot: (image.info.width, image.info.height) for slot, image in inputs.items()})
     except InputSizeError as exc:
@@ -97,6 +100,14 @@ def _check_mask_model(kind: str, mask_model_id: str, services: Services) -> None
         raise ProblemError("unknown-model", 422, detail=f"mask_model_id: no {kind} model {mask_model_id!r}; GET /v1/models lists them")
     if not mask_model_id and services.catalog.first(kind) is None:
         raise ProblemError("unknown-model", 422, detail=f"this deployment serves no {kind} model; see GET /v1/models")
+def _check_control_models(needs: ControlNeeds, catalog: ModelCatalog) -> None:
+    """The companion models a control operation needs are served (else 422, not a failed run)."""
+    if needs.control_types and catalog.controlnet_for(needs.control_types) is None:
+        raise ProblemError("unknown-model", 422, detail=f"this deployment serves no {' or '.join(needs.control_types)} "
+                           "ControlNet; see GET /v1/models")
+    for kind, needed in (("ip-adapter", needs.ip_adapter), ("depth-estimator", needs.depth_estimator)):
+        if needed and catalog.first(kind) is None:
+            raise ProblemError("unknown-model", 422, detail=f"this deployment serves no {kind} model; see GET /v1/models")
 
 
 def _make_route(operation: str):

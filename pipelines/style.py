@@ -1,0 +1,31 @@
+"""Style: render a prompt in the look of a reference image (IP-Adapter)."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from .base import GeneratedImage, ProgressCallback
+from .diffusion import run_diffusion, with_seeds
+from .requests import StyleRequest
+
+
+class StylePipeline:
+    """Takes the base text-to-image pipeline with an IP-Adapter loaded and active (the worker's
+    model cache switches it on for this job and off for the next job that has no style image)."""
+
+    name = "style"
+
+    def __init__(self, pipe, model: str = "") -> None:
+        self.pipe, self.model = pipe, model
+
+    def __call__(
+        self, request: StyleRequest, on_progress: ProgressCallback | None = None,
+        images: dict[str, Image.Image] | None = None,
+    ) -> list[GeneratedImage]:
+        self.pipe.set_ip_adapter_scale(request.fidelity)
+        out = run_diffusion(
+            self.pipe, request, request.num_inference_steps, on_progress,
+            ip_adapter_image=images["style_image"].convert("RGB"), width=request.width, height=request.height,
+        )
+        parameters = request.model_dump(exclude={"seed", "num_images"}) | {"model": self.model, "operation": self.name}
+        return with_seeds(out, request, parameters)

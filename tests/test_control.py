@@ -1,0 +1,232 @@
+"""Control operations (sketch, structure, style, style-transfer): the OpenCV and depth
+preprocessors on synthetic images, the ControlNet / IP-Adapter pipelines on tiny random-weight
+models in process, then each operation end to end through the real stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from pipelines.control import canny_edges, depth_map, line_art, load_depth_estimator
+from pipelines.device import choose_placement
+from pipelines.registry import OPERATIONS, build_pipeline
+from pipelines.requests import SketchRequest, StyleRequest, StyleTransferRequest, TextToImageRequest
+from tests.conftest import wait_for_run
+from tests.images import data_url, noise
+from tests.test_operations import completed, fetch, submit, upload
+
+FAST = {"num_inference_steps": 2, "guidance_scale": 1.0}
+
+
+def square(size: int = 64, box: tuple[int, int, int, int] = (16, 16, 47, 47)) -> Image.Image:
+    image = Image.new("RGB", (size, size), "black")
+    ImageDraw.Draw(image).rectangle(box, fill="white")
+    return image
+
+
+def sketch_of_a_circle(size: tuple[int, int] = (96, 72)) -> Image.Image:
+    """Black pencil on white paper."""
+    image = Image.new("RGB", size, "white")
+    ImageDraw.Draw(image).ellipse((20, 12, 76, 60), outline="black", width=2)
+    return image
+
+
+# --- preprocessors ---------------------------------------------------------------------------
+
+def test_canny_edges_lie_on_the_square_boundary_only():
+    edges = np.asarray(canny_edges(square()))[..., 0]
+    assert edges.shape == (64, 64) and set(np.unique(edges)) == {0, 255}
+    ys, xs = np.nonzero(edges)
+    assert ys.min() >= 14 and ys.max() <= 49 and xs.min() >= 14 and xs.max() <= 49  # on the boundary, ±2 px
+    assert not edges[22:42, 22:42].any() and not edges[:10].any()  # nothing inside or far outside
+    assert edges[16:48, 15:18].any() and edges[15:18, 16:48].any()  # left and top sides found
+
+
+def test_line_art_turns_dark_strokes_on_paper_into_white_lines_on_black():
+    drawing = sketch_of_a_circle()
+    lines = np.asarray(line_art(drawing))[..., 0]
+    stroke = np.asarray(drawing.convert("L")) < 128
+    assert (lines[stroke] == 255).all() and (lines[~stroke] == 0).mean() > 0.99
+    thick = np.asarray(line_art(drawing, thicken=True))[..., 0]
+    assert (thick == 255).sum() > (lines == 255).sum() * 1.5 and (thick[lines == 255] == 255).all()
+    # Already white-on-black line art stays as it is; a transparent background reads as paper.
+    assert (np.asarray(line_art(Image.fromarray(lines)))[..., 0] == lines).all()
+    transparent = Image.new("RGBA", drawing.size, (0, 0, 0, 0))
+    ImageDraw.Draw(transparent).ellipse((20, 12, 76, 60), outline=(0, 0, 0, 255), width=2)
+    assert (np.asarray(line_art(transparent))[..., 0] == lines).mean() > 0.99
+
+
+@pytest.fixture(scope="module")
+def catalog_dir(tiny_model) -> Path:
+    from tests.conftest import tiny_catalog_for
+
+    return Path(tiny_catalog_for(tiny_model)).parent
+
+
+def test_depth_model_loads_from_a_local_directory_and_maps_the_image_size(catalog_dir):
+    estimator = load_depth_estimator(str(catalog_dir / "tiny-depth"), choose_placement("cpu"))
+    depth = np.asarray(depth_map(estimator, noise(80, 48, seed=3)))
+    assert depth.shape == (48, 80, 3) and depth.min() == 0 and depth.max() == 255
+
+
+# --- pipelines in process, through the worker's model cache ----------------------------------
+
+@pytest.fixture(scope="module")
+def cache(tiny_model):
+    from pipelines.loading import load_controlnet, load_text_to_image
+    from worker.model_cache import ModelCache
+
+    placement = choose_placement("cpu")
+    return ModelCache(lambda s: load_text_to_image(s, placement), 2**30, lambda s: load_controlnet(s, placement))
+
+
+def pixels(generated) -> np.ndarray:
+    return np.asarray(generated[0].image).astype(int)
+
+
+def test_sketch_output_follows_the_control_image_and_control_strength_matters(tiny_model, catalog_dir, cache):
+    pipe = cache.pipe(tiny_model, "text-to-image", controlnet=str(catalog_dir / "tiny-controlnet-lineart"))
+    assert pipe.unet is cache.pipe(tiny_model, "text-to-image").unet  # from_pipe shares the base
+    sketch = build_pipeline(OPERATIONS["sketch"], pipe, "tiny", {"control_type": "lineart"})
+    drawing = sketch_of_a_circle((100, 75))
+
+    def render(strength: float):
+        request = SketchRequest(prompt="a ring", image_asset_id="a", control_strength=strength, seed=5, **FAST)
+        return sketch(request, images={"image": drawing})
+
+    loose, strict = render(0.0), render(1.0)
+    assert loose[0].image.size == (96, 72)  # the drawing's size, rounded down to multiples of 8
+    assert np.abs(pixels(loose) - pixels(strict)).mean() > 1
+    assert (pixels(render(1.0)) == pixels(strict)).all()  # same seed, same image
+    assert strict[0].parameters["control_strength"] == 1.0 and strict[0].parameters["control_type"] == "lineart"
+
+
+def ip_adapter(catalog_dir) -> tuple[str, dict]:
+    return str(catalog_dir / "tiny-ip-adapter"), {"weight_name": "ip-adapter.safetensors"}
+
+
+def test_style_fidelity_matters_and_text_to_image_is_unchanged_after_a_style_run(tiny_model, catalog_dir, cache):
+    text = TextToImageRequest(prompt="a mug", width=64, height=64, seed=9, **FAST)
+    before = pixels(build_pipeline(OPERATIONS["text-to-image"], cache.pipe(tiny_model, "text-to-image"), "tiny")(text))
+    reference = noise(48, 40, seed=4)
+
+    def render(fidelity: float):  # as the worker runs a job: the pipeline from the cache, then the render
+        style = build_pipeline(OPERATIONS["style"], cache.pipe(tiny_model, "text-to-image", ip_adapter=ip_adapter(catalog_dir)), "tiny")
+        request = StyleRequest(prompt="a mug", style_image_asset_id="a", fidelity=fidelity, width=80, height=64, seed=9, **FAST)
+        return style(request, images={"style_image": reference})
+
+    plain, styled = render(0.0), render(1.0)
+    assert styled[0].image.size == (80, 64)
+    assert np.abs(pixels(plain) - pixels(styled)).mean() > 1
+    # Back to a job without a style image: the IP-Adapter is switched off, the UNet is as before.
+    after = pixels(build_pipeline(OPERATIONS["text-to-image"], cache.pipe(tiny_model, "text-to-image"), "tiny")(text))
+    assert (after == before).all()
+    assert (pixels(render(1.0)) == pixels(styled)).all() and cache.stats.ip_adapter_loads == 1  # on again, no reload
+
+
+def test_style_transfer_keeps_the_content_at_zero_change_and_styles_it_otherwise(tiny_model, catalog_dir, cache):
+    pipe = cache.pipe(tiny_model, "image-to-image", controlnet=str(catalog_dir / "tiny-controlnet-canny"),
+                      ip_adapter=ip_adapter(catalog_dir))
+    transfer = build_pipeline(OPERATIONS["style-transfer"], pipe, "tiny", {"control_type": "canny"})
+    content, reference = square(72), noise(40, 40, seed=8)
+
+    def render(**knobs):
+        request = StyleTransferRequest(image_asset_id="a", style_image_asset_id="b", seed=3, num_inference_steps=4,
+                                       guidance_scale=1.0, **knobs)
+        return transfer(request, images={"image": content, "style_image": reference})
+
+    assert (pixels(render(change_strength=0.0)) == np.asarray(content)).all()
+    weak, strong = render(style_strength=0.0), render(style_strength=1.0)
+    assert weak[0].image.size == (72, 72) and np.abs(pixels(weak) - pixels(strong)).mean() > 1
+    kept = render(composition_fidelity=1.0)
+    assert np.abs(pixels(kept) - pixels(render(composition_fidelity=0.0))).mean() > 1
+
+
+def test_a_controlnet_entry_must_name_its_control_type():
+    from pydantic import ValidationError
+
+    from storage.models_catalog import ModelEntry
+
+    with pytest.raises(ValidationError, match="control_type"):
+        ModelEntry(id="cn", kind="controlnet", source="./cn", options={"control_type": "pose"})
+    with pytest.raises(ValidationError, match="weight_name"):
+        ModelEntry(id="ip", kind="ip-adapter", source="./ip")
+
+
+# --- end to end: API → Celery → pipelines → S3 ----------------------------------------------
+
+def test_sketch_end_to_end_from_alwrity_fields(api):
+    run = completed(api, submit(api, "sketch", prompt="Modern office interior", control_image_base64=data_url(sketch_of_a_circle()),
+                                control_strength=0.8, seed=11, **FAST))
+    assert run["operation"] == "sketch" and run["request"]["control_strength"] == 0.8
+    assert fetch(run["images"][0]).size == (96, 72) and run["images"][0]["seed"] == 11
+
+
+@pytest.mark.parametrize("structure_type", ["edges", "depth"])
+def test_structure_end_to_end_keeps_the_input_size(api, structure_type):
+    asset = upload(api, square(80))
+    run = completed(api, submit(api, "structure", prompt="a box", image_asset_id=asset["asset_id"],
+                                structure_type=structure_type, seed=2, **FAST))
+    assert run["request"]["structure_type"] == structure_type and fetch(run["images"][0]).size == (80, 80)
+
+
+def test_style_end_to_end_with_an_aspect_ratio_then_text_to_image_on_the_same_worker(api):
+    files = {"style_image": ("style.png", __import__("tests.images", fromlist=["encode"]).encode(noise(48, 48, seed=6)), "image/png")}
+    run = completed(api, submit(api, "style", files=files, prompt="a lighthouse", aspect_ratio="16:9", fidelity=0.6,
+                                quality="LOW", seed=4, **FAST))
+    assert run["request"]["fidelity"] == 0.6 and run["request"]["style_image_asset_id"].startswith("ast_")
+    assert fetch(run["images"][0]).size == (512, 288)  # LOW's 384² area at 16:9
+    after = api.post("/v1/generations", json={"prompt": "a mug", "width": 64, "height": 64, "seed": 1, **FAST})
+    assert wait_for_run(api, after.json()["run_id"])["status"] == "completed"
+
+
+def test_style_transfer_end_to_end_with_both_images(api):
+    style = upload(api, noise(40, 40, seed=7))
+    run = completed(api, submit(api, "style-transfer", image=data_url(square(64)), style_image_asset_id=style["asset_id"],
+                                change_strength=0.5, composition_fidelity=0.8, style_strength=0.9, seed=3,
+                                num_inference_steps=4, guidance_scale=1.0))
+    assert run["operation"] == "style-transfer" and fetch(run["images"][0]).size == (64, 64)
+    assert {"image_asset_id", "style_image_asset_id"} <= set(run["request"])
+
+
+@pytest.mark.parametrize(
+    "operation, fields, needle",
+    [
+        ("sketch", {"prompt": "a"}, "image is required"),
+        ("sketch", {"prompt": "a", "image": "IMAGE", "control_strength": 1.5}, "control_strength"),
+        ("structure", {"prompt": "a", "image": "IMAGE", "structure_type": "normals"}, "structure_type"),
+        ("style", {"prompt": "a"}, "style_image is required"),
+        ("style", {"prompt": "a", "style_image": "IMAGE", "fidelity": -0.1}, "fidelity"),
+        ("style", {"prompt": "a", "style_image": "IMAGE", "aspect_ratio": "16:9", "width": 64}, "aspect_ratio"),
+        ("style-transfer", {"image": "IMAGE"}, "style_image is required"),
+        ("style-transfer", {"image": "IMAGE", "style_image": "IMAGE", "change_strength": 2}, "change_strength"),
+    ],
+    ids=["no-control-image", "strength-over-1", "unknown-structure-type", "no-style-image", "fidelity-below-0",
+         "aspect-and-width", "transfer-without-style", "change-over-1"],
+)
+def test_bad_control_requests_are_422_problems(api, operation, fields, needle):
+    image = data_url(noise(64, 64))
+    body = {k: image if v == "IMAGE" else v for k, v in fields.items()}
+    problem = submit(api, operation, expect=422, **body)
+    assert needle in str(problem)
+
+
+def test_a_deployment_without_control_models_refuses_at_submit(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.unit_services import unit_services
+
+    image = data_url(noise(64, 64))
+    with TestClient(create_app(unit_services(tmp_path)), raise_server_exceptions=False) as client:
+        for operation, body, missing in [
+            ("sketch", {"prompt": "a", "image": image}, "lineart or scribble ControlNet"),
+            ("structure", {"prompt": "a", "image": image, "structure_type": "depth"}, "depth ControlNet"),
+            ("style", {"prompt": "a", "style_image": image}, "ip-adapter"),
+        ]:
+            response = client.post(f"/v1/{operation}", json=body)
+            assert response.status_code == 422 and response.json()["type"] == "/problems/unknown-model", response.text
+            assert missing in response.json()["detail"]
