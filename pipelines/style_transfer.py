@@ -19,7 +19,7 @@ class StyleTransferPipeline:
     name = "style-transfer"
 
     def __init__(self, pipe, model: str = "", control_type: str = "canny") -> None:
-        self.pipe, self.model = pipe, model
+        self.pipe, self.model = pipe, model  # control_type: always canny here (the request asks for no other)
 
     def __call__(
         self, request: StyleTransferRequest, on_progress: ProgressCallback | None = None,

@@ -15,7 +15,7 @@ from pipelines.device import choose_placement
 from pipelines.registry import OPERATIONS, build_pipeline
 from pipelines.requests import SketchRequest, StyleRequest, StyleTransferRequest, TextToImageRequest
 from tests.conftest import wait_for_run
-from tests.images import data_url, noise
+from tests.images import data_url, encode, noise
 from tests.test_operations import completed, fetch, submit, upload
 
 FAST = {"num_inference_steps": 2, "guidance_scale": 1.0}
@@ -159,6 +159,8 @@ def test_a_controlnet_entry_must_name_its_control_type():
 # --- end to end: API → Celery → pipelines → S3 ----------------------------------------------
 
 def test_sketch_end_to_end_from_alwrity_fields(api):
+    kinds = {model["kind"] for model in api.get("/v1/models").json()["models"]}
+    assert {"controlnet", "ip-adapter", "depth-estimator"} <= kinds
     run = completed(api, submit(api, "sketch", prompt="Modern office interior", control_image_base64=data_url(sketch_of_a_circle()),
                                 control_strength=0.8, seed=11, **FAST))
     assert run["operation"] == "sketch" and run["request"]["control_strength"] == 0.8
@@ -174,7 +176,7 @@ def test_structure_end_to_end_keeps_the_input_size(api, structure_type):
 
 
 def test_style_end_to_end_with_an_aspect_ratio_then_text_to_image_on_the_same_worker(api):
-    files = {"style_image": ("style.png", __import__("tests.images", fromlist=["encode"]).encode(noise(48, 48, seed=6)), "image/png")}
+    files = {"style_image": ("style.png", encode(noise(48, 48, seed=6)), "image/png")}
     run = completed(api, submit(api, "style", files=files, prompt="a lighthouse", aspect_ratio="16:9", fidelity=0.6,
                                 quality="LOW", seed=4, **FAST))
     assert run["request"]["fidelity"] == 0.6 and run["request"]["style_image_asset_id"].startswith("ast_")

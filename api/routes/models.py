@@ -1,5 +1,5 @@
-"""GET /v1/models: the base models, LoRAs, upscalers, background removers, text segmenters and
-InstructPix2Pix models served."""
+"""GET /v1/models: the base models, LoRAs, upscalers, background removers, text segmenters,
+InstructPix2Pix models, ControlNets, IP-Adapters and depth models served."""
 
 from __future__ import annotations
 
