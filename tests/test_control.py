@@ -91,16 +91,15 @@ def test_sketch_output_follows_the_control_image_and_control_strength_matters(ti
     pipe = cache.pipe(tiny_model, "text-to-image", controlnet=str(catalog_dir / "tiny-controlnet-lineart"))
     assert pipe.unet is cache.pipe(tiny_model, "text-to-image").unet  # from_pipe shares the base
     sketch = build_pipeline(OPERATIONS["sketch"], pipe, "tiny", {"control_type": "lineart"})
-    drawing = sketch_of_a_circle((100, 75))
+    drawing = sketch_of_a_circle((84, 70))
 
     def render(strength: float):
         request = SketchRequest(prompt="a ring", image_asset_id="a", control_strength=strength, seed=5, **FAST)
         return sketch(request, images={"image": drawing})
 
     loose, strict = render(0.0), render(1.0)
-    assert loose[0].image.size == (96, 72)  # the drawing's size, rounded down to multiples of 8
-    assert np.abs(pixels(loose) - pixels(strict)).mean() > 1
-    assert (pixels(render(1.0)) == pixels(strict)).all()  # same seed, same image
+    assert loose[0].image.size == (80, 64)  # the drawing's size, rounded down to multiples of 8
+    assert np.abs(pixels(loose) - pixels(strict)).mean() > 1  # same seed: only the strength differs
     assert strict[0].parameters["control_strength"] == 1.0 and strict[0].parameters["control_type"] == "lineart"
 
 
@@ -131,16 +130,15 @@ def test_style_transfer_keeps_the_content_at_zero_change_and_styles_it_otherwise
     pipe = cache.pipe(tiny_model, "image-to-image", controlnet=str(catalog_dir / "tiny-controlnet-canny"),
                       ip_adapter=ip_adapter(catalog_dir))
     transfer = build_pipeline(OPERATIONS["style-transfer"], pipe, "tiny", {"control_type": "canny"})
-    content, reference = square(72), noise(40, 40, seed=8)
+    content, reference = square(64), noise(40, 40, seed=8)
 
-    def render(**knobs):
-        request = StyleTransferRequest(image_asset_id="a", style_image_asset_id="b", seed=3, num_inference_steps=4,
-                                       guidance_scale=1.0, **knobs)
+    def render(**knobs):  # 2 steps × change_strength 0.9: one denoising step
+        request = StyleTransferRequest(image_asset_id="a", style_image_asset_id="b", seed=3, **FAST, **knobs)
         return transfer(request, images={"image": content, "style_image": reference})
 
     assert (pixels(render(change_strength=0.0)) == np.asarray(content)).all()
     weak, strong = render(style_strength=0.0), render(style_strength=1.0)
-    assert weak[0].image.size == (72, 72) and np.abs(pixels(weak) - pixels(strong)).mean() > 1
+    assert weak[0].image.size == (64, 64) and np.abs(pixels(weak) - pixels(strong)).mean() > 1
     kept = render(composition_fidelity=1.0)
     assert np.abs(pixels(kept) - pixels(render(composition_fidelity=0.0))).mean() > 1
 
