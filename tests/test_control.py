@@ -169,8 +169,9 @@ def test_sketch_end_to_end_from_alwrity_fields(api):
 def test_structure_end_to_end_keeps_the_input_size(api, structure_type):
     asset = upload(api, square(80))
     run = completed(api, submit(api, "structure", prompt="a box", image_asset_id=asset["asset_id"],
-                                structure_type=structure_type, seed=2, **FAST))
+                                structure_type=structure_type, style_preset="cinematic", seed=2, **FAST))
     assert run["request"]["structure_type"] == structure_type and fetch(run["images"][0]).size == (80, 80)
+    assert run["request"]["prompt"] != "a box" and "a box" in run["request"]["prompt"]  # the preset wrapped it
 
 
 def test_style_end_to_end_with_an_aspect_ratio_then_text_to_image_on_the_same_worker(api):
