@@ -17,7 +17,7 @@ from .rate_limits import RateLimitHeadersMiddleware
 from .request_id import RequestIdMiddleware
 from .request_limits import BodyLimitsMiddleware
 from .routes import (
-    assets, batches, destinations, events, files, generations, health, metrics, models, operations, problem_types,
+    assets, batches, costs, destinations, events, files, generations, health, metrics, models, operations, problem_types,
     run_actions, templates,
 )
 from .services import Services
@@ -57,7 +57,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware, access_log=access_log)
     for module in (
         generations, run_actions, events, batches, operations, assets, destinations, models, templates, health, files,
-        problem_types, metrics,
+        problem_types, metrics, costs,
     ):
         app.include_router(module.router)
     install_openapi_extras(app)

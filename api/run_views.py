@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from fastapi import Response
 
 from storage.images import url_lifetime
+from storage.prices import credits
 from storage.records import RunRecord, RunStatus
 from storage.redis_ops import Op, run, run_async
 from storage.render_stats import RenderStats
@@ -110,6 +111,9 @@ def run_view_op(record: RunRecord, services: Services) -> Op[RunView]:
         template_id=record.template_id,
         style_preset=record.style_preset,
         input_prompt=record.input_prompt,
+        credits_estimated=credits(record.credits_estimate),
+        credits_used=credits(record.credits_used),
+        credits_remaining=credits(record.credits_remaining),
     )
 
 

@@ -147,3 +147,13 @@ class RunView(BaseModel):
     template_id: str | None = Field(None, description="The template applied (its size, quality tier and style preset).")
     style_preset: str | None = Field(None, description="The style preset applied; request.prompt is the final prompt.")
     input_prompt: str | None = Field(None, description="The prompt as sent, before a style preset wrapped it.")
+    credits_estimated: float | None = Field(
+        None, description="Credits this run was estimated at, held from the tenant's balance until it ends (0.001 precision)."
+    )
+    credits_used: float | None = Field(
+        None, description="Credits charged, once the run has ended: completed, the price of what was rendered (at most the "
+        "estimate); canceled, the estimate × the share of steps that ran; failed or expired, 0.",
+    )
+    credits_remaining: float | None = Field(
+        None, description="The tenant's available credits right after this run was charged; null for an unmetered tenant.",
+    )

@@ -10,10 +10,12 @@ from celery import Celery
 from fastapi import Request
 
 from storage.assets import AssetStore
+from storage.credits import CreditStore
 from storage.destinations import DestinationClients, DestinationStore, Vault
 from storage.images import ImageStore, RecentUrls, make_image_store
 from storage.keys import KeyStore
 from storage.models_catalog import ModelCatalog
+from storage.prices import PriceTable
 from storage.quotas import ActiveRuns
 from storage.redis_client import async_twin, make_redis
 from storage.runs import RunStore
@@ -42,9 +44,10 @@ class Services:
             from .rate_limits import make_limiter
 
             self.limiter = make_limiter(self.settings)
-        from .auth import admit_runs
+        from .costs import admit
 
-        self.runs.admission = lambda records: admit_runs(self, records)
+        # Credits (api/costs.py), then the key's cap on active runs (api/auth.py).
+        self.runs.admission = lambda records: admit(self, records)
 
     @property
     def async_redis(self):
@@ -67,6 +70,14 @@ class Services:
         return self.settings.auth_disabled or self.settings.embedded
 
     @cached_property
+    def prices(self) -> PriceTable:
+        return PriceTable.from_settings(self.settings)
+
+    @cached_property
+    def credits(self) -> CreditStore:
+        return CreditStore(self.runs.redis)
+
+    @cached_property
     def urls(self) -> RecentUrls:
         return RecentUrls(self.images)
 
@@ -81,6 +92,7 @@ class Services:
     def from_settings(cls, settings: Settings, celery: Celery | None = None) -> "Services":
         ModelCatalog.from_settings(settings)  # a missing or malformed catalog stops start-up, not each request
         TemplateCatalog.from_settings(settings)  # so do the templates and style presets
+        PriceTable.from_settings(settings)  # so does a malformed price table
         if celery is None:
             from worker.celery_app import make_celery
 

@@ -93,6 +93,36 @@ def _cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_credits(args: argparse.Namespace) -> int:
+    from storage.credits import CreditStore
+    from storage.keys import TENANT_PATTERN
+    from storage.prices import credits, millicredits
+    from storage.redis_client import make_redis
+    from storage.settings import get_settings
+
+    store = CreditStore(make_redis(get_settings()))
+    if not TENANT_PATTERN.match(args.tenant):
+        print(f"renderq credits: {args.tenant!r} is not a tenant name", file=sys.stderr)
+        return 2
+    if args.credits_command == "grant":
+        try:
+            amount = millicredits(args.amount)
+        except (ValueError, ArithmeticError):
+            print(f"renderq credits grant: {args.amount!r}: give credits with at most three decimals", file=sys.stderr)
+            return 2
+        account = store.grant(args.tenant, amount)
+    else:
+        account = store.account(args.tenant)
+        if account is None:
+            print(json.dumps({"tenant": args.tenant, "metered": False}))
+            return 0
+    print(json.dumps({
+        "tenant": account.tenant, "metered": True, "balance": credits(account.balance),
+        "reserved": credits(account.reserved), "credits_remaining": credits(account.available),
+    }))
+    return 0
+
+
 def _cmd_worker(args: argparse.Namespace) -> int:
     from storage.settings import get_settings
     from worker.celery_app import DEFAULT_WORKER_QUEUES, RENDER_QUEUES, app
@@ -166,6 +196,15 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="refuse a key from the next request on")
     revoke.add_argument("key_id")
     keys.set_defaults(func=_cmd_keys)
+
+    credit = sub.add_parser("credits", help="grant and show tenants' credits (a tenant never granted any is unmetered)")
+    credit_sub = credit.add_subparsers(dest="credits_command", required=True)
+    grant = credit_sub.add_parser("grant", help="add credits to a tenant's balance (negative: take back)")
+    grant.add_argument("tenant")
+    grant.add_argument("amount", help="credits, up to three decimals, e.g. 100 or 2.5")
+    show = credit_sub.add_parser("show", help="balance, reserved by runs in flight, and available")
+    show.add_argument("tenant")
+    credit.set_defaults(func=_cmd_credits)
 
     from .commands import add_commands
 

@@ -26,6 +26,7 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
     "service-unavailable": ("Service unavailable", "A dependency (Redis, object storage, the queue) is unreachable; try again."),
     "unauthorized": ("Unauthorized", "No API key, or an unknown or revoked one. Send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'."),
     "rate-limited": ("Too many requests", "This API key is over its request rate; wait Retry-After seconds."),
+    "insufficient-credits": ("Insufficient credits", "The tenant's available credits (balance less what runs in flight hold) are below this request's estimated cost; nothing was queued. POST /v1/estimate-cost prices a request, GET /v1/credits shows the balance."),
     "too-many-active-runs": ("Too many active runs", "This API key has its maximum of queued + running runs; wait for some to finish."),
     "idempotency-key-reused": ("Idempotency key reused", "This Idempotency-Key was used with a different request body (keys are kept 24 hours)."),
     "idempotency-in-progress": ("Idempotent request in progress", "A request with this Idempotency-Key is still being processed; retry shortly."),

@@ -103,6 +103,13 @@ class RunRecord(BaseModel):
     template_id: str | None = None
     style_preset: str | None = None
     input_prompt: str | None = None
+    # Cost (storage/credits.py), in milli-credits: the estimate reserved at submit, whether it was
+    # held against the tenant's balance, and once the run has ended what it was charged and
+    # what the tenant had left right after.
+    credits_estimate: int | None = None
+    credits_held: bool = False
+    credits_used: int | None = None
+    credits_remaining: int | None = None
 
     # Fields stored as JSON text inside the hash; the rest are plain strings.
     JSON_FIELDS: ClassVar[tuple[str, ...]] = ("request", "loras", "images", "timings", "error", "webhook")

@@ -14,6 +14,7 @@ from typing import Any
 import redis
 
 from .batches import BatchStore, batch_key
+from .prices import credits
 from .records import RunRecord, RunStatus, WebhookTarget
 from .run_index import RunIndex
 from .webhooks import WebhookStore
@@ -47,6 +48,8 @@ def run_summary(record: RunRecord) -> dict[str, Any]:
         "completed_at": record.completed_at,
         "error": record.error.model_dump(mode="json", exclude_none=True) if record.error else None,
         "url": f"/v1/generations/{record.run_id}",
+        "credits_used": credits(record.credits_used),
+        "credits_remaining": credits(record.credits_remaining),
     }
 
 

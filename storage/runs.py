@@ -14,8 +14,10 @@ import redis
 
 from . import tenancy
 from .batches import BatchStore
+from .credits import SETTLE
 from .logs import request_id_var
 from .metrics import FAILURES, RUNS
+from .prices import PriceTable
 from .problems import Problem
 from .records import RunRecord, RunStatus, StoredImage, WebhookTarget
 from .redis_ops import Batch, Op, run
@@ -45,20 +47,24 @@ redis.call('HINCRBY', KEYS[3], 'running', 1)
 return 'claimed'
 """
 
-# Write a final state, only if this delivery still owns the run.
-_FINISH = """
+# Every script below that ends a run settles its credits (storage/credits.py) in the same step.
+
+# Write a final state, only if this delivery still owns the run. ARGV[3]: the price of what
+# was rendered (milli-credits; '' unless completed), then field/value pairs, status first.
+_FINISH = SETTLE + """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
-for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('ZREM', KEYS[2], ARGV[2])
-redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
+redis.call('HINCRBY', KEYS[3], ARGV[5], 1)
+settle(KEYS[1], ARGV[5], ARGV[3])
 return 1
 """
 
 # Take back every running run whose heartbeat is older than the cutoff: back to queued with
 # the next attempt number (so the old delivery, if it ever comes back, is superseded), or
 # failed once it has used its attempts. ZREM decides which reaper wins each run.
-_REAP = """
+_REAP = SETTLE + """
 local out = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
   if redis.call('ZREM', KEYS[1], id) == 1 then
@@ -67,6 +73,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
       local attempt = redis.call('HINCRBY', key, 'attempt', 1)
       if attempt > tonumber(ARGV[3]) then
         redis.call('HSET', key, 'status', 'failed', 'error', ARGV[4], 'completed_at', ARGV[5])
+        settle(key, 'failed', '')
         redis.call('HINCRBY', KEYS[2], 'failed', 1)
         redis.call('HINCRBY', KEYS[3], 'worker-lost', 1)
         table.insert(out, id)
@@ -87,11 +94,12 @@ return out
 # Cancel: a queued run ends canceled at once; a running one is flagged, and its worker's progress
 # callback stops the render at the next denoising step. Returns 'canceled', 'requested', 'missing'
 # or the final status it already had.
-_CANCEL = """
+_CANCEL = SETTLE + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
 if status == 'queued' then
   redis.call('HSET', KEYS[1], 'status', 'canceled', 'cancel_requested', 'True', 'completed_at', ARGV[1])
+  settle(KEYS[1], 'canceled', '')
   return 'canceled'
 end
 if status == 'running' then
@@ -103,13 +111,20 @@ return status
 
 # A run still queued past its start deadline ends expired, without running. One that has started
 # before (queued again after its worker died) is not expired: it did start in time.
-_EXPIRE = """
+_EXPIRE = SETTLE + """
 if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'started_at') == 1 then return 0 end
 local deadline = redis.call('HGET', KEYS[1], 'start_deadline')
 if not deadline or tonumber(deadline) > tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'expired', 'completed_at', ARGV[1])
+settle(KEYS[1], 'expired', '')
 return 1
+"""
+
+# A record whose run was never enqueued: its reservation goes back, then the record.
+_DISCARD = SETTLE + """
+if redis.call('EXISTS', KEYS[1]) == 1 then settle(KEYS[1], 'failed', '') end
+redis.call('DEL', KEYS[1])
 """
 
 
@@ -128,6 +143,9 @@ class RunStore:
         self._reap = client.register_script(_REAP)
         self._cancel = client.register_script(_CANCEL)
         self._expire = client.register_script(_EXPIRE)
+        self._discard = client.register_script(_DISCARD)
+        # Prices what a worker rendered (storage/prices.py); the worker sets it from its settings.
+        self.prices: PriceTable | None = None
         self.index = RunIndex(client, retention_seconds)
         self.webhooks = WebhookStore(client, retention_seconds)
         self.batches = BatchStore(client, retention_seconds)
@@ -207,9 +225,10 @@ class RunStore:
             self.events.status_changed(record)
 
     def discard(self, run_id: str) -> None:
-        """Remove a record whose run was never enqueued (best effort: Redis may be down too)."""
+        """Remove a record whose run was never enqueued, giving back its credits (best effort:
+        Redis may be down too)."""
         try:
-            self.redis.delete(run_key(run_id))
+            self._discard(keys=[run_key(run_id)])
         except redis.RedisError:
             pass
 
@@ -251,15 +270,21 @@ class RunStore:
     def complete(
         self, run_id: str, attempt: int, images: list[StoredImage], timings: dict[str, float]
     ) -> bool:
-        """Mark the run completed; False if this delivery no longer owns it."""
-        request = self.redis.hget(run_key(run_id), "request")
+        """Mark the run completed, charging the price of the images rendered; False if this
+        delivery no longer owns it."""
+        request, operation = self.redis.hmget(run_key(run_id), "request", "operation")
+        rendered = ""
         if request:
-            record_render(self.redis, json.loads(request), timings)
+            request = json.loads(request)
+            record_render(self.redis, request, timings)
+            if self.prices is not None:
+                pixels = sum(image.width * image.height for image in images)
+                rendered = self.prices.price(operation or "", request, pixels)
         record = RunRecord(
             run_id=run_id, images=images, timings=timings, progress=100, completed_at=time.time()
         )
         fields = {k: v for k, v in record.to_hash().items() if k in ("images", "timings", "progress", "completed_at")}
-        return self._finish_with(run_id, attempt, RunStatus.completed, fields)
+        return self._finish_with(run_id, attempt, RunStatus.completed, fields, rendered)
 
     def stopped(self, run_id: str, attempt: int) -> bool:
         """The render stopped at a cancel request: the run ends canceled."""
@@ -275,8 +300,10 @@ class RunStore:
             self.redis.hincrby(FAILURES, problem.type.rsplit("/", 1)[-1], 1)
         return finished
 
-    def _finish_with(self, run_id: str, attempt: int, status: RunStatus, fields: dict[str, Any]) -> bool:
-        args: list[Any] = [attempt, run_id, "status", status.value]
+    def _finish_with(
+        self, run_id: str, attempt: int, status: RunStatus, fields: dict[str, Any], rendered: int | str = ""
+    ) -> bool:
+        args: list[Any] = [attempt, run_id, rendered, "status", status.value]
         for key, value in fields.items():
             args += [key, value]
         if not self._finish(keys=[run_key(run_id), HEARTBEATS, RUNS], args=args):

@@ -109,6 +109,16 @@ class Settings(BaseSettings):
     )
     idempotency_ttl_seconds: int = Field(24 * 3600, gt=0, description="How long Idempotency-Key answers are kept.")
 
+    # Cost and credits (storage/prices.py, storage/credits.py).
+    prices_file: Path | None = Field(
+        None, description="JSON price table (credits per megapixel × step per operation); the built-in storage/data/prices.json when unset."
+    )
+    credits_required: bool = Field(
+        False,
+        description="Refuse runs of tenants never granted credits. Off: such a tenant is unmetered (runs report "
+        "credits_used, nothing is deducted).",
+    )
+
     # Logs: one JSON object per line for machines, or plain text for a terminal.
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"

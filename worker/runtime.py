@@ -18,6 +18,7 @@ from storage.destinations import DestinationClients, DestinationStore, OutputTar
 from storage.image_codec import load_image
 from storage.images import ImageStore, make_image_store
 from storage.models_catalog import DEFAULT_MODEL_ID, ModelCatalog
+from storage.prices import PriceTable
 from storage.redis_client import make_redis
 from storage.runs import RunStore
 from storage.settings import Settings, get_settings
@@ -44,7 +45,9 @@ class Runtime:
 
     @cached_property
     def runs(self) -> RunStore:
-        return RunStore(make_redis(self.settings), self.settings.retention_seconds)
+        store = RunStore(make_redis(self.settings), self.settings.retention_seconds)
+        store.prices = PriceTable.from_settings(self.settings)  # charges completed runs for what they rendered
+        return store
 
     @cached_property
     def images(self) -> ImageStore:

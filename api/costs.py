@@ -1,0 +1,116 @@
+"""What a request will cost, and holding it against the tenant's credits at submit.
+
+The price formula and table are storage/prices.py; balances and settlement storage/credits.py.
+Here: the output size a request will have (from its fields, or from its input image), and
+the admission step that reserves the estimate of every run created, or refuses them all
+with a 402 problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from pipelines.registry import OPERATIONS
+from storage.assets import ASSET_PREFIX
+from storage.credits import CreditStore
+from storage.prices import ASSUMED_SIDE, PriceTable, credits, denoising_steps
+from storage.records import RunRecord
+from storage.redis_ops import Batch, Op
+
+from .auth import admit_runs
+from .problems import ProblemError
+
+Size = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    millicredits: int
+    sizes: list[Size]  # one per output image
+    steps: int  # denoising steps priced (1 for entries priced per megapixel)
+    entry: str  # the price-table entry used ("default" for operations it does not list)
+    assumed: str | None  # what the estimate had to assume, if anything
+
+
+def output_sizes(request: BaseModel, input_sizes: dict[str, Size]) -> tuple[list[Size], str | None]:
+    """The size of each image `request` will produce, and what had to be assumed for it.
+    A request type whose outputs differ in size may say so with `output_sizes(input_sizes)`."""
+    custom = getattr(request, "output_sizes", None)
+    if callable(custom):
+        return list(custom(input_sizes)), None
+    assumed = None
+    image = input_sizes.get("image") or next(iter(input_sizes.values()), None)
+    if image is None and hasattr(request, "image_asset_id"):
+        image = (ASSUMED_SIDE, ASSUMED_SIDE)
+        assumed = f"an input image of {ASSUMED_SIDE}×{ASSUMED_SIDE} (give input_width/input_height, the image or its asset id)"
+    if hasattr(request, "canvas"):  # outpaint: the input plus the added borders
+        size = request.canvas(image)[0]
+    elif hasattr(request, "output_size"):  # image-to-image, variations, upscale
+        size = request.output_size(image)
+    elif getattr(request, "width", None) and getattr(request, "height", None):
+        size = (request.width, request.height)
+    elif image is not None:  # inpaint, remove-background: the input's size
+        size = image
+    else:
+        size, assumed = (ASSUMED_SIDE, ASSUMED_SIDE), f"an output of {ASSUMED_SIDE}×{ASSUMED_SIDE}"
+    return [size] * int(getattr(request, "num_images", 1) or 1), assumed
+
+
+def estimate(prices: PriceTable, operation: str, request: BaseModel, input_sizes: dict[str, Size]) -> Estimate:
+    sizes, assumed = output_sizes(request, input_sizes)
+    fields = request.model_dump(mode="json")
+    name, entry = prices.entry(operation)
+    cost = prices.price(operation, fields, sum(w * h for w, h in sizes))
+    return Estimate(cost, sizes, denoising_steps(fields) if entry.per_step else 1, name, assumed)
+
+
+def _record_estimate_op(prices: PriceTable, record: RunRecord) -> Op[int]:
+    """A new run's estimate, its input images' sizes read from their asset records."""
+    request = OPERATIONS[record.operation].request_type.model_validate(record.request)
+    inputs = request.input_assets() if hasattr(request, "input_assets") else {}
+    sizes: dict[str, Size] = {}
+    if inputs:
+        def fill(pipe) -> None:
+            for asset_id in inputs.values():
+                pipe.hmget(ASSET_PREFIX + asset_id, "width", "height")
+
+        rows = yield Batch(fill)
+        sizes = {slot: (int(w), int(h)) for slot, (w, h) in zip(inputs, rows) if w and h}
+    return estimate(prices, record.operation, request, sizes).millicredits
+
+
+def reserve_credits(services, records: list[RunRecord]) -> Op[int]:
+    """Price every run about to be created and hold the total against the tenant's credits,
+    all or none: a 402 problem when they do not cover it. Returns what was held (0 for an
+    unmetered tenant)."""
+    total = 0
+    for record in records:
+        if record.credits_estimate is None:
+            record.credits_estimate = yield from _record_estimate_op(services.prices, record)
+        total += record.credits_estimate
+    tenant = records[0].tenant
+    reservation = yield from CreditStore.reserve_op(tenant, total, services.settings.credits_required)
+    if not reservation.granted:
+        what = "this request is" if len(records) == 1 else f"these {len(records)} runs are"
+        has = "has never been granted credits" if reservation.outcome == -2 else f"has {credits(reservation.available)} credits available"
+        raise ProblemError(
+            "insufficient-credits", 402, detail=f"{what} estimated at {credits(total)} credits; tenant {tenant!r} {has}",
+            estimated_cost=credits(total), credits_remaining=credits(reservation.available), currency="credits",
+        )
+    for record in records:
+        record.credits_held = reservation.held
+    return total if reservation.held else 0
+
+
+def admit(services, records: list[RunRecord]) -> Op[None]:
+    """RunStore's admission hook: the runs' credits, then the calling key's cap on active runs
+    (api/auth.py); a refusal of the second gives back what the first held."""
+    held = yield from reserve_credits(services, records)
+    try:
+        yield from admit_runs(services, records)
+    except ProblemError:
+        if held:
+            yield from CreditStore.release_op(records[0].tenant, held)
+        raise

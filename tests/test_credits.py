@@ -1,0 +1,303 @@
+"""Cost and credits: the price formula, POST /v1/estimate-cost, reservation at submit and the
+one settlement of every run (completed, canceled, failed, expired, worker lost)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import fakeredis
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.operation_schemas import PNG_1PX
+from storage.credits import ACCOUNT_PREFIX, CreditStore
+from storage.prices import DEFAULT_PRICES, PriceEntry, PriceTable, credits, millicredits
+from storage.problems import Problem
+from storage.records import RunRecord, RunStatus, StoredImage
+from storage.runs import HEARTBEATS, RunStore
+from storage.settings import Settings
+from tests.conftest import wait_for_run
+from tests.images import data_url, noise
+from tests.procs import renderq_command
+from tests.unit_services import unit_services
+
+FINAL = ("completed", "failed", "canceled", "expired")
+TABLE = PriceTable.from_settings(Settings())
+
+
+# --- the price formula ---------------------------------------------------------------------
+def test_price_is_rate_times_megapixels_times_steps_rounded_up_to_a_millicredit():
+    rate = TABLE.entries["text-to-image"].per_megapixel_step
+    # 512×512, 25 steps, 2 images: rate × 0.262144 MP × 25 × 2, in milli-credits, rounded up.
+    expected = math.ceil(Decimal(rate) * 1000 * Decimal("0.524288") * 25)
+    assert TABLE.price("text-to-image", {"num_inference_steps": 25}, 2 * 512 * 512) == expected
+    # strength: the steps diffusers really runs, min(int(steps × strength), steps).
+    assert TABLE.price("image-to-image", {"num_inference_steps": 20, "strength": 0.5}, 10**6) == int(rate * 10 * 1000)
+    # Per-megapixel operations ignore steps.
+    upscale = TABLE.entries["upscale"].per_megapixel
+    assert TABLE.price("upscale", {"num_inference_steps": 50}, 2 * 10**6) == int(upscale * 2 * 1000)
+    # Not listed: the default entry; underscores name the same operation.
+    assert TABLE.entry("no-such-operation")[0] == "default"
+    assert TABLE.entry("style_transfer")[0] == "style-transfer"
+
+
+def test_credit_amounts_are_exact_milli_credits():
+    assert millicredits("2.5") == 2500 and millicredits(3) == 3000 and credits(1234) == 1.234
+    with pytest.raises(ValueError):
+        millicredits("0.0001")
+    with pytest.raises(ValueError):
+        PriceEntry(per_megapixel_step=1, per_megapixel=1)
+    with pytest.raises(ValueError):
+        PriceTable({"text-to-image": PriceEntry(per_megapixel=1)})  # no default entry
+
+
+def test_the_price_table_file_is_a_setting(tmp_path):
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps({"operations": {"default": {"per_megapixel": 1}, "text-to-image": {"per_megapixel_step": 2}}}))
+    table = PriceTable.from_settings(Settings(prices_file=path))
+    assert table.price("text-to-image", {"num_inference_steps": 3}, 10**6) == 6000
+    assert table.price("upscale", {}, 10**6) == 1000
+    # The built-in table prices every operation of issue 7 explicitly.
+    listed = json.loads(DEFAULT_PRICES.read_text())["operations"]
+    for name in ("sketch", "structure", "style", "style-transfer", "search-replace", "search-recolor", "general-edit", "social-formats"):
+        assert name in listed
+
+
+# --- estimate endpoint and admission, in process (fakeredis) --------------------------------
+@pytest.fixture
+def unit(tmp_path):
+    services = unit_services(tmp_path)
+    with TestClient(create_app(services)) as client:
+        yield client, services
+
+
+def test_estimate_cost_answers_alwrity_shape_and_full_operation_bodies(unit):
+    client, _ = unit
+    answer = client.post("/v1/estimate-cost", json={
+        "provider": "wavespeed", "model": "ideogram-v3-turbo", "operation": "generate", "num_images": 2,
+        "width": 1200, "height": 624,
+    })
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    expected = TABLE.price("text-to-image", {"num_inference_steps": 25}, 2 * 1200 * 624)
+    assert body["estimated_cost"] == credits(expected) and body["currency"] == "credits"
+    assert (body["operation"], body["num_images"], body["steps"], body["provider"]) == ("text-to-image", 2, 25, "wavespeed")
+    assert body["assumed"] is None and body["credits_remaining"] is None  # unmetered
+
+    # Output size follows the input: given as its size, as the image itself, or assumed.
+    by_size = client.post("/v1/estimate-cost", json={"operation": "upscale", "upscale_factor": 4, "input_width": 100, "input_height": 50}).json()
+    assert (by_size["width"], by_size["height"], by_size["steps"]) == (400, 200, 1)
+    assert by_size["estimated_cost"] == credits(TABLE.price("upscale", {}, 400 * 200))
+    image = data_url(noise(96, 64))
+    full = client.post("/v1/estimate-cost", json={"operation": "image-to-image", "prompt": "a mug", "image": image,
+                                                   "num_inference_steps": 10, "strength": 0.5, "priority": "high"}).json()
+    assert (full["width"], full["height"], full["steps"], full["assumed"]) == (96, 64, 5, None)
+    assumed = client.post("/v1/estimate-cost", json={"operation": "remove-background"}).json()
+    assert (assumed["width"], assumed["height"]) == (512, 512) and "512×512" in assumed["assumed"]
+    assert client.post("/v1/estimate-cost", json={"operation": "variations", "image": PNG_1PX}).status_code == 422  # 1 px: too small
+
+
+def test_estimate_cost_refuses_what_submit_would_refuse(unit):
+    client, _ = unit
+    for body in (
+        {"operation": "no-such-op"},
+        {"operation": "text-to-image", "width": 100},  # not a multiple of 8
+        {"operation": "text-to-image", "bogus": 1},
+        {"operation": "outpaint"},  # needs a direction
+        {"operation": "upscale", "upscale_factor": 2, "input_width": 4000, "input_height": 4000},
+        {"operation": "upscale", "upscale_factor": 2, "input_width": 100},
+    ):
+        response = client.post("/v1/estimate-cost", json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_out_of_credits_is_a_402_and_nothing_is_queued(unit):
+    client, services = unit
+    services.credits.grant("", 1000)  # the one tenant of an auth-less deployment: 1 credit
+    small = {"prompt": "p", "width": 64, "height": 64, "num_inference_steps": 2}
+    big = small | {"width": 1024, "height": 1024, "num_inference_steps": 50}
+    refused = client.post("/v1/generations", json=big)
+    assert refused.status_code == 402, refused.text
+    problem = refused.json()
+    assert problem["type"] == "/problems/insufficient-credits"
+    assert problem["estimated_cost"] == credits(TABLE.price("text-to-image", big, 1024 * 1024))
+    assert problem["credits_remaining"] == 1.0 and "1.0 credits available" in problem["detail"]
+    item = small | {"num_inference_steps": 10}
+    assert 1000 < 200 * TABLE.price("text-to-image", item, 64 * 64)  # each affordable, together not
+    batch = client.post("/v1/batches", json=[item] * 200)
+    assert batch.status_code == 402 and "these 200 runs" in batch.json()["detail"]
+    assert list(services.runs.redis.scan_iter("renderq:run:*")) == []
+    assert services.credits.account("").reserved == 0
+    accepted = client.post("/v1/generations", json=small)
+    assert accepted.status_code == 202
+    estimate = TABLE.price("text-to-image", small, 64 * 64)
+    assert accepted.json()["credits_estimated"] == credits(estimate)
+    assert services.credits.account("").reserved == estimate
+    assert client.get("/v1/credits").json() == {
+        "tenant": "", "metered": True, "balance": 1.0, "reserved": credits(estimate),
+        "credits_remaining": credits(1000 - estimate), "currency": "credits",
+    }
+
+
+def test_credits_required_refuses_a_tenant_never_granted_any(tmp_path):
+    services = unit_services(tmp_path)
+    services.settings = services.settings.model_copy(update={"credits_required": True})
+    with TestClient(create_app(services)) as client:
+        refused = client.post("/v1/generations", json={"prompt": "p", "width": 64, "height": 64})
+    assert refused.status_code == 402 and "never been granted" in refused.json()["detail"]
+
+
+# --- settlement: once per run, at its final state --------------------------------------------
+@pytest.fixture
+def store() -> RunStore:
+    runs = RunStore(fakeredis.FakeRedis(decode_responses=True), retention_seconds=3600)
+    runs.prices = TABLE
+    return runs
+
+
+def held_run(store: RunStore, run_id: str, estimate: int, tenant: str = "t", **request) -> RunRecord:
+    CreditStore(store.redis).redis.hincrby(ACCOUNT_PREFIX + tenant, "reserved", estimate)
+    request = {"prompt": "p", "width": 64, "height": 64, "num_inference_steps": 4, **request}
+    return store.create(RunRecord(run_id=run_id, tenant=tenant, request=request, credits_estimate=estimate, credits_held=True))
+
+
+def test_each_final_state_charges_its_rule_once(store):
+    credits_store = CreditStore(store.redis)
+    credits_store.grant("t", 100_000)
+    price = TABLE.price("text-to-image", {"num_inference_steps": 4}, 64 * 64)
+    image = StoredImage(key="k", width=64, height=64, seed=1)
+
+    held_run(store, "gen_done", price)
+    store.claim("gen_done", 1, "w", 5)
+    assert store.complete("gen_done", 1, [image], {})
+    assert not store.complete("gen_done", 1, [image], {})  # a redelivered finish: no second charge
+    assert not store.fail("gen_done", 1, Problem.of("render-failed", 500))
+    done = store.get("gen_done")
+    assert (done.credits_used, done.credits_remaining) == (price, 100_000 - price)
+
+    held_run(store, "gen_cut", 1000)
+    store.claim("gen_cut", 1, "w", 5)
+    store.set_progress("gen_cut", 37)
+    store.cancel("gen_cut")
+    assert store.stopped("gen_cut", 1)
+    assert store.get("gen_cut").credits_used == 370  # the share of steps that ran, rounded down
+
+    held_run(store, "gen_bad", 1000)
+    store.claim("gen_bad", 1, "w", 5)
+    assert store.fail("gen_bad", 1, Problem.of("render-failed", 500))
+    held_run(store, "gen_queued", 1000)
+    assert store.cancel("gen_queued") == "canceled" and store.cancel("gen_queued") == "canceled"
+    held_run(store, "gen_late", 1000)
+    store.redis.hset("renderq:run:gen_late", "start_deadline", time.time() - 1)
+    assert store.claim("gen_late", 1, "w", 5) == "expired"
+    held_run(store, "gen_orphan", 1000)
+    store.discard("gen_orphan")  # never enqueued: the reservation goes back
+    for run_id in ("gen_bad", "gen_queued", "gen_late"):
+        assert store.get(run_id).credits_used == 0
+
+    account = credits_store.account("t")
+    assert account.reserved == 0 and account.balance == 100_000 - price - 370
+
+
+def test_a_run_re_rendered_after_its_worker_died_is_charged_once(store):
+    CreditStore(store.redis).grant("t", 10_000)
+    price = TABLE.price("text-to-image", {"num_inference_steps": 4}, 64 * 64)
+    held_run(store, "gen_a", price)
+    store.claim("gen_a", 1, "w1", 5)
+    store.redis.zadd(HEARTBEATS, {"gen_a": time.time() - 60})
+    assert store.reap_stale(5, 3) == [("gen_a", 2)]
+    assert store.get("gen_a").credits_used is None  # back in the queue: not settled
+    store.claim("gen_a", 2, "w2", 5)
+    image = StoredImage(key="k", width=64, height=64, seed=1)
+    assert not store.complete("gen_a", 1, [image], {})  # the first worker came back: superseded
+    assert store.complete("gen_a", 2, [image], {})
+    assert CreditStore(store.redis).account("t").balance == 10_000 - price
+    # A run whose worker died on every attempt ends failed, charged nothing.
+    held_run(store, "gen_b", price)
+    store.claim("gen_b", 1, "w1", 5)
+    store.redis.zadd(HEARTBEATS, {"gen_b": time.time() - 60})
+    assert store.reap_stale(5, 1) == []
+    assert store.get("gen_b").status == RunStatus.failed and store.get("gen_b").credits_used == 0
+    assert CreditStore(store.redis).account("t").reserved == 0
+
+
+def test_completed_is_never_charged_more_than_its_estimate(store):
+    CreditStore(store.redis).grant("t", 10_000)
+    held_run(store, "gen_a", 5)
+    store.claim("gen_a", 1, "w", 5)
+    store.complete("gen_a", 1, [StoredImage(key="k", width=512, height=512, seed=1)], {})
+    assert store.get("gen_a").credits_used == 5
+
+
+# --- through the real stack -------------------------------------------------------------------
+SMALL = {"prompt": "a red cube", "width": 64, "height": 64, "num_inference_steps": 2, "seed": 1}
+
+
+def credits_cli(stack, *args: str) -> dict:
+    done = subprocess.run(renderq_command("credits", *args), env=stack.env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_completed_run_reports_exactly_what_it_cost_and_what_is_left(stack):
+    key = stack.create_key("credits-a")
+    assert credits_cli(stack, "grant", "credits-a", "10") == {
+        "tenant": "credits-a", "metered": True, "balance": 10.0, "reserved": 0.0, "credits_remaining": 10.0,
+    }
+    with stack.client(key=key) as client:
+        estimate = client.post("/v1/estimate-cost", json=SMALL | {"num_images": 2}).json()
+        submitted = client.post("/v1/generations", json=SMALL | {"num_images": 2})
+        assert submitted.status_code == 202, submitted.text
+        assert submitted.json()["credits_estimated"] == estimate["estimated_cost"]
+        run = wait_for_run(client, submitted.json()["run_id"])
+        listed = client.get("/v1/generations").json()["data"][0]
+        balance = client.get("/v1/credits").json()
+    price = TABLE.price("text-to-image", SMALL, 2 * 64 * 64)
+    assert run["status"] == "completed" and run["credits_used"] == credits(price) == estimate["estimated_cost"]
+    assert run["credits_remaining"] == credits(10_000 - price) == balance["credits_remaining"]
+    assert listed["credits_used"] == run["credits_used"]
+    assert credits_cli(stack, "show", "credits-a")["balance"] == credits(10_000 - price)
+
+
+def test_canceled_runs_pay_for_the_steps_that_ran_and_failed_runs_pay_nothing(stack):
+    key = stack.create_key("credits-b")
+    CreditStore(stack.redis()).grant("credits-b", 100_000)
+    with stack.client(key=key) as client:
+        failed = client.post("/v1/generations", json=SMALL | {"model_id": "broken-model"}).json()
+        long = client.post("/v1/generations", json=SMALL | {"width": 128, "height": 128, "num_inference_steps": 100}).json()
+        failed = wait_for_run(client, failed["run_id"], statuses=FINAL)
+        current = wait_for_run(client, long["run_id"], statuses=("running",) + FINAL)
+        while current["status"] == "running" and current["progress"] < 5:
+            current = client.get(f"/v1/generations/{long['run_id']}").json()
+        client.post(f"/v1/generations/{long['run_id']}/cancel")
+        canceled = wait_for_run(client, long["run_id"], statuses=FINAL)
+    assert failed["status"] == "failed" and failed["credits_used"] == 0
+    assert canceled["status"] == "canceled" and 0 < canceled["progress"] < 99
+    estimate = TABLE.price("text-to-image", SMALL, 128 * 128) * 50  # 100 steps: 50× the 2-step price, ± rounding
+    assert abs(canceled["credits_estimated"] * 1000 - estimate) <= 50
+    charged = int(canceled["credits_estimated"] * 1000) * canceled["progress"] // 100
+    assert canceled["credits_used"] == credits(charged)
+    account = CreditStore(stack.redis()).account("credits-b")
+    assert account.reserved == 0 and account.balance == 100_000 - charged
+    assert canceled["credits_remaining"] == credits(account.available)
+
+
+def test_concurrent_submits_cannot_overdraw(stack):
+    key = stack.create_key("credits-c")
+    price = TABLE.price("text-to-image", SMALL, 64 * 64)
+    CreditStore(stack.redis()).grant("credits-c", 3 * price)
+    with stack.client(key=key) as client, ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: client.post("/v1/generations", json=SMALL).status_code, range(12)))
+        assert sorted(answers) == [202] * 3 + [402] * 9
+        runs = client.get("/v1/generations").json()["data"]
+        for run in runs:
+            wait_for_run(client, run["run_id"])
+    account = CreditStore(stack.redis()).account("credits-c")
+    assert (account.balance, account.reserved) == (0, 0)
