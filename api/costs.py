@@ -68,7 +68,12 @@ def estimate(prices: PriceTable, operation: str, request: BaseModel, input_sizes
 
 def _record_estimate_op(prices: PriceTable, record: RunRecord) -> Op[int]:
     """A new run's estimate, its input images' sizes read from their asset records."""
-    request = OPERATIONS[record.operation].request_type.model_validate(record.request)
+    spec = OPERATIONS.get(record.operation)
+    if spec is None:  # not a registered operation: its fields' width × height (or 512²) × num_images
+        fields = record.request
+        pixels = int(fields.get("width") or ASSUMED_SIDE) * int(fields.get("height") or ASSUMED_SIDE)
+        return prices.price(record.operation, fields, pixels * int(fields.get("num_images") or 1))
+    request = spec.request_type.model_validate(record.request)
     inputs = request.input_assets() if hasattr(request, "input_assets") else {}
     sizes: dict[str, Size] = {}
     if inputs:
