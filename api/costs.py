@@ -37,30 +37,34 @@ class Estimate:
 def output_sizes(request: BaseModel, input_sizes: dict[str, Size]) -> tuple[list[Size], str | None]:
     """The size of each image `request` will produce, and what had to be assumed for it.
     A request type whose outputs differ in size may say so with `output_sizes(input_sizes)`."""
-    custom = getattr(request, "output_sizes", None)
-    if callable(custom):
-        return list(custom(input_sizes)), None
+    cls = type(request)  # class lookups: a missing attribute on a pydantic instance is slow to miss
+    if hasattr(cls, "output_sizes"):
+        return list(request.output_sizes(input_sizes)), None
+    fields = cls.model_fields
     assumed = None
     image = input_sizes.get("image") or next(iter(input_sizes.values()), None)
-    if image is None and hasattr(request, "image_asset_id"):
+    if image is None and "image_asset_id" in fields:
         image = (ASSUMED_SIDE, ASSUMED_SIDE)
         assumed = f"an input image of {ASSUMED_SIDE}×{ASSUMED_SIDE} (give input_width/input_height, the image or its asset id)"
-    if hasattr(request, "canvas"):  # outpaint: the input plus the added borders
+    if hasattr(cls, "canvas"):  # outpaint: the input plus the added borders
         size = request.canvas(image)[0]
-    elif hasattr(request, "output_size"):  # image-to-image, variations, upscale
+    elif hasattr(cls, "output_size"):  # image-to-image, variations, upscale
         size = request.output_size(image)
-    elif getattr(request, "width", None) and getattr(request, "height", None):
+    elif "width" in fields and "height" in fields and request.width and request.height:
         size = (request.width, request.height)
     elif image is not None:  # inpaint, remove-background: the input's size
         size = image
     else:
         size, assumed = (ASSUMED_SIDE, ASSUMED_SIDE), f"an output of {ASSUMED_SIDE}×{ASSUMED_SIDE}"
-    return [size] * int(getattr(request, "num_images", 1) or 1), assumed
+    return [size] * (request.num_images if "num_images" in fields else 1), assumed
 
 
-def estimate(prices: PriceTable, operation: str, request: BaseModel, input_sizes: dict[str, Size]) -> Estimate:
+def estimate(
+    prices: PriceTable, operation: str, request: BaseModel, input_sizes: dict[str, Size], fields: dict | None = None
+) -> Estimate:
+    """`fields`: the request as a dict, when the caller has it already (a run record's)."""
     sizes, assumed = output_sizes(request, input_sizes)
-    fields = request.model_dump(mode="json")
+    fields = request.model_dump(mode="json") if fields is None else fields
     name, entry = prices.entry(operation)
     cost = prices.price(operation, fields, sum(w * h for w, h in sizes))
     return Estimate(cost, sizes, denoising_steps(fields) if entry.per_step else 1, name, assumed)
@@ -74,7 +78,7 @@ def _record_estimate_op(prices: PriceTable, record: RunRecord) -> Op[int]:
         pixels = int(fields.get("width") or ASSUMED_SIDE) * int(fields.get("height") or ASSUMED_SIDE)
         return prices.price(record.operation, fields, pixels * int(fields.get("num_images") or 1))
     request = spec.request_type.model_validate(record.request)
-    inputs = request.input_assets() if hasattr(request, "input_assets") else {}
+    inputs = request.input_assets() if hasattr(type(request), "input_assets") else {}
     sizes: dict[str, Size] = {}
     if inputs:
         def fill(pipe) -> None:
@@ -83,7 +87,7 @@ def _record_estimate_op(prices: PriceTable, record: RunRecord) -> Op[int]:
 
         rows = yield Batch(fill)
         sizes = {slot: (int(w), int(h)) for slot, (w, h) in zip(inputs, rows) if w and h}
-    return estimate(prices, record.operation, request, sizes).millicredits
+    return estimate(prices, record.operation, request, sizes, record.request).millicredits
 
 
 def reserve_credits(services, records: list[RunRecord]) -> Op[int]:

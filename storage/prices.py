@@ -18,7 +18,6 @@ images it rendered, with the same function.
 from __future__ import annotations
 
 import json
-import math
 from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
@@ -79,6 +78,8 @@ class PriceTable:
         if DEFAULT_ENTRY not in entries:
             raise ValueError(f"the price table needs a {DEFAULT_ENTRY!r} entry")
         self.entries = entries
+        # Each rate as an exact fraction (numerator, denominator): integer arithmetic per price.
+        self._rates = {name: (e.per_step, e.rate.numerator, e.rate.denominator) for name, e in entries.items()}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "PriceTable":
@@ -91,9 +92,9 @@ class PriceTable:
 
     def price(self, operation: str, request: dict[str, Any], pixels: int) -> int:
         """Milli-credits for `pixels` output pixels (all images together) of `operation` run with `request`."""
-        entry = self.entry(operation)[1]
-        steps = denoising_steps(request) if entry.per_step else 1
-        return math.ceil(entry.rate * pixels * steps)
+        per_step, numerator, denominator = self._rates.get(operation) or self._rates[self.entry(operation)[0]]
+        steps = denoising_steps(request) if per_step else 1
+        return -(-numerator * pixels * steps // denominator)  # rounded up
 
 
 @lru_cache(maxsize=4)

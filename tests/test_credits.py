@@ -20,6 +20,7 @@ from storage.credits import ACCOUNT_PREFIX, CreditStore
 from storage.prices import DEFAULT_PRICES, PriceEntry, PriceTable, credits, millicredits
 from storage.problems import Problem
 from storage.records import RunRecord, RunStatus, StoredImage
+from storage.run_events import run_summary
 from storage.runs import HEARTBEATS, RunStore
 from storage.settings import Settings
 from tests.conftest import wait_for_run
@@ -144,6 +145,17 @@ def test_out_of_credits_is_a_402_and_nothing_is_queued(unit):
         "tenant": "", "metered": True, "balance": 1.0, "reserved": credits(estimate),
         "credits_remaining": credits(1000 - estimate), "currency": "credits",
     }
+
+
+def test_image_operations_reserve_the_price_of_their_real_output_size(unit):
+    client, services = unit
+    services.credits.grant("", 10_000)
+    run = client.post("/v1/upscale", json={"image": data_url(noise(64, 48)), "upscale_factor": 2, "mode": "fast"})
+    assert run.status_code == 202, run.text
+    assert run.json()["credits_estimated"] == credits(TABLE.price("upscale", {}, 128 * 96))
+    # Events and webhooks carry the charge with the rest of the run's summary.
+    record = services.runs.get(run.json()["run_id"]).model_copy(update={"credits_used": 12, "credits_remaining": 9988})
+    assert run_summary(record) | {"credits_used": 0.012, "credits_remaining": 9.988} == run_summary(record)
 
 
 def test_credits_required_refuses_a_tenant_never_granted_any(tmp_path):
