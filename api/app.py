@@ -28,7 +28,10 @@ Every error is an RFC 9457 problem document (`application/problem+json`).
 
 Every `/v1` request needs an API key: `Authorization: Bearer <key>` or `X-API-Key: <key>`
 (`renderq keys create --tenant NAME`). Answers carry `X-RateLimit-Limit/-Remaining/-Reset`
-and `X-Request-ID`; every POST takes an `Idempotency-Key` (kept 24 hours)."""
+and `X-Request-ID`; every POST takes an `Idempotency-Key` (kept 24 hours).
+
+Runs cost credits (`POST /v1/estimate-cost` prices a request, `GET /v1/credits` shows the
+caller's balance); a tenant short of credits is refused with `402 insufficient-credits`."""
 
 
 def create_app(services: Services | None = None) -> FastAPI:

@@ -99,7 +99,7 @@ def test_estimate_cost_answers_alwrity_shape_and_full_operation_bodies(unit):
     full = client.post("/v1/estimate-cost", json={"operation": "image-to-image", "prompt": "a mug", "image": image,
                                                    "num_inference_steps": 10, "strength": 0.5, "priority": "high"}).json()
     assert (full["width"], full["height"], full["steps"], full["assumed"]) == (96, 64, 5, None)
-    assumed = client.post("/v1/estimate-cost", json={"operation": "remove-background"}).json()
+    assumed = client.post("/v1/estimate-cost", json={"operation": "remove_background"}).json()
     assert (assumed["width"], assumed["height"]) == (512, 512) and "512×512" in assumed["assumed"]
     assert client.post("/v1/estimate-cost", json={"operation": "variations", "image": PNG_1PX}).status_code == 422  # 1 px: too small
 

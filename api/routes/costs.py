@@ -41,7 +41,7 @@ class CostEstimateRequest(BaseModel):
     operation: str = Field(
         "text-to-image", min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_-]*$",
         description="An operation (`text-to-image` or an image operation's name, e.g. `upscale`); ALwrity's `generate` "
-        "means text-to-image.",
+        "means text-to-image; `_` may stand for `-`.",
     )
     input_width: int | None = Field(
         None, ge=1, le=16384, description="Width of the input image, for operations whose output follows it "
@@ -116,7 +116,7 @@ def estimate_cost(body: CostEstimateRequest, request: Request, services: Service
     operations without steps. For operations whose output size follows the input image,
     send the image (base64 or asset id) or `input_width`/`input_height`; otherwise 512×512 is
     assumed and `assumed` says so."""
-    operation = ALIASES.get(body.operation, body.operation)
+    operation = ALIASES.get(body.operation, body.operation.replace("_", "-"))  # ALwrity spells remove_background
     if operation not in OPERATIONS:
         raise ProblemError("validation-error", 422, detail=f"operation: unknown {body.operation!r}; one of {', '.join(OPERATIONS)}")
     fields = dict(body.model_extra or {})
