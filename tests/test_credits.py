@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.operation_schemas import PNG_1PX
+from api.operation_schemas import CREATE_SCHEMAS, PNG_1PX
 from storage.credits import ACCOUNT_PREFIX, CreditStore
 from storage.prices import DEFAULT_PRICES, PriceEntry, PriceTable, credits, millicredits
 from storage.problems import Problem
@@ -102,6 +102,16 @@ def test_estimate_cost_answers_alwrity_shape_and_full_operation_bodies(unit):
     assumed = client.post("/v1/estimate-cost", json={"operation": "remove_background"}).json()
     assert (assumed["width"], assumed["height"]) == (512, 512) and "512×512" in assumed["assumed"]
     assert client.post("/v1/estimate-cost", json={"operation": "variations", "image": PNG_1PX}).status_code == 422  # 1 px: too small
+
+
+def test_every_operation_has_an_estimate_priced_from_its_entry(unit):
+    client, _ = unit
+    needs = {"outpaint": {"direction": "RIGHT"}, "upscale": {"upscale_factor": 2}}
+    for operation in ("text-to-image", *CREATE_SCHEMAS):
+        body = {"operation": operation, "input_width": 256, "input_height": 192} | needs.get(operation, {})
+        answer = client.post("/v1/estimate-cost", json=body)
+        assert answer.status_code == 200, (operation, answer.text)
+        assert answer.json()["price_entry"] == operation and answer.json()["estimated_cost"] > 0
 
 
 def test_estimate_cost_refuses_what_submit_would_refuse(unit):

@@ -77,20 +77,26 @@ class CreditsView(BaseModel):
     currency: Literal["credits"] = "credits"
 
 
+def _stand_ins(model: type[BaseModel]) -> dict:
+    """Values for the required fields a price does not depend on: texts (prompts) and asset ids."""
+    stand_ins = {}
+    for name, field in model.model_fields.items():
+        if field.is_required() and name.endswith("_asset_id"):
+            stand_ins[name] = PLACEHOLDER_ASSET
+        elif field.is_required() and field.annotation is str:
+            stand_ins[name] = "cost estimate"
+    return stand_ins
+
+
 def _typed_request(operation: str, fields: dict, services: Services):
     """(the pipeline request the fields stand for, the input sizes known)."""
     if operation == "text-to-image":
-        body = validate_body(GenerationCreate, {"prompt": "cost estimate"} | fields)
-        return body.to_render_request(), {}
+        return validate_body(GenerationCreate, _stand_ins(GenerationCreate) | fields).to_render_request(), {}
     schema = CREATE_SCHEMAS.get(operation)
     if schema is None:  # an operation without a create body of its own: its request fields
         request_type = OPERATIONS[operation].request_type
-        filler = {name: PLACEHOLDER_ASSET for name, f in request_type.model_fields.items() if name.endswith("_asset_id") and f.is_required()}
-        if "prompt" in request_type.model_fields and request_type.model_fields["prompt"].is_required():
-            filler["prompt"] = "cost estimate"
-        return validate_body(request_type, filler | fields), {}
-    prompt = schema.model_fields.get("prompt")
-    body = validate_body(schema, ({"prompt": "cost estimate"} if prompt is not None and prompt.is_required() else {}) | fields)
+        return validate_body(request_type, _stand_ins(request_type) | fields), {}
+    body = validate_body(schema, _stand_ins(schema) | fields)
     body.resolve_defaults(services.catalog)
     sizes: dict[str, Size] = {}
     for slot in body.SLOTS:
