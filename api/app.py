@@ -17,8 +17,8 @@ from .rate_limits import RateLimitHeadersMiddleware
 from .request_id import RequestIdMiddleware
 from .request_limits import BodyLimitsMiddleware
 from .routes import (
-    assets, batches, costs, destinations, events, files, generations, health, metrics, models, operations, problem_types,
-    run_actions, templates,
+    assets, batches, costs, destinations, events, files, generations, health, metrics, models, operations, platforms,
+    problem_types, run_actions, templates,
 )
 from .services import Services
 
@@ -59,8 +59,8 @@ def create_app(services: Services | None = None) -> FastAPI:
     access_log = (services.settings if services is not None else get_settings()).access_log
     app.add_middleware(RequestIdMiddleware, access_log=access_log)
     for module in (
-        generations, run_actions, events, batches, operations, assets, destinations, models, templates, health, files,
-        problem_types, metrics, costs,
+        generations, run_actions, events, batches, operations, assets, destinations, models, templates, platforms,
+        health, files, problem_types, metrics, costs,
     ):
         app.include_router(module.router)
     install_openapi_extras(app)

@@ -63,7 +63,7 @@ async def read_body(request: Request, settings: Settings) -> tuple[dict, dict[st
 
 
 # Form fields are text; these structured ones arrive as JSON ("[255,255,255,255]", '{"a": 0.8}').
-JSON_FORM_FIELDS = {"mask_color_rgba", "loras"}
+JSON_FORM_FIELDS = {"mask_color_rgba", "loras", "platforms", "format_names", "focal_point"}
 
 
 def _form_value(name: str, value: str):

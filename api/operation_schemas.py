@@ -7,9 +7,9 @@ or an `*_asset_id`. The API turns whichever came into a stored asset before enqu
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from pipelines.requests import (
     GeneralEditRequest,
@@ -20,6 +20,9 @@ from pipelines.requests import (
     SearchRecolorRequest,
     SearchReplaceRequest,
     SketchRequest,
+    SocialFormat,
+    SocialFormatsOptions,
+    SocialFormatsRequest,
     StructureRequest,
     StyleRequest,
     StyleTransferRequest,
@@ -27,13 +30,17 @@ from pipelines.requests import (
     VariationsRequest,
 )
 from storage.assets import ASSET_ID_PATTERN
-from storage.models_catalog import ModelCatalog
+from storage.platforms import PlatformCatalog
 
 from .delivery_options import DELIVERY_FIELDS, DeliveryOptions
 from .model_selection import ModelSelection
+from .problems import ProblemError
 from .quality import QualityField
 from .templates import TEMPLATE_FIELDS, TemplateFields
 from .schemas import AspectRatioSize
+
+if TYPE_CHECKING:
+    from .services import Services
 
 PNG_1PX = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
@@ -96,8 +103,9 @@ class OperationCreate(DeliveryOptions):
         "image", "mask", "style_image", "model_id", "loras", "lora_weight", "quality", *TEMPLATE_FIELDS, *DELIVERY_FIELDS,
     }
 
-    def resolve_defaults(self, catalog: ModelCatalog) -> None:
-        """Settle defaults that depend on what the deployment serves (before render_request)."""
+    def resolve_defaults(self, services: "Services") -> None:
+        """Settle defaults that depend on what the deployment serves (its model catalog,
+        its platform formats) before render_request; a 4xx ProblemError for what it lacks."""
 
     def render_request(self, asset_ids: dict[str, str], seed: int | None = None):
         """The pipeline request this body stands for, its inputs given as asset ids."""
@@ -156,9 +164,9 @@ class UpscaleCreate(ImageSlot, OperationCreate, UpscaleRequest):
         "Lanczos to the exact size. `auto` (default): `model` when the deployment serves an upscaler, else `fast`.",
     )
 
-    def resolve_defaults(self, catalog: ModelCatalog) -> None:
+    def resolve_defaults(self, services: "Services") -> None:
         if self.mode == "auto":
-            self.mode = "model" if self.model_id or catalog.first("upscaler") is not None else "fast"
+            self.mode = "model" if self.model_id or services.catalog.first("upscaler") is not None else "fast"
 
 
 class RemoveBackgroundCreate(ImageSlot, OperationCreate, RemoveBackgroundRequest):
@@ -240,6 +248,80 @@ class StyleTransferCreate(TemplateFields, ControlImageSlot, StyleImageSlot, Mode
     REQUIRED_SLOTS: ClassVar = ("image", "style_image")
 
 
+MAX_PLATFORMS = 7
+MAX_FORMATS_PER_PLATFORM = 10
+PlatformName = Annotated[str, Field(min_length=1, max_length=40)]
+FormatName = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class SocialFormatsCreate(ImageSlot, OperationCreate, SocialFormatsOptions):
+    """ALwrity's social optimizer: `platforms` and `format_names` name the formats (GET
+    /v1/platforms); the run renders one image per format."""
+
+    model_config = _config({
+        "image_asset_id": "ast_0123456789abcdef01234567", "platforms": ["instagram", "x", "linkedin"],
+        "format_names": {"instagram": ["feed-square", "Story"], "x": "Post (Landscape)"},
+        "crop_mode": "smart", "show_safe_zones": False, "output_format": "jpg",
+    })
+    RENDER_TYPE: ClassVar = SocialFormatsRequest
+    platforms: list[PlatformName] = Field(
+        ..., min_length=1, max_length=MAX_PLATFORMS,
+        description="Platform ids from GET /v1/platforms (instagram, facebook, x, linkedin, youtube, pinterest, "
+        "tiktok; `twitter` is X), 1–7. Multipart: a JSON list or comma-separated.",
+        examples=[["instagram", "facebook", "linkedin"]],
+    )
+    format_names: dict[PlatformName, FormatName | Annotated[list[FormatName], Field(min_length=1, max_length=MAX_FORMATS_PER_PLATFORM)]] = Field(
+        default_factory=dict,
+        description="Per platform, the format(s) to render, by id or name (up to 10 each, e.g. "
+        '{"instagram": ["feed-square", "Story"]}). A platform left out gets its default format (the one '
+        "GET /v1/platforms/{platform}/formats marks default).",
+    )
+    _formats: list[SocialFormat] = PrivateAttr(default_factory=list)
+
+    @field_validator("platforms", mode="before")
+    @classmethod
+    def _comma_separated(cls, value):
+        return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
+    def resolve_defaults(self, services: "Services") -> None:
+        self._formats = resolve_formats(PlatformCatalog.from_settings(services.settings), self)
+
+    def render_request(self, asset_ids: dict[str, str], seed: int | None = None):
+        fields = self.model_dump(include=set(SocialFormatsOptions.model_fields))
+        return SocialFormatsRequest.model_validate(fields | {"image_asset_id": asset_ids["image"], "formats": self._formats})
+
+
+def resolve_formats(catalog: PlatformCatalog, body: SocialFormatsCreate) -> list[SocialFormat]:
+    """The formats a request names, in order, each once; a 422 problem for an unknown
+    platform or format, or a file type the platform does not take."""
+    formats: list[SocialFormat] = []
+    seen: set[tuple[str, str]] = set()
+    platforms = [catalog.get(name) for name in body.platforms]
+    for name, platform in zip(body.platforms, platforms):
+        if platform is None:
+            raise ProblemError("unknown-platform", 422, detail=f"no platform {name!r}; GET /v1/platforms lists them")
+    for key in body.format_names:
+        if catalog.get(key) not in platforms:
+            raise ProblemError("validation-error", 422, detail=f"format_names names {key!r}, which is not in platforms")
+    for name, platform in zip(body.platforms, platforms):
+        wanted = next((v for k, v in body.format_names.items() if catalog.get(k) is platform), None)
+        wanted = [wanted] if isinstance(wanted, str) else wanted
+        for wanted_name in wanted or [platform.default_format.id]:
+            entry = platform.format(wanted_name)
+            if entry is None:
+                known = ", ".join(f.id for f in platform.formats)
+                raise ProblemError("unknown-format", 422, detail=f"{platform.name} has no format {wanted_name!r}; its formats: {known}")
+            if not entry.takes(body.output_format):
+                raise ProblemError("validation-error", 422, detail=f"{platform.name} {entry.name} takes {', '.join(entry.file_types)}, not {body.output_format}")
+            if (platform.id, entry.id) not in seen:
+                seen.add((platform.id, entry.id))
+                formats.append(SocialFormat(
+                    platform=platform.id, format_id=entry.id, name=entry.name, width=entry.width, height=entry.height,
+                    safe_zone=entry.safe_zone, max_bytes=entry.max_bytes,
+                ))
+    return formats
+
+
 CREATE_SCHEMAS: dict[str, type[OperationCreate]] = {
     "image-to-image": ImageToImageCreate,
     "variations": VariationsCreate,
@@ -254,4 +336,5 @@ CREATE_SCHEMAS: dict[str, type[OperationCreate]] = {
     "structure": StructureCreate,
     "style": StyleCreate,
     "style-transfer": StyleTransferCreate,
+    "social-formats": SocialFormatsCreate,
 }

@@ -115,6 +115,9 @@ class ImageView(BaseModel):
     )
     object_key: str | None = Field(None, description="The object's key in object_bucket (with `output`).")
     object_bucket: str | None = Field(None, description="The destination's bucket (with `output`).")
+    platform: str | None = Field(None, description="social-formats: the platform this image is for (instagram, x, …).")
+    format_id: str | None = Field(None, description="social-formats: the format's slug id (GET /v1/platforms/{platform}/formats).")
+    format_name: str | None = Field(None, description="social-formats: the format's name (ALwrity's `format`).")
 
 
 class RunView(BaseModel):

@@ -16,12 +16,23 @@ class RenderInterrupted(Exception):
     """The progress callback asked the render to stop."""
 
 
+class OutputTooLarge(ValueError):
+    """An output does not fit its format's max file size even at the lowest quality tried."""
+
+
 @dataclass
 class GeneratedImage:
     image: Image.Image
     seed: int
     parameters: dict = field(default_factory=dict)
     role: str = "image"  # "mask": the mask a search edit made, returned when asked
+    # A pipeline that encodes its own file (social formats: JPEG, size limits) sets these;
+    # otherwise the worker stores a PNG carrying `parameters`.
+    encoded: bytes | None = None
+    content_type: str = "image/png"
+    # What the caller is told about this image besides its size: StoredImage field names
+    # (social formats: platform, format_id, format_name).
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 class Pipeline(Protocol):

@@ -20,7 +20,7 @@ def encode_png(image: Image.Image, parameters: dict) -> bytes:
 
 
 def read_parameters(data: bytes) -> dict:
-    """The parameters a renderq PNG carries ({} when it carries none)."""
+    """The parameters a renderq PNG (text chunk) or JPEG (comment) carries ({} when none)."""
     with Image.open(io.BytesIO(data)) as image:
-        text = image.info.get(PARAMETERS_KEY)
+        text = image.info.get(PARAMETERS_KEY) or image.info.get("comment")
     return json.loads(text) if text else {}

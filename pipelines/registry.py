@@ -22,6 +22,7 @@ from .requests import (
     SearchRecolorRequest,
     SearchReplaceRequest,
     SketchRequest,
+    SocialFormatsRequest,
     StructureRequest,
     StyleRequest,
     StyleTransferRequest,
@@ -36,7 +37,7 @@ class Operation:
     name: str
     request_type: type[BaseModel]
     pipeline: str  # "module:Class" under pipelines/
-    model_kind: str  # catalog kind the operation's model_id names: base, upscaler, background-removal, instruct-pix2pix
+    model_kind: str | None  # catalog kind of its model_id (base, upscaler, background-removal, instruct-pix2pix); None: model-free
     # For base models: which pipeline `from_pipe` derives (with a ControlNet when the request's
     # `control_needs()` names one: text-to-image → ControlNet, image-to-image → ControlNet img2img).
     diffusers_task: str | None = None
@@ -80,6 +81,8 @@ OPERATIONS: dict[str, Operation] = {
         Operation("style-transfer", StyleTransferRequest, "style_transfer:StyleTransferPipeline", "base",
                   "image-to-image", "Restyle a content image after a style image, keeping its composition "
                   "(IP-Adapter + Canny ControlNet, image-to-image)."),
+        Operation("social-formats", SocialFormatsRequest, "social_formats:SocialFormatsPipeline", None, None,
+                  "Cut an image to social platforms' formats (smart crop, center, or fit), one image per format."),
     )
 }
 

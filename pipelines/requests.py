@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MIN_SIDE = 64
 MAX_SIDE = 2048
@@ -516,3 +516,85 @@ class StyleTransferRequest(StyleImageInput, ImageInput, DiffusionRequest):
 
     def control_needs(self) -> ControlNeeds:
         return ControlNeeds(control_types=("canny",), ip_adapter=True)
+
+
+# --- social formats ---------------------------------------------------------------------
+MAX_SOCIAL_OUTPUTS = 32
+MAX_FORMAT_SIDE = 4096
+
+
+class SafeZone(BaseModel):
+    """Margins a platform's interface may cover, as fractions of the image's height (top,
+    bottom) and width (left, right): keep text and faces out of them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    top: float = Field(0, ge=0, le=0.5, description="Fraction of the height from the top edge (0–0.5).")
+    bottom: float = Field(0, ge=0, le=0.5, description="Fraction of the height from the bottom edge (0–0.5).")
+    left: float = Field(0, ge=0, le=0.5, description="Fraction of the width from the left edge (0–0.5).")
+    right: float = Field(0, ge=0, le=0.5, description="Fraction of the width from the right edge (0–0.5).")
+
+
+class SocialFormat(BaseModel):
+    """One output size of a platform, as the platform catalog described it at submit time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    platform: str = Field(..., max_length=40, description="Platform id (instagram, x, …).")
+    format_id: str = Field(..., max_length=60, description="The format's slug id (feed-square, story, …).")
+    name: str = Field(..., max_length=100, description="The format's name (ALwrity's `format`).")
+    width: int = Field(..., ge=1, le=MAX_FORMAT_SIDE)
+    height: int = Field(..., ge=1, le=MAX_FORMAT_SIDE)
+    safe_zone: SafeZone = Field(default_factory=SafeZone)
+    max_bytes: int = Field(..., gt=0, description="Largest file the platform takes; outputs are re-encoded to fit.")
+
+
+class FocalPoint(BaseModel):
+    """A point of the input image, as fractions of its width (x) and height (y)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    x: float = Field(..., ge=0, le=1, description="0 is the left edge, 1 the right edge.")
+    y: float = Field(..., ge=0, le=1, description="0 is the top edge, 1 the bottom edge.")
+
+
+class SocialFormatsOptions(BaseModel):
+    """How an image is cut to social formats (ALwrity's social optimizer fields)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    crop_mode: Literal["smart", "center", "fit"] = Field(
+        "smart",
+        description="`smart` (default): the crop of the format's ratio that keeps what the image shows (edges, "
+        "skin tones, saturated detail; smartcrop). `center`: the middle. `fit`: the whole image, scaled down and "
+        "letterboxed on a blurred copy of itself.",
+    )
+    focal_point: FocalPoint | None = Field(
+        None,
+        description="Centre the crop here, {x, y} as fractions 0–1 of the width and height: takes precedence over "
+        "what smart sees, and moves the center crop. Not with `fit` (it crops nothing).",
+    )
+    show_safe_zones: bool = Field(False, description="Tint the margins the platform's interface may cover, and outline the safe area.")
+    output_format: Literal["png", "jpg"] = Field("png", description="png (default) or jpg; alias `jpeg` accepted.")
+
+    @field_validator("output_format", mode="before")
+    @classmethod
+    def _jpeg_alias(cls, value):
+        return "jpg" if isinstance(value, str) and value.lower() in ("jpeg", "jpg") else value
+
+    @model_validator(mode="after")
+    def _focal_point_crops(self) -> "SocialFormatsOptions":
+        if self.focal_point is not None and self.crop_mode == "fit":
+            raise ValueError("focal_point places a crop; crop_mode fit crops nothing (use smart or center)")
+        return self
+
+
+class SocialFormatsRequest(ImageInput, SocialFormatsOptions):
+    """One image cut to several platforms' formats; model-free."""
+
+    formats: list[SocialFormat] = Field(
+        ..., min_length=1, max_length=MAX_SOCIAL_OUTPUTS, description="The formats rendered, one output each, in order."
+    )
+
+    def check_input_sizes(self, sizes: dict[str, tuple[int, int]]) -> None:
+        return None  # any size the pixel limit allows: outputs are resized to each format

@@ -38,6 +38,9 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
     "worker-lost": ("Worker lost", "The worker rendering this run died too many times; the run was given up."),
     "not-retryable": ("Run not retryable", "Only a failed, canceled or expired run can be retried; this one is still queued, running or completed."),
     "unsafe-webhook-url": ("Webhook URL not allowed", "Webhook URLs must be http(s) and resolve only to public addresses (no private, loopback or link-local targets)."),
+    "unknown-platform": ("Unknown platform", "No such social platform; GET /v1/platforms lists them (twitter is accepted for x)."),
+    "unknown-format": ("Unknown format", "The platform has no format of this id or name; GET /v1/platforms/{platform}/formats lists them."),
+    "output-too-large": ("Output too large", "An output could not be encoded within its format's max file size, even at the lowest quality tried; use output_format jpg."),
     "storage-failed": ("Storage failed", "The rendered images could not be written to object storage."),
     "nothing-matched": ("Nothing matched", "search-replace/search-recolor found nothing in the image matching the words "
                         "(an empty mask); no image was made. Lower mask_threshold or rephrase."),

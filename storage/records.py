@@ -67,6 +67,10 @@ class StoredImage(BaseModel):
     # not in ours, so no URL is signed and no asset registered.
     object_bucket: str | None = None
     object_uri: str | None = None  # s3://{object_bucket}/{key}
+    # Social formats: which platform format this image is (None for other operations).
+    platform: str | None = None
+    format_id: str | None = None
+    format_name: str | None = None
 
 
 class RunRecord(BaseModel):

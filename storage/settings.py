@@ -69,6 +69,10 @@ class Settings(BaseSettings):
         Path(__file__).parent / "data" / "style_presets.json",
         description="JSON file of the style presets served (GET /v1/style-presets); the shipped set by default.",
     )
+    platforms_file: Path = Field(
+        Path(__file__).parent / "data" / "platforms.json",
+        description="JSON file of the social platforms and their formats (GET /v1/platforms); the shipped set by default.",
+    )
     model_cache_bytes: int = Field(
         8 * 2**30, gt=0, description="Worker LRU of loaded base models: weights kept up to this many bytes."
     )

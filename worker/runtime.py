@@ -132,6 +132,8 @@ class Runtime:
             except Exception as exc:
                 raise ModelUnavailable(f"model {entry.id!r} could not be loaded: {exc}") from exc
             return build_pipeline(operation, pipe, entry.id)
+        if operation.model_kind is None:  # model-free image code (social formats)
+            return build_pipeline(operation, None, "")
         no_upscaler = not model_id and self.catalog.first("upscaler") is None
         if operation.model_kind == "upscaler" and (not uses_model or no_upscaler):
             return build_pipeline(operation, None, "")  # fast (Lanczos) mode needs no model

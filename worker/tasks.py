@@ -9,7 +9,7 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
-from pipelines.base import NothingMatched, RenderInterrupted
+from pipelines.base import NothingMatched, OutputTooLarge, RenderInterrupted
 from pipelines.png import encode_png
 from pipelines.registry import OPERATIONS
 from storage.assets import Asset, generated_asset_id
@@ -28,6 +28,7 @@ from .reaper import Reaper
 from .runtime import InputMissing, ModelUnavailable, Runtime, get_runtime
 
 log = logging.getLogger(__name__)
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg"}  # of the image objects a run stores
 
 
 def problem_for(exc: BaseException, soft_time_limit: int) -> Problem:
@@ -44,6 +45,8 @@ def problem_for(exc: BaseException, soft_time_limit: int) -> Problem:
         return Problem.of("destination-failed", 502, detail=str(exc))
     if isinstance(exc, ModelUnavailable):
         return Problem.of("model-unavailable", 422, detail=str(exc))
+    if isinstance(exc, OutputTooLarge):
+        return Problem.of("output-too-large", 422, detail=str(exc))
     if isinstance(exc, InputMissing):
         return Problem.of("unknown-asset", 422, detail=str(exc))
     if isinstance(exc, NothingMatched):
@@ -79,21 +82,23 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
             rendered = time.perf_counter()
             stored = []
             for index, item in enumerate(generated):
-                data = encode_png(item.image, item.parameters)
-                key = f"{run_id}/{index}.png"  # fixed per run: a re-render overwrites, never duplicates
+                data = item.encoded if item.encoded is not None else encode_png(item.image, item.parameters)
+                key = f"{run_id}/{index}.{EXTENSIONS[item.content_type]}"  # fixed per run: a re-render overwrites
                 if target is not None:  # the tenant's own bucket: no copy, asset or URL of ours (Claid)
-                    stored.append(StoredImage(**target.put(key, data, "image/png"), width=item.image.width,
-                                              height=item.image.height, seed=item.seed, bytes=len(data), role=item.role))
+                    stored.append(StoredImage(**target.put(key, data, item.content_type), width=item.image.width,
+                                              height=item.image.height, seed=item.seed, content_type=item.content_type,
+                                              bytes=len(data), role=item.role, **item.labels))
                     continue
-                runtime.images.put(key, data, "image/png")
+                runtime.images.put(key, data, item.content_type)
                 # Every generated image is an asset too, so it can feed the next request.
                 asset = runtime.assets.register(Asset(
-                    asset_id=generated_asset_id(run_id, index), key=key, content_type="image/png", width=item.image.width,
+                    asset_id=generated_asset_id(run_id, index), key=key, content_type=item.content_type, width=item.image.width,
                     height=item.image.height, bytes=len(data), created_at=time.time(),
                     expires_at=record.expires_at, source=run_id, tenant=record.tenant,
                 ))
                 stored.append(StoredImage(key=key, width=item.image.width, height=item.image.height, seed=item.seed,
-                                          bytes=len(data), asset_id=asset.asset_id, role=item.role))
+                                          content_type=item.content_type, bytes=len(data), asset_id=asset.asset_id,
+                                          role=item.role, **item.labels))
             finished = time.perf_counter()
         except RenderInterrupted:  # the progress callback saw a cancel request
             log.info("run %s canceled at a denoising step", run_id)

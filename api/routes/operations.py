@@ -53,14 +53,14 @@ def prepare_run(operation: str, body: OperationCreate, files: dict[str, bytes], 
     applied = None
     if isinstance(body, TemplateFields):
         body, applied = apply_template(body, services.templates)
-    body.resolve_defaults(services.catalog)
+    body.resolve_defaults(services)
     inputs = {}
     for slot in body.SLOTS:
         image = resolve_slot(slot, body, files, services.assets, services.settings, required=slot in body.REQUIRED_SLOTS)
         if image is not None:
             inputs[slot] = image
-    model_id, loras = resolve_models(body, services.catalog, spec.model_kind)
-    if spec.model_kind != "base":
+    model_id, loras = resolve_models(body, services.catalog, spec.model_kind) if spec.model_kind else ("", {})
+    if spec.model_kind not in ("base", None):
         _check_model_available(operation, body, services)
     if spec.mask_model_kind:
         _check_mask_model(spec.mask_model_kind, body.mask_model_id, services)
