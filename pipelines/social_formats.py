@@ -4,9 +4,10 @@ Where the crop goes:
 - `focal_point` given (smart or center): the largest crop of the format's ratio centred on it
   (clamped to the image). It takes precedence over what the image shows: the caller knows
   the subject.
-- `smart`: smartcrop (the Python port of smartcrop.js) scores every window of the format's
-  ratio by the detail (Laplacian edges), skin tones and saturated colour it holds, weighted
-  towards the window's centre and thirds, with detail cut by the window's border penalised.
+- `smart`: smartcrop (the Python port of smartcrop.js) slides the largest window of the
+  format's ratio across the image and scores each position by the detail (Laplacian edges),
+  skin tones and saturated colour it holds, weighted towards the window's centre and thirds,
+  with detail cut by the window's border penalised.
   Chosen over OpenCV's saliency module because its score is the question asked ("which
   window of this ratio keeps the most"), where a saliency map still needs a window search;
   over a face detector because OpenCV 5 wheels ship no Haar cascades and YuNet needs a model
@@ -31,6 +32,7 @@ from .png import PARAMETERS_KEY
 from .requests import FocalPoint, SafeZone, SocialFormat, SocialFormatsRequest
 
 ANALYSIS_SIDE = 384  # pixels: smartcrop's cost grows with the area it scores
+MIN_ANALYSIS_SIDE = 16  # a thinner window is centred: smartcrop scores on an 8× downsampled grid
 JPEG_QUALITIES = (92, 85, 75, 65, 55, 45, 35)  # tried in turn until the file fits
 PNG_COLOURS = (256, 128, 64)  # palette sizes tried once a full-colour PNG is too large
 SAFE_ZONE_TINT = (255, 0, 80, 90)  # RGBA laid over the margins the platform may cover
@@ -56,10 +58,11 @@ def smart_box(image: Image.Image, ratio: float) -> Box:
     """The box of `ratio` smartcrop scores highest (full height or full width of the image)."""
     width, height = image.size
     scale = min(1.0, ANALYSIS_SIDE / max(width, height))
-    small = image.convert("RGB").resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.BILINEAR)
+    small = image.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.BILINEAR).convert("RGB")
     left, top, right, bottom = crop_box(small.size, ratio, (small.width / 2, small.height / 2))
-    if (right - left, bottom - top) == small.size:
-        return crop_box(image.size, ratio, (width / 2, height / 2))  # the ratio is the image's own
+    if (right - left, bottom - top) == small.size or min(right - left, bottom - top) < MIN_ANALYSIS_SIDE:
+        # The ratio is the image's own (nothing to choose), or too thin a window to score.
+        return crop_box(image.size, ratio, (width / 2, height / 2))
     best = SmartCrop().crop(small, right - left, bottom - top, prescale=False, step=max(1, min(small.size) // 64))["top_crop"]
     centre = ((best["x"] + best["width"] / 2) / scale, (best["y"] + best["height"] / 2) / scale)
     return crop_box(image.size, ratio, centre)
@@ -76,16 +79,15 @@ def choose_box(image: Image.Image, fmt: SocialFormat, mode: str, focal_point: Fo
 
 
 def letterbox(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """The whole image scaled to fit `size`, centred on a blurred copy of itself that covers it."""
+    """The whole image scaled to fit `size`, centred on a blurred copy of its middle that covers it."""
     width, height = size
     scale = min(width / image.width, height / image.height)
     inner = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.LANCZOS)
-    cover = max(width / image.width, height / image.height)
-    small = (max(1, round(image.width * cover / 8)), max(1, round(image.height * cover / 8)))
-    blurred = image.resize(small, Image.Resampling.BILINEAR).filter(ImageFilter.GaussianBlur(4))
-    background = blurred.resize((round(image.width * cover), round(image.height * cover)), Image.Resampling.BILINEAR)
-    left, top = (background.width - width) // 2, (background.height - height) // 2
-    canvas = background.crop((left, top, left + width, top + height))
+    # The background is made at an eighth of the size (blurred there, cheaply) from the centre
+    # crop of the format's ratio: never larger than the output, whatever the two ratios.
+    middle = crop_box(image.size, width / height, (image.width / 2, image.height / 2))
+    small = image.resize((max(1, width // 8), max(1, height // 8)), Image.Resampling.BILINEAR, box=middle)
+    canvas = small.filter(ImageFilter.GaussianBlur(4)).resize(size, Image.Resampling.BILINEAR)
     canvas.paste(inner, ((width - inner.width) // 2, (height - inner.height) // 2))
     return canvas
 
