@@ -284,7 +284,7 @@ class SocialFormatsCreate(ImageSlot, OperationCreate, SocialFormatsOptions):
         return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
 
     def resolve_defaults(self, services: "Services") -> None:
-        self._formats = resolve_formats(PlatformCatalog.from_settings(services.settings), self)
+        self._formats = resolve_formats(services.platforms, self)
 
     def render_request(self, asset_ids: dict[str, str], seed: int | None = None):
         fields = self.model_dump(include=set(SocialFormatsOptions.model_fields))

@@ -16,6 +16,7 @@ from storage.images import ImageStore, RecentUrls, make_image_store
 from storage.keys import KeyStore
 from storage.models_catalog import ModelCatalog
 from storage.prices import PriceTable
+from storage.platforms import PlatformCatalog
 from storage.quotas import ActiveRuns
 from storage.redis_client import async_twin, make_redis
 from storage.runs import RunStore
@@ -93,6 +94,7 @@ class Services:
         ModelCatalog.from_settings(settings)  # a missing or malformed catalog stops start-up, not each request
         TemplateCatalog.from_settings(settings)  # so do the templates and style presets
         PriceTable.from_settings(settings)  # so does a malformed price table
+        PlatformCatalog.from_settings(settings)  # and the social platforms
         if celery is None:
             from worker.celery_app import make_celery
 
@@ -129,6 +131,10 @@ class Services:
     @property
     def templates(self) -> TemplateCatalog:
         return TemplateCatalog.from_settings(self.settings)
+
+    @property
+    def platforms(self) -> PlatformCatalog:
+        return PlatformCatalog.from_settings(self.settings)
 
 
 def services_of(request: Request) -> Services:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import json
 
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, PngImagePlugin
 from smartcrop import SmartCrop
 
 from .base import GeneratedImage, OutputTooLarge, ProgressCallback, RenderInterrupted
@@ -38,7 +38,6 @@ PNG_COLOURS = (256, 128, 64)  # palette sizes tried once a full-colour PNG is to
 SAFE_ZONE_TINT = (255, 0, 80, 90)  # RGBA laid over the margins the platform may cover
 SAFE_ZONE_LINE = (255, 0, 80)
 CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg"}
-
 
 Box = tuple[int, int, int, int]
 
@@ -132,8 +131,6 @@ def encode_within(image: Image.Image, output_format: str, max_bytes: int, parame
             if len(data) <= max_bytes:
                 return data, {"quality": quality}
         raise OutputTooLarge(f"{len(data)} bytes at JPEG quality {quality}; the format takes at most {max_bytes}")
-    from PIL import PngImagePlugin
-
     info = PngImagePlugin.PngInfo()
     info.add_text(PARAMETERS_KEY, text)
     data = _save(image, format="PNG", pnginfo=info)

@@ -76,8 +76,8 @@ class PlatformCatalog:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "PlatformCatalog":
-        path = settings.platforms_file
-        return _load(path if path is not None and str(path) not in ("", ".") else DEFAULT_PLATFORMS_FILE)
+        path = settings.platforms_file  # an empty RENDERQ_PLATFORMS_FILE means the shipped file
+        return _load(path if str(path) not in ("", ".") else DEFAULT_PLATFORMS_FILE)
 
     def get(self, name: str) -> Platform | None:
         """The platform with this id or alias (any case)."""

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
 from pipelines.requests import SafeZone
-from storage.platforms import Platform, PlatformCatalog, PlatformFormat
+from storage.platforms import Platform, PlatformFormat
 
 from ..problems import PROBLEM_RESPONSES, ProblemError
 from ..services import Services, get_services
@@ -32,6 +32,7 @@ class PlatformView(BaseModel):
     id: str = Field(..., description="Pass it in platforms.")
     name: str
     aliases: list[str]
+    source: str = Field(..., description="Where the platform publishes these figures.")
     default_format: str = Field(..., description="Id of the format rendered when none is named.")
     formats: list[FormatView]
 
@@ -51,15 +52,15 @@ def format_view(entry: PlatformFormat) -> FormatView:
 
 def platform_view(platform: Platform) -> PlatformView:
     return PlatformView(
-        id=platform.id, name=platform.name, aliases=platform.aliases, default_format=platform.default_format.id,
+        id=platform.id, name=platform.name, aliases=platform.aliases, source=platform.source,
+        default_format=platform.default_format.id,
         formats=[format_view(f) for f in platform.formats],
     )
 
 
 @router.get("", response_model=PlatformList, summary="Social platforms and their image formats")
 def list_platforms(services: Services = Depends(get_services)) -> PlatformList:
-    catalog = PlatformCatalog.from_settings(services.settings)
-    return PlatformList(platforms=[platform_view(p) for p in catalog.platforms])
+    return PlatformList(platforms=[platform_view(p) for p in services.platforms.platforms])
 
 
 @router.get(
@@ -70,7 +71,7 @@ def list_formats(
     platform: str = Path(..., max_length=40, description="Platform id or alias (twitter for x)."),
     services: Services = Depends(get_services),
 ) -> FormatList:
-    found = PlatformCatalog.from_settings(services.settings).get(platform)
+    found = services.platforms.get(platform)
     if found is None:
         raise ProblemError("unknown-platform", 404, detail=f"no platform {platform!r}; GET /v1/platforms lists them")
     return FormatList(platform=found.id, formats=[format_view(f) for f in found.formats])
