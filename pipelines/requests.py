@@ -598,3 +598,7 @@ class SocialFormatsRequest(ImageInput, SocialFormatsOptions):
 
     def check_input_sizes(self, sizes: dict[str, tuple[int, int]]) -> None:
         return None  # any size the pixel limit allows: outputs are resized to each format
+
+    def output_sizes(self, input_sizes: dict[str, tuple[int, int]]) -> list[tuple[int, int]]:
+        """One output per format, at the format's size (what a cost estimate prices)."""
+        return [(f.width, f.height) for f in self.formats]

@@ -15,7 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.inputs import validate_body
 from api.operation_schemas import CREATE_SCHEMAS, PNG_1PX
+from api.schemas import GenerationCreate
+from api.templates import apply_template
 from storage.credits import ACCOUNT_PREFIX, CreditStore
 from storage.prices import DEFAULT_PRICES, PriceEntry, PriceTable, credits, millicredits
 from storage.problems import Problem
@@ -106,7 +109,7 @@ def test_estimate_cost_answers_alwrity_shape_and_full_operation_bodies(unit):
 
 def test_every_operation_has_an_estimate_priced_from_its_entry(unit):
     client, _ = unit
-    needs = {"outpaint": {"direction": "RIGHT"}, "upscale": {"upscale_factor": 2}}
+    needs = {"outpaint": {"direction": "RIGHT"}, "upscale": {"upscale_factor": 2}, "social-formats": {"platforms": ["instagram"]}}
     for operation in ("text-to-image", *CREATE_SCHEMAS):
         body = {"operation": operation, "input_width": 256, "input_height": 192} | needs.get(operation, {})
         answer = client.post("/v1/estimate-cost", json=body)
@@ -333,3 +336,29 @@ def test_concurrent_submits_cannot_overdraw(stack):
             wait_for_run(client, run["run_id"])
     account = CreditStore(stack.redis()).account("credits-c")
     assert (account.balance, account.reserved) == (0, 0)
+
+
+def test_a_template_is_priced_at_the_size_and_quality_it_applies(unit):
+    """estimate-cost applies template_id as submit does: linkedin_post renders 1200×632 (its
+    628 rounded up to 8, then cropped) at its quality tier's steps."""
+    client, services = unit
+    plain = client.post("/v1/estimate-cost", json={"operation": "text-to-image"}).json()
+    templated = client.post("/v1/estimate-cost", json={"operation": "text-to-image", "template_id": "linkedin_post"}).json()
+    assert (templated["width"], templated["height"]) == (1200, 632), templated
+    assert templated["estimated_cost"] > plain["estimated_cost"]
+    # What submit reserves for the same body is what the estimate said.
+    body, _ = apply_template(validate_body(GenerationCreate, {"prompt": "x", "template_id": "linkedin_post"}), services.templates)
+    request = body.to_render_request()
+    expected = TABLE.price("text-to-image", request.model_dump(), request.num_images * request.width * request.height)
+    assert templated["estimated_cost"] == credits(expected)
+    unknown = client.post("/v1/estimate-cost", json={"operation": "text-to-image", "template_id": "no_such_template"})
+    assert unknown.status_code == 422 and unknown.json()["type"] == "/problems/unknown-template"
+
+
+def test_social_formats_are_priced_at_each_format_size(unit):
+    client, _ = unit
+    answer = client.post("/v1/estimate-cost", json={
+        "operation": "social-formats", "platforms": ["instagram", "youtube"], "input_width": 640, "input_height": 480,
+    }).json()
+    # Instagram's default format is 1080×1080, YouTube's 1280×720 (storage/data/platforms.json).
+    assert answer["estimated_cost"] == credits(TABLE.price("social-formats", {}, 1080 * 1080 + 1280 * 720)), answer

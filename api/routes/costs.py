@@ -18,6 +18,7 @@ from ..operation_schemas import CREATE_SCHEMAS
 from ..problems import PROBLEM_RESPONSES, ProblemError
 from ..schemas import GenerationCreate
 from ..services import Services, get_services
+from ..templates import TemplateFields, apply_template
 
 router = APIRouter(prefix="/v1", tags=["credits"])
 
@@ -91,13 +92,17 @@ def _stand_ins(model: type[BaseModel]) -> dict:
 def _typed_request(operation: str, fields: dict, services: Services):
     """(the pipeline request the fields stand for, the input sizes known)."""
     if operation == "text-to-image":
-        return validate_body(GenerationCreate, _stand_ins(GenerationCreate) | fields).to_render_request(), {}
+        # A template's size and quality are what gets priced, as at submit.
+        body, _ = apply_template(validate_body(GenerationCreate, _stand_ins(GenerationCreate) | fields), services.templates)
+        return body.to_render_request(), {}
     schema = CREATE_SCHEMAS.get(operation)
     if schema is None:  # an operation without a create body of its own: its request fields
         request_type = OPERATIONS[operation].request_type
         return validate_body(request_type, _stand_ins(request_type) | fields), {}
     body = validate_body(schema, _stand_ins(schema) | fields)
-    body.resolve_defaults(services.catalog)
+    if isinstance(body, TemplateFields):
+        body, _ = apply_template(body, services.templates)
+    body.resolve_defaults(services)
     sizes: dict[str, Size] = {}
     for slot in body.SLOTS:
         image = resolve_slot(slot, body, {}, services.assets, services.settings, required=False)
