@@ -15,7 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RENDERQ_", extra="ignore")
+    # hide_input_in_errors: a model-level check's error would otherwise print every setting's
+    # raw value, secrets included (RENDERQ_SECRETS_KEY, RENDERQ_S3_SECRET_KEY), into the log.
+    model_config = SettingsConfigDict(env_prefix="RENDERQ_", extra="ignore", hide_input_in_errors=True)
 
     # Run records and the Celery broker.
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Run records live here.")

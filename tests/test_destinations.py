@@ -72,6 +72,20 @@ def test_dev_mode_generates_its_secrets_key_once(tmp_path, monkeypatch):
     assert (tmp_path / ".renderq" / "secrets.key").stat().st_mode & 0o777 == 0o600
 
 
+def test_a_bad_secrets_key_stops_start_up_without_printing_any_secret(monkeypatch):
+    from pydantic import ValidationError
+
+    from storage.settings import Settings
+
+    monkeypatch.setenv("RENDERQ_SECRETS_KEY", "not-a-fernet-key-but-still-a-secret")
+    monkeypatch.setenv("RENDERQ_S3_SECRET_KEY", "the-s3-secret-value")
+    with pytest.raises(ValidationError) as failed:
+        Settings()
+    message = str(failed.value)
+    assert "RENDERQ_SECRETS_KEY" in message
+    assert "still-a-secret" not in message and "s3-secret" not in message
+
+
 # --- the real stack ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
