@@ -20,6 +20,7 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 _SLUG_BY_STATUS = {
     400: "malformed-request",
     401: "unauthorized",
+    402: "insufficient-credits",
     404: "not-found",
     405: "method-not-allowed",
     413: "payload-too-large",
@@ -108,5 +109,5 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 PROBLEM_RESPONSES = {
     status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": _SLUG_BY_STATUS[status].replace("-", " ")}
-    for status in (400, 401, 404, 422, 429, 503)
+    for status in (400, 401, 402, 404, 422, 429, 503)
 }

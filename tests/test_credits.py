@@ -160,6 +160,16 @@ def test_out_of_credits_is_a_402_and_nothing_is_queued(unit):
     }
 
 
+def test_every_route_that_submits_runs_documents_the_402(unit):
+    client, _ = unit
+    paths = client.get("/openapi.json").json()["paths"]
+    submits = ["/v1/generations", "/v1/batches", "/v1/generations/{run_id}/retry", *(f"/v1/{op}" for op in CREATE_SCHEMAS)]
+    for path in submits:
+        answer = paths[path]["post"]["responses"].get("402")
+        assert answer is not None, path
+        assert "application/problem+json" in answer["content"], path
+
+
 def test_image_operations_reserve_the_price_of_their_real_output_size(unit):
     client, services = unit
     services.credits.grant("", 10_000)

@@ -67,7 +67,7 @@ async def _items(request: Request) -> tuple[list[Any], dict[str, Any]]:
     "",
     status_code=202,
     response_model=BatchCreated,
-    responses={k: v for k, v in PROBLEM_RESPONSES.items() if k in (400, 422, 503)},
+    responses={k: v for k, v in PROBLEM_RESPONSES.items() if k in (400, 402, 422, 503)},
     summary="Submit up to 1000 runs at once (JSON array, {requests, webhook_url}, or JSONL)",
 )
 async def create_batch(

@@ -22,7 +22,7 @@ RunId = Path(..., pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The run_id retu
     "",
     status_code=202,
     response_model=RunView,
-    responses={k: v for k, v in PROBLEM_RESPONSES.items() if k in (400, 422, 503)},
+    responses={k: v for k, v in PROBLEM_RESPONSES.items() if k in (400, 402, 422, 503)},
     summary="Submit a text-to-image run",
 )
 async def submit_generation(

@@ -27,7 +27,7 @@ from ..templates import TemplateFields, apply_template
 router = APIRouter(prefix="/v1", tags=["operations"])
 
 _ERRORS = {
-    **{k: v for k, v in PROBLEM_RESPONSES.items() if k in (400, 422, 503)},
+    **{k: v for k, v in PROBLEM_RESPONSES.items() if k in (400, 402, 422, 503)},
     413: {"description": "an input image or the body is over its size or pixel limit"},
     415: {"description": "not JSON/multipart, or an image that is not PNG, JPEG or WebP"},
 }
