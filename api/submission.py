@@ -32,30 +32,37 @@ def webhook_target(services: Services, url: str | None, events: list[str] | None
     return WebhookTarget(url=url) if events is None else WebhookTarget(url=url, events=list(events))
 
 
-def checked_output(services: Services, output: str | None, where: str = "") -> str | None:
-    """The `output` of a request, its destination known to the caller's tenant; a 422 problem if not."""
-    if output is None:
-        return None
+def checked_output(services: Services, output: str | None, where: str = "", checked: set[str] | None = None) -> str | None:
+    """The `output` of a request, its destination known to the caller's tenant; a 422 problem if not.
+    `checked`: outputs already found good in this request (a batch), added to and not read again."""
+    if output is None or (checked is not None and output in checked):
+        return output
     name, _ = parse_output(output)  # the field's pattern already holds
     if services.destinations.get(tenancy.stamp(), name) is None:
         raise ProblemError(
             "unknown-destination", 422, detail=f"{where}output: no destination {name!r}; register it with POST /v1/destinations"
         )
+    if checked is not None:
+        checked.add(output)
     return output
 
 
-def delivery_fields(services: Services, options: DeliveryOptions, now: float, where: str = "") -> dict:
+def delivery_fields(
+    services: Services, options: DeliveryOptions, now: float, where: str = "", checked_outputs: set[str] | None = None
+) -> dict:
     """The RunRecord fields of a body's delivery options (any operation)."""
     return {
         "created_at": now,
         "priority": options.priority,
         "webhook": webhook_target(services, options.webhook_url, options.webhook_events, where),
         "start_deadline": now + options.start_within if options.start_within else None,
-        "output": checked_output(services, options.output, where),
+        "output": checked_output(services, options.output, where, checked_outputs),
     }
 
 
-def new_record(services: Services, body: GenerationCreate, where: str = "", **fields) -> RunRecord:
+def new_record(
+    services: Services, body: GenerationCreate, where: str = "", checked_outputs: set[str] | None = None, **fields
+) -> RunRecord:
     """A text-to-image run record: template and style preset applied, model checked against the
     catalog, webhook URL checked."""
     body, applied = apply_template(body, services.templates)
@@ -66,7 +73,7 @@ def new_record(services: Services, body: GenerationCreate, where: str = "", **fi
         model_id=model_id,
         loras=loras,
         request=body.to_render_request().model_dump(mode="json"),
-        **delivery_fields(services, body, time.time(), where),
+        **delivery_fields(services, body, time.time(), where, checked_outputs),
         **(applied.record_fields() if applied else {}),
         **fields,
     )

@@ -72,6 +72,37 @@ def test_dev_mode_generates_its_secrets_key_once(tmp_path, monkeypatch):
     assert (tmp_path / ".renderq" / "secrets.key").stat().st_mode & 0o777 == 0o600
 
 
+def test_a_batch_checks_each_output_once_and_off_the_event_loop(tmp_path):
+    import asyncio
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.unit_services import unit_services
+
+    services = unit_services(tmp_path)  # embedded: no keys, the one tenant ""
+    services.destinations.create(Destination(name="mine", bucket="b1", endpoint_url="http://127.0.0.1:9", credentials="sealed"))
+    lookups = []
+    real_get = services.destinations.get
+
+    def get(tenant, name):
+        try:
+            asyncio.get_running_loop()
+            lookups.append("event loop")
+        except RuntimeError:
+            lookups.append(name)
+        return real_get(tenant, name)
+
+    services.destinations.get = get
+    with TestClient(create_app(services)) as client:
+        items = [SMALL | {"output": "storage://mine/a/"}] * 5 + [SMALL | {"output": "storage://mine/b/"}] * 5
+        accepted = client.post("/v1/batches", json=items)
+        assert accepted.status_code == 202, accepted.text
+        assert lookups == ["mine", "mine"]  # one per distinct output, in the thread pool
+        refused = client.post("/v1/batches", json=items + [SMALL | {"output": "storage://nope/"}])
+        assert assert_problem(refused, 422, "unknown-destination")["index"] == 10
+
+
 def test_a_bad_secrets_key_stops_start_up_without_printing_any_secret(monkeypatch):
     from pydantic import ValidationError
 

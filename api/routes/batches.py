@@ -8,9 +8,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from storage.batches import new_batch_id
-from storage.records import RunStatus
+from storage.records import RunRecord, RunStatus
 from storage.render_stats import step_images
 from storage.runs import run_key
 
@@ -88,9 +89,19 @@ async def create_batch(
     unknown = set(options) - {"webhook_url"}
     if unknown:
         raise ProblemError("validation-error", 422, detail=f"unknown batch fields: {', '.join(sorted(unknown))}")
-    batch_webhook = submission.webhook_target(services, options.get("webhook_url", webhook_url), ["completed"], "batch ")
+    # Webhook checks resolve host names and output checks read Redis (both blocking): the
+    # records are built, stored and enqueued in the thread pool, not on the event loop.
+    batch_id, records = await run_in_threadpool(_submit, services, items, options.get("webhook_url", webhook_url))
+    response.headers["Location"] = f"{router.prefix}/{batch_id}"
+    return BatchCreated(batch_id=batch_id, run_ids=[r.run_id for r in records], total=len(records))
+
+
+def _submit(services: Services, items: list[Any], webhook_url: str | None) -> tuple[str, list[RunRecord]]:
+    """Validate every item, then store and enqueue them all; a problem naming the first bad item's index."""
+    batch_webhook = submission.webhook_target(services, webhook_url, ["completed"], "batch ")
     batch_id = new_batch_id()
     records = []
+    outputs: set[str] = set()  # checked once per batch, not once per item
     for index, item in enumerate(items):
         try:
             body = GenerationCreate.model_validate(item)
@@ -99,23 +110,13 @@ async def create_batch(
             summary = "; ".join(f"{e['field'] or 'item'}: {e['message']}" for e in errors[:5])
             raise ProblemError("validation-error", 422, detail=f"item {index}: {summary}", index=index, errors=errors) from exc
         try:
-            records.append(submission.new_record(services, body, where=f"item {index}: ", batch_id=batch_id))
+            records.append(submission.new_record(services, body, where=f"item {index}: ", checked_outputs=outputs, batch_id=batch_id))
         except ProblemError as exc:
             exc.extra["index"] = index
             raise
-    await _create_and_enqueue(services, records, batch_id, batch_webhook)
-    response.headers["Location"] = f"{router.prefix}/{batch_id}"
-    return BatchCreated(batch_id=batch_id, run_ids=[r.run_id for r in records], total=len(records))
-
-
-async def _create_and_enqueue(services, records, batch_id, batch_webhook) -> None:
-    from starlette.concurrency import run_in_threadpool
-
-    def work() -> None:
-        services.runs.create_many(records, batch_id=batch_id, batch_webhook=batch_webhook)
-        submission.enqueue(services, records)
-
-    await run_in_threadpool(work)
+    services.runs.create_many(records, batch_id=batch_id, batch_webhook=batch_webhook)
+    submission.enqueue(services, records)
+    return batch_id, records
 
 
 def _when(epoch: str | float) -> datetime:
