@@ -9,6 +9,7 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from storage.problems import Problem
@@ -60,6 +61,16 @@ def _validation_errors(exc: RequestValidationError) -> list[dict]:
     ]
 
 
+def validation_problem(
+    exc: RequestValidationError | ValidationError, prefix: str = "", whole: str = "body", **extra
+) -> ProblemError:
+    """The 422 problem of a validation error: every error in `errors`, the first five in `detail`
+    (`prefix` first; `whole` names an error of the whole body rather than of one field)."""
+    errors = _validation_errors(exc)
+    summary = "; ".join(f"{e['field'] or whole}: {e['message']}" for e in errors[:5])
+    return ProblemError("validation-error", 422, detail=prefix + summary, errors=errors, **extra)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: ProblemError) -> JSONResponse:
         problem = Problem.of(exc.slug, exc.status, detail=exc.detail, instance=request.url.path, **exc.extra)
@@ -71,10 +82,8 @@ def install_problem_handlers(app: FastAPI) -> None:
             problem = Problem.of(
                 "malformed-request", 400, detail="the request body is not valid JSON", instance=request.url.path
             )
-        else:
-            summary = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors[:5])
-            problem = Problem.of("validation-error", 422, detail=summary, instance=request.url.path, errors=errors)
-        return problem_response(problem)
+            return problem_response(problem)
+        return await on_problem(request, validation_problem(exc))
 
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         slug = _SLUG_BY_STATUS.get(exc.status_code, "internal-error" if exc.status_code >= 500 else "malformed-request")

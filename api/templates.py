@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 from pipelines.requests import MAX_PROMPT, render_side
 from storage.templates import ID_PATTERN, NO_STYLE, Template, TemplateCatalog
 
-from .problems import ProblemError, _validation_errors
+from .problems import ProblemError, validation_problem
 
 SIZE_FIELDS = frozenset({"width", "height", "aspect_ratio", "output_width", "output_height"})
 TEMPLATE_FIELDS = ("template_id", "style_preset")
@@ -113,8 +113,6 @@ def apply_template(body: B, catalog: TemplateCatalog) -> tuple[B, Applied | None
     try:
         final = type(body).model_validate(values)
     except ValidationError as exc:
-        errors = _validation_errors(exc)
-        summary = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors[:5])
-        raise ProblemError("validation-error", 422, detail=f"with template {body.template_id}: {summary}", errors=errors) from exc
+        raise validation_problem(exc, prefix=f"with template {body.template_id}: ") from exc
     applied = Applied(template.id if template else None, preset.id if preset else None, body.prompt)
     return final, applied

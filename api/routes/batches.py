@@ -17,7 +17,7 @@ from storage.runs import run_key
 
 from .. import submission
 from ..delivery_options import BatchCreated, BatchRunView, BatchView, WebhookView
-from ..problems import PROBLEM_RESPONSES, ProblemError, _validation_errors
+from ..problems import PROBLEM_RESPONSES, ProblemError, validation_problem
 from ..run_views import DEFAULT_RENDER_RATE
 from ..schemas import GenerationCreate
 from ..services import Services, get_services
@@ -106,9 +106,7 @@ def _submit(services: Services, items: list[Any], webhook_url: str | None) -> tu
         try:
             body = GenerationCreate.model_validate(item)
         except ValidationError as exc:
-            errors = _validation_errors(exc)
-            summary = "; ".join(f"{e['field'] or 'item'}: {e['message']}" for e in errors[:5])
-            raise ProblemError("validation-error", 422, detail=f"item {index}: {summary}", index=index, errors=errors) from exc
+            raise validation_problem(exc, prefix=f"item {index}: ", whole="item", index=index) from exc
         try:
             records.append(submission.new_record(services, body, where=f"item {index}: ", checked_outputs=outputs, batch_id=batch_id))
         except ProblemError as exc:
