@@ -205,6 +205,8 @@ class GeneralEditCreate(ImageSlot, QualityField, OperationCreate, GeneralEditReq
     model_id: str = Field(
         "", max_length=200, description="An instruct-pix2pix model from GET /v1/models; the first listed when empty."
     )
+
+
 class SketchCreate(TemplateFields, ControlImageSlot, ModelSelection, QualityField, OperationCreate, SketchRequest):
     model_config = _config({
         "prompt": "Modern office interior", "control_image_base64": PNG_1PX, "control_strength": 0.8, "seed": 7,

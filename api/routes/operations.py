@@ -100,6 +100,8 @@ def _check_mask_model(kind: str, mask_model_id: str, services: Services) -> None
         raise ProblemError("unknown-model", 422, detail=f"mask_model_id: no {kind} model {mask_model_id!r}; GET /v1/models lists them")
     if not mask_model_id and services.catalog.first(kind) is None:
         raise ProblemError("unknown-model", 422, detail=f"this deployment serves no {kind} model; see GET /v1/models")
+
+
 def _check_control_models(needs: ControlNeeds, catalog: ModelCatalog) -> None:
     """The companion models a control operation needs are served (else 422, not a failed run)."""
     if needs.control_types and catalog.controlnet_for(needs.control_types) is None:
