@@ -42,6 +42,8 @@ from .schemas import AspectRatioSize
 if TYPE_CHECKING:
     from .services import Services
 
+# Stands for an input image's asset id before the images are stored (and in cost estimates).
+PLACEHOLDER_ASSET = "ast_" + "0" * 24
 PNG_1PX = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
 

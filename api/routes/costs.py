@@ -14,7 +14,7 @@ from storage.prices import credits
 
 from ..costs import Size, estimate
 from ..inputs import resolve_slot, validate_body
-from ..operation_schemas import CREATE_SCHEMAS
+from ..operation_schemas import CREATE_SCHEMAS, PLACEHOLDER_ASSET
 from ..problems import PROBLEM_RESPONSES, ProblemError
 from ..schemas import GenerationCreate
 from ..services import Services, get_services
@@ -22,7 +22,6 @@ from ..templates import TemplateFields, apply_template
 
 router = APIRouter(prefix="/v1", tags=["credits"])
 
-PLACEHOLDER_ASSET = "ast_" + "0" * 24
 # ALwrity's operation names for ours.
 ALIASES = {"generate": "text-to-image"}
 

@@ -17,7 +17,7 @@ from storage.records import RunRecord, new_run_id
 from .. import submission
 from ..inputs import read_body, resolve_slot, validate_body
 from ..model_selection import resolve_models
-from ..operation_schemas import CREATE_SCHEMAS, OperationCreate
+from ..operation_schemas import CREATE_SCHEMAS, PLACEHOLDER_ASSET, OperationCreate
 from ..problems import PROBLEM_RESPONSES, ProblemError
 from ..run_views import run_view
 from ..schemas import RunView
@@ -64,7 +64,7 @@ def prepare_run(operation: str, body: OperationCreate, files: dict[str, bytes], 
         _check_model_available(operation, body, services)
     if spec.mask_model_kind:
         _check_mask_model(spec.mask_model_kind, body.mask_model_id, services)
-    placeholder = {slot: "ast_" + "0" * 24 for slot in inputs}
+    placeholder = {slot: PLACEHOLDER_ASSET for slot in inputs}
     request = body.render_request(placeholder, seed=secrets.randbelow(MAX_SEED + 1))
     if hasattr(request, "control_needs"):
         _check_control_models(request.control_needs(), services.catalog)
