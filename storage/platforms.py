@@ -16,9 +16,9 @@ from pydantic import BaseModel, Field, model_validator
 
 from pipelines.requests import MAX_FORMAT_SIDE, SafeZone
 
-from .settings import Settings
+from .settings import DATA_DIR, Settings
 
-DEFAULT_PLATFORMS_FILE = Path(__file__).parent / "data" / "platforms.json"
+DEFAULT_PLATFORMS_FILE = DATA_DIR / "platforms.json"
 MEGABYTE = 1_000_000  # max_size_mb is in MB: the stricter reading where a platform means MiB
 SLUG = r"^[a-z0-9][a-z0-9-]{0,59}$"
 
@@ -76,8 +76,7 @@ class PlatformCatalog:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "PlatformCatalog":
-        path = settings.platforms_file  # an empty RENDERQ_PLATFORMS_FILE means the shipped file
-        return _load(path if str(path) not in ("", ".") else DEFAULT_PLATFORMS_FILE)
+        return _load(settings.platforms_file)
 
     def get(self, name: str) -> Platform | None:
         """The platform with this id or alias (any case)."""

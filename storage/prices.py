@@ -26,10 +26,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from .settings import Settings
+from .settings import DATA_DIR, Settings
 
 MILLI = 1000  # milli-credits per credit
-DEFAULT_PRICES = Path(__file__).parent / "data" / "prices.json"
+DEFAULT_PRICES = DATA_DIR / "prices.json"
 DEFAULT_ENTRY = "default"
 ASSUMED_SIDE = 512  # output side assumed when neither the request nor an input image gives one
 
@@ -83,7 +83,7 @@ class PriceTable:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "PriceTable":
-        return _load(settings.prices_file or DEFAULT_PRICES)
+        return _load(settings.prices_file)
 
     def entry(self, operation: str) -> tuple[str, PriceEntry]:
         """(the entry's name, the entry) that prices `operation`."""

@@ -10,8 +10,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DATA_DIR = Path(__file__).parent / "data"  # the data files renderq ships
 
 
 class Settings(BaseSettings):
@@ -64,15 +66,15 @@ class Settings(BaseSettings):
         "(GET /v1/models); without it only the default model is served.",
     )
     templates_file: Path = Field(
-        Path(__file__).parent / "data" / "templates.json",
+        DATA_DIR / "templates.json",
         description="JSON file of the templates served (GET /v1/templates); the shipped set by default.",
     )
     style_presets_file: Path = Field(
-        Path(__file__).parent / "data" / "style_presets.json",
+        DATA_DIR / "style_presets.json",
         description="JSON file of the style presets served (GET /v1/style-presets); the shipped set by default.",
     )
     platforms_file: Path = Field(
-        Path(__file__).parent / "data" / "platforms.json",
+        DATA_DIR / "platforms.json",
         description="JSON file of the social platforms and their formats (GET /v1/platforms); the shipped set by default.",
     )
     model_cache_bytes: int = Field(
@@ -116,8 +118,9 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(24 * 3600, gt=0, description="How long Idempotency-Key answers are kept.")
 
     # Cost and credits (storage/prices.py, storage/credits.py).
-    prices_file: Path | None = Field(
-        None, description="JSON price table (credits per megapixel × step per operation); the built-in storage/data/prices.json when unset."
+    prices_file: Path = Field(
+        DATA_DIR / "prices.json",
+        description="JSON price table (credits per megapixel × step per operation); the shipped one by default.",
     )
     credits_required: bool = Field(
         False,
@@ -129,6 +132,14 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"
     access_log: bool = Field(False, description="One JSON line per API request (`renderq api --access-log`).")
+
+    @field_validator("templates_file", "style_presets_file", "platforms_file", "prices_file", mode="before")
+    @classmethod
+    def _empty_means_shipped(cls, value, info: ValidationInfo):
+        # An empty RENDERQ_*_FILE (or None) means the shipped file, not the directory ".".
+        if value is None or not str(value).strip():
+            return cls.model_fields[info.field_name].default
+        return value
 
     @model_validator(mode="after")
     def _hard_limit_after_soft(self) -> "Settings":

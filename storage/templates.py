@@ -25,7 +25,6 @@ from pydantic import BaseModel, Field, field_validator
 
 from .settings import Settings
 
-DATA_DIR = Path(__file__).parent / "data"
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 NO_STYLE = "none"  # a request's style_preset "none" turns the template's preset off
 

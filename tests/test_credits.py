@@ -73,6 +73,19 @@ def test_the_price_table_file_is_a_setting(tmp_path):
         assert name in listed
 
 
+def test_an_empty_data_file_setting_means_the_shipped_file(monkeypatch):
+    from storage.platforms import PlatformCatalog
+    from storage.templates import TemplateCatalog
+
+    for name in ("PRICES", "TEMPLATES", "STYLE_PRESETS", "PLATFORMS"):
+        monkeypatch.setenv(f"RENDERQ_{name}_FILE", "")
+    settings = Settings()
+    assert settings.prices_file == DEFAULT_PRICES
+    assert PriceTable.from_settings(settings).entries == TABLE.entries
+    assert TemplateCatalog.from_settings(settings).template("linkedin_post") is not None
+    assert PlatformCatalog.from_settings(settings).get("instagram") is not None
+
+
 # --- estimate endpoint and admission, in process (fakeredis) --------------------------------
 @pytest.fixture
 def unit(tmp_path):

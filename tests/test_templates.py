@@ -17,8 +17,8 @@ from api.operation_schemas import SearchReplaceCreate
 from api.templates import apply_template
 from pipelines.png import read_parameters
 from pipelines.requests import TextToImageRequest
-from storage.settings import Settings
-from storage.templates import DATA_DIR, TemplateCatalog, _load
+from storage.settings import DATA_DIR, Settings
+from storage.templates import TemplateCatalog, _load
 from tests.conftest import wait_for_run
 from tests.images import data_url, decode, noise
 from tests.inprocess import inprocess_app
