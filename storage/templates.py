@@ -37,7 +37,7 @@ class StylePreset(BaseModel):
     name: str
     description: str = ""
     prompt: str = Field(..., description="The prompt's template; `{prompt}` is the caller's prompt.")
-    negative_prompt: str = ""
+    negative_prompt: str = Field("", description="Added after the caller's negative prompt.")
 
     @field_validator("prompt")
     @classmethod
@@ -70,12 +70,12 @@ class Template(BaseModel):
     name: str
     platform: str = Field(..., pattern=ID_PATTERN, description="instagram, facebook, twitter, linkedin, youtube, …")
     category: str = Field(..., pattern=ID_PATTERN, description="social_media, blog_content, ad_creative, …")
-    aspect_ratio: TemplateSize
+    aspect_ratio: TemplateSize = Field(..., description="The exact output size the template applies.")
     quality: QualityTier = Field(..., description="Quality tier applied: LOW, MID or HIGH (see `quality`).")
     style_preset: str | None = Field(None, description="Style preset applied (GET /v1/style-presets).")
     description: str = ""
-    use_cases: list[str] = Field(default_factory=list)
-    tags: list[str] = Field(default_factory=list)
+    use_cases: list[str] = Field(default_factory=list, description="What the template is for (GET /v1/templates/recommend matches these).")
+    tags: list[str] = Field(default_factory=list, description="Keywords GET /v1/templates/search matches.")
 
 
 # --- ranking -------------------------------------------------------------------------------

@@ -55,10 +55,10 @@ class CostEstimateRequest(BaseModel):
 class CostEstimate(BaseModel):
     estimated_cost: float = Field(..., description="Credits, rounded up to 0.001.")
     currency: Literal["credits"] = "credits"
-    operation: str
-    provider: str | None = None
-    model: str | None = None
-    num_images: int
+    operation: str = Field(..., description="The operation priced, in renderq's spelling (`generate` → `text-to-image`).")
+    provider: str | None = Field(None, description="The request's `provider`, echoed (ALwrity compatibility).")
+    model: str | None = Field(None, description="The request's `model`, echoed (ALwrity compatibility).")
+    num_images: int = Field(..., description="Output images priced (social-formats: one per format).")
     width: int = Field(..., description="Output width (of the first image).")
     height: int = Field(..., description="Output height (of the first image).")
     megapixels: float = Field(..., description="Output megapixels, all images together.")
@@ -69,7 +69,7 @@ class CostEstimate(BaseModel):
 
 
 class CreditsView(BaseModel):
-    tenant: str
+    tenant: str = Field(..., description="The caller's tenant (its API key's).")
     metered: bool = Field(..., description="False: never granted credits; runs are not charged (unless credits are required).")
     balance: float | None = Field(None, description="Credits granted less credits charged.")
     reserved: float | None = Field(None, description="Credits held by this tenant's runs still queued or running.")

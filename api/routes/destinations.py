@@ -63,12 +63,12 @@ class DestinationCreate(BaseModel):
 class DestinationView(BaseModel):
     name: str
     bucket: str
-    prefix: str
+    prefix: str = Field(..., description="Key prefix of every object written (\"\" or ending in '/').")
     endpoint_url: str
     region: str
-    addressing_style: str
+    addressing_style: Literal["path", "virtual"]
     access_key_id: str = Field(..., examples=["****MPLE"], description="Masked: the last four characters only.")
-    created_at: datetime
+    created_at: datetime = Field(..., description="When it was registered.")
     output: str = Field(..., examples=["storage://my-bucket/"], description="What to put in a request's `output` (add a folder after it).")
 
 

@@ -21,17 +21,17 @@ class FormatView(BaseModel):
     width: int = Field(..., description="Output width, pixels.")
     height: int = Field(..., description="Output height, pixels.")
     ratio: str = Field(..., description="Aspect ratio as the platform states it.")
-    safe_zone: SafeZone
-    file_types: list[str]
+    safe_zone: SafeZone = Field(..., description="Margins (share of each side) the platform's interface may cover.")
+    file_types: list[str] = Field(..., description="File types the platform takes (JPG, PNG); output_format must be one.")
     max_size_mb: float = Field(..., description="Largest file, MB of 1,000,000 bytes; outputs are re-encoded to fit.")
-    max_bytes: int
+    max_bytes: int = Field(..., description="max_size_mb in bytes: every output of this format is at most this large.")
     default: bool = Field(..., description="Rendered when format_names names nothing for this platform.")
 
 
 class PlatformView(BaseModel):
     id: str = Field(..., description="Pass it in platforms.")
     name: str
-    aliases: list[str]
+    aliases: list[str] = Field(..., description="Other names platforms accepts for it (twitter for x).")
     source: str = Field(..., description="Where the platform publishes these figures.")
     default_format: str = Field(..., description="Id of the format rendered when none is named.")
     formats: list[FormatView]
