@@ -84,7 +84,7 @@ def cancel_generation(response: Response, run_id: str = RunId, services: Service
     "/{run_id}/retry",
     status_code=202,
     response_model=RunView,
-    responses=_responses(402, 404, 503) | {409: PROBLEM_RESPONSES[422] | {"description": "not retryable"}},
+    responses=_responses(402, 404, 422, 503) | {409: PROBLEM_RESPONSES[422] | {"description": "not retryable"}},
     summary="Re-run a failed, canceled or expired run under a new run id",
 )
 def retry_generation(response: Response, run_id: str = RunId, services: Services = Depends(get_services)) -> RunView:
