@@ -418,6 +418,8 @@ class GeneralEditRequest(ImageInput, DiffusionRequest):
         description="Livepeer: how closely the output keeps to the input image (0–10, default 1.5; higher keeps "
         "more). Below 1 both guidances are off (diffusers' rule), as with guidance_scale ≤ 1.",
     )
+
+
 # --- control: sketch, structure, style, style-transfer ---------------------------------------
 # ALwrity's parameter names, 0–1; defaults are Stability AI's (the provider ALwrity calls).
 

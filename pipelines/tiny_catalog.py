@@ -100,6 +100,9 @@ def build_tiny_instruct_pix2pix(base_dir: str | Path, directory: str | Path, see
     unet = UNet2DConditionModel.from_config({**base.unet.config, "in_channels": 8})
     components = {k: v for k, v in base.components.items() if k != "unet"}
     StableDiffusionInstructPix2PixPipeline(**components, unet=unet).save_pretrained(directory)
+    return Path(directory)
+
+
 def build_tiny_controlnet(base_dir: str | Path, directory: str | Path, seed: int = 0) -> Path:
     """A ControlNet shaped like the tiny UNet (`ControlNetModel.from_unet`, as diffusers' tests
     do), with its zero convolutions given random weights so the control image really steers

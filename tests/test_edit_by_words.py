@@ -68,6 +68,13 @@ def test_text_segmentation_and_pix2pix_models_load_from_local_paths(tiny_model):
     assert type(pipe).__name__ == "StableDiffusionInstructPix2PixPipeline" and pipe.unet.config.in_channels == 8
 
 
+def test_the_tiny_pix2pix_builder_returns_the_directory_it_wrote(tiny_model, tmp_path):
+    from pipelines.tiny_catalog import build_tiny_instruct_pix2pix
+
+    path = build_tiny_instruct_pix2pix(tiny_model, tmp_path / "pix2pix")
+    assert path == tmp_path / "pix2pix" and (path / "unet" / "config.json").is_file()
+
+
 def test_the_worker_keeps_the_segmenter_and_pix2pix_warm(runtime):
     first = runtime.pipeline_for(OPERATIONS["search-recolor"], "", mask_model_id="tiny-clipseg")
     edit = runtime.pipeline_for(OPERATIONS["general-edit"], "")
