@@ -17,9 +17,14 @@ def run_diffusion(
     One seeded generator per image, so an image depends only on its own seed. `total_steps`
     is what the pipeline will really run (img2img runs steps × strength)."""
     generators = [torch.Generator(device="cpu").manual_seed(s) for s in request.image_seeds()]
+    # Most diffusers pipelines stop at their `interrupt` flag; one without it (InstructPix2Pix)
+    # is stopped by raising from its step callback.
+    has_flag = isinstance(getattr(type(pipe), "interrupt", None), property)
 
     def step_end(pipe, step: int, timestep, kwargs):
         if on_progress is not None and on_progress(step + 1, total_steps) is False:
+            if not has_flag:
+                raise RenderInterrupted()
             pipe._interrupt = True
         return kwargs
 

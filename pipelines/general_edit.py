@@ -5,21 +5,9 @@ from __future__ import annotations
 
 from PIL import Image
 
-from .base import GeneratedImage, ProgressCallback, RenderInterrupted
+from .base import GeneratedImage, ProgressCallback
 from .diffusion import run_diffusion, with_seeds
 from .requests import GeneralEditRequest, fit_side
-
-
-def _stop_at_once(on_progress: ProgressCallback | None) -> ProgressCallback | None:
-    """This diffusers pipeline has no `interrupt` flag: a cancel raises from the step callback."""
-    if on_progress is None:
-        return None
-
-    def progress(step: int, total: int) -> None:
-        if on_progress(step, total) is False:
-            raise RenderInterrupted()
-
-    return progress
 
 
 class GeneralEditPipeline:
@@ -40,7 +28,7 @@ class GeneralEditPipeline:
         original = images["image"].convert("RGB")
         work = original.resize((fit_side(original.width), fit_side(original.height)), Image.Resampling.LANCZOS)
         out = run_diffusion(
-            self.pipe, request, request.num_inference_steps, _stop_at_once(on_progress),
+            self.pipe, request, request.num_inference_steps, on_progress,
             # One copy per image: diffusers deprecates repeating a single image for num_images_per_prompt.
             image=[work] * request.num_images, image_guidance_scale=request.image_guidance_scale,
         )

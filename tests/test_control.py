@@ -143,6 +143,23 @@ def test_style_transfer_keeps_the_content_at_zero_change_and_styles_it_otherwise
     assert np.abs(pixels(kept) - pixels(render(composition_fidelity=0.0))).mean() > 1
 
 
+def test_a_controlnet_render_stops_at_the_step_its_progress_callback_says_so(tiny_model, catalog_dir, cache):
+    from pipelines.base import RenderInterrupted
+
+    pipe = cache.pipe(tiny_model, "text-to-image", controlnet=str(catalog_dir / "tiny-controlnet-lineart"))
+    sketch = build_pipeline(OPERATIONS["sketch"], pipe, "tiny", {"control_type": "lineart"})
+    steps = []
+
+    def progress(step: int, total: int) -> bool:
+        steps.append(step)
+        return step < 2
+
+    request = SketchRequest(prompt="a ring", image_asset_id="a", seed=1, num_inference_steps=5, guidance_scale=1.0)
+    with pytest.raises(RenderInterrupted):
+        sketch(request, progress, images={"image": sketch_of_a_circle((64, 64))})
+    assert steps == [1, 2] and not pipe._interrupt  # the flag is reset for the next job
+
+
 def test_a_controlnet_entry_must_name_its_control_type():
     from pydantic import ValidationError
 
