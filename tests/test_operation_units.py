@@ -146,6 +146,31 @@ def test_lru_evicts_the_least_recently_used_base_to_stay_within_memory(tiny_mode
     assert list(roomy.entries) == [other, tiny_model] and roomy.stats.loads == 2
 
 
+def test_controlnets_and_the_ip_adapter_count_in_the_byte_budget_and_leave_with_their_base(
+        tiny_model, catalog_dir, tmp_path):
+    from pipelines.device import choose_placement
+    from pipelines.loading import load_controlnet, load_text_to_image
+    from worker.model_cache import ModelCache, module_bytes
+
+    placement = choose_placement("cpu")
+    cache = ModelCache(lambda source: load_text_to_image(source, placement), 2**30,
+                       lambda source: load_controlnet(source, placement))
+    cache.pipe(tiny_model, "text-to-image")
+    base_bytes = cache.held_bytes()
+    canny = str(catalog_dir / "tiny-controlnet-canny")
+    ip_adapter = (str(catalog_dir / "tiny-ip-adapter"), {"weight_name": "ip-adapter.safetensors"})
+    pipe = cache.pipe(tiny_model, "image-to-image", controlnet=canny, ip_adapter=ip_adapter)
+    adapter = cache.entries[tiny_model].ip_adapter
+    assert adapter.bytes > module_bytes(pipe.image_encoder) > 0  # the encoder and the adapter's own weights
+    assert cache.held_bytes() == base_bytes + module_bytes(pipe.controlnet) + adapter.bytes
+    # A second base that fits only without the first: the first goes, and its ControlNet with it.
+    other = tmp_path / "other"
+    other.symlink_to(tiny_model)
+    cache.max_bytes = cache.held_bytes() + 1
+    cache.pipe(str(other), "text-to-image")
+    assert list(cache.entries) == [str(other)] and cache.controlnets == {} and cache.held_bytes() == base_bytes
+
+
 # --- the API's asset handling with in-process services (fakeredis, local disk) -------------
 
 @pytest.fixture

@@ -8,9 +8,10 @@ LoRAs are loaded once per base as named peft adapters and switched per job with
 base (InstructPix2Pix) is held in the same LRU and budget, as loaded (`held`).
 
 ControlNet pipelines are derived the same way (`from_pipe(base, controlnet=…)`); each ControlNet
-is loaded once per process. An IP-Adapter is loaded once per base too, but it rewires the
-shared UNet (attention processors, `encoder_hid_proj`), after which any call without an image
-prompt raises. So it is switched like a LoRA: on for the jobs that ask for it, off (the UNet's
+is loaded once per process, shared by the bases that use it, counted in the byte budget and
+dropped with the last base using it. An IP-Adapter is loaded once per base (its weights count
+in that base's bytes), but it rewires the shared UNet (attention processors,
+`encoder_hid_proj`), after which any call without an image prompt raises. So it is switched like a LoRA: on for the jobs that ask for it, off (the UNet's
 own processors back, no image projection) for every other job, without reloading either way.
 """
 
@@ -26,16 +27,18 @@ from typing import Callable
 log = logging.getLogger(__name__)
 
 
-def pipeline_bytes(pipe) -> int:
-    """Bytes of weights a diffusers pipeline holds (parameters and buffers of its modules)."""
+def module_bytes(*modules) -> int:
+    """Bytes of weights the torch modules among `modules` hold (parameters and buffers), each
+    module counted once."""
     import torch
 
-    total = 0
-    for component in pipe.components.values():
-        if isinstance(component, torch.nn.Module):
-            total += sum(t.numel() * t.element_size() for t in component.parameters())
-            total += sum(t.numel() * t.element_size() for t in component.buffers())
-    return total
+    unique = {id(m): m for m in modules if isinstance(m, torch.nn.Module)}.values()
+    return sum(t.numel() * t.element_size() for m in unique for t in [*m.parameters(), *m.buffers()])
+
+
+def pipeline_bytes(pipe) -> int:
+    """Bytes of weights a diffusers pipeline holds (parameters and buffers of its modules)."""
+    return module_bytes(*pipe.components.values())
 
 
 def _release_memory() -> None:
@@ -60,6 +63,7 @@ class IPAdapterState:
     hid_dim_type: str
     image_encoder: object
     feature_extractor: object
+    bytes: int  # image encoder, image projection, adapter attention weights
     active: bool = True
 
 
@@ -67,8 +71,9 @@ class IPAdapterState:
 class CachedBase:
     source: str
     base: object  # the text-to-image pipeline everything else is derived from
-    bytes: int
+    bytes: int  # its own weights and its IP-Adapter's; ControlNets are counted once, in the cache
     derived: dict[str, object] = field(default_factory=dict)
+    controlnets: set[str] = field(default_factory=set)  # sources of the ControlNets its pipelines use
     loras: set[str] = field(default_factory=set)
     active: tuple = ()
     ip_adapter: IPAdapterState | None = None
@@ -90,7 +95,7 @@ class ModelCache:
                  controlnet_loader: Callable[[str], object] | None = None) -> None:
         self.loader, self.max_bytes, self.controlnet_loader = loader, max_bytes, controlnet_loader
         self.entries: OrderedDict[str, CachedBase] = OrderedDict()
-        self.controlnets: dict[str, object] = {}  # small beside a base; kept, outside the byte bound
+        self.controlnets: dict[str, tuple[object, int]] = {}  # source: (ControlNetModel, bytes)
         self.stats = CacheStats()
         self._lock = threading.RLock()
 
@@ -126,15 +131,29 @@ class ModelCache:
         self.stats.load_seconds += time.perf_counter() - started
         # A load is rare and slow: say so (bench/ reads this line to time cold starts).
         log.info("model %s loaded in %.2fs (%.0f MB of weights)", source, time.perf_counter() - started, size / 1e6)
-        # Evict least recently used bases until the new one fits (the new one always stays).
         # Its size is known only once loaded, so during a load the old ones are still held.
-        while self.entries and sum(e.bytes for e in self.entries.values()) + size > self.max_bytes:
-            evicted_source, _ = self.entries.popitem(last=False)
+        self._make_room(size)
+        entry = self.entries[source] = CachedBase(source=source, base=base, bytes=size)
+        return entry
+
+    def held_bytes(self) -> int:
+        """Bytes of weights held: every base with its IP-Adapter, every ControlNet once."""
+        return sum(e.bytes for e in self.entries.values()) + sum(size for _, size in self.controlnets.values())
+
+    def _make_room(self, size: int, keep: str | None = None) -> None:
+        """Evict least recently used bases (never `keep`, the base in use) until `size` more
+        bytes fit; a ControlNet goes with the last base whose pipelines used it."""
+        while self.entries and self.held_bytes() + size > self.max_bytes:
+            evicted_source = next(iter(self.entries))
+            if evicted_source == keep:
+                break
+            del self.entries[evicted_source]
+            used = set().union(*(e.controlnets for e in self.entries.values()))
+            for unused in self.controlnets.keys() - used:
+                del self.controlnets[unused]
             self.stats.evictions += 1
             _release_memory()
             log.info("evicted model %s to stay within %d bytes", evicted_source, self.max_bytes)
-        entry = self.entries[source] = CachedBase(source=source, base=base, bytes=size)
-        return entry
 
     def _derived(self, entry: CachedBase, task: str, controlnet: str | None = None):
         key = f"{task}+{controlnet}" if controlnet else task
@@ -144,19 +163,22 @@ class ModelCache:
 
             auto = {"text-to-image": AutoPipelineForText2Image, "image-to-image": AutoPipelineForImage2Image,
                     "inpaint": AutoPipelineForInpainting}[task]
-            extra = {"controlnet": self._controlnet(controlnet)} if controlnet else {}
+            extra = {"controlnet": self._controlnet(entry, controlnet)} if controlnet else {}
             pipe = auto.from_pipe(entry.base, **extra)  # AutoPipeline picks the ControlNet variant
             pipe.set_progress_bar_config(disable=True)
             entry.derived[key] = pipe
             self.stats.derived += 1
         return pipe
 
-    def _controlnet(self, source: str):
-        model = self.controlnets.get(source)
-        if model is None:
-            model = self.controlnets[source] = self.controlnet_loader(source)
+    def _controlnet(self, entry: CachedBase, source: str):
+        if source not in self.controlnets:
+            model = self.controlnet_loader(source)
             self.stats.controlnet_loads += 1
-        return model
+            size = module_bytes(model)
+            self._make_room(size, keep=entry.source)
+            self.controlnets[source] = (model, size)
+        entry.controlnets.add(source)
+        return self.controlnets[source][0]
 
     def _set_ip_adapter(self, entry: CachedBase, pipe, wanted: tuple[str, dict] | None) -> None:
         state = entry.ip_adapter
@@ -164,11 +186,14 @@ class ModelCache:
             self._switch_ip_adapter(entry.base.unet, state, on=False)
             if wanted is not None:  # another adapter: load it in place of this one
                 entry.base.image_encoder, entry.ip_adapter = None, None
+                entry.bytes -= state.bytes
                 state = None
         if wanted is None:
             return
         if state is None:
             state = entry.ip_adapter = self._load_ip_adapter(entry.base, *wanted)
+            entry.bytes += state.bytes
+            self._make_room(0, keep=entry.source)
         self._switch_ip_adapter(entry.base.unet, state, on=True)
         if pipe is not entry.base and getattr(pipe, "image_encoder", None) is not state.image_encoder:
             # Derived before the adapter was loaded: hand it the image encoder too.
@@ -180,10 +205,12 @@ class ModelCache:
         base.load_ip_adapter(source, **({"subfolder": "", "image_encoder_folder": "image_encoder"} | options))
         self.stats.ip_adapter_loads += 1
         log.info("IP-Adapter %s loaded", source)
+        adapter = dict(unet.attn_processors)
         return IPAdapterState(
-            source=source, plain_processors=plain, adapter_processors=dict(unet.attn_processors),
+            source=source, plain_processors=plain, adapter_processors=adapter,
             image_projection=unet.encoder_hid_proj, hid_dim_type=unet.config.encoder_hid_dim_type,
             image_encoder=base.image_encoder, feature_extractor=base.feature_extractor,
+            bytes=module_bytes(base.image_encoder, unet.encoder_hid_proj, *adapter.values()),
         )
 
     @staticmethod
