@@ -6,6 +6,7 @@ are touched; models load in the render process, after the fork.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import socket
@@ -34,12 +35,25 @@ class InputMissing(Exception):
     """An input asset of the run is gone (expired between submit and render)."""
 
 
+# How a worker loads each catalog kind it serves besides bases ("module:function" under
+# pipelines/, called with (source, placement)). A kind in LRU_KINDS is as big as a base and shares
+# the base models' LRU and byte budget; the others are small and kept once loaded.
+LOADERS = {
+    "upscaler": "upscale:load_upscaler",
+    "background-removal": "remove_background:load_segmenter",
+    "text-segmentation": "text_segmentation:load_text_segmenter",
+    "depth-estimator": "control:load_depth_estimator",
+    "instruct-pix2pix": "loading:load_instruct_pix2pix",
+}
+LRU_KINDS = {"instruct-pix2pix"}
+
+
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         # Upscalers, segmenters, depth estimators (small, kept); InstructPix2Pix is big: `models`
-        # holds it (LRU).
+        # holds it (LRU). See LOADERS.
         self._models: dict[str, object] = {}
         self._lock = threading.RLock()
 
@@ -121,24 +135,15 @@ class Runtime:
                 raise ModelUnavailable(f"model {model_id or entry.source!r} could not be loaded: {exc}") from exc
             log.debug("pipeline %s/%s ready in %.3fs", entry.id, operation.name, time.perf_counter() - started)
             if operation.mask_model_kind:
-                options["segmenter"] = self._small_model(self._entry(mask_model_id, operation.mask_model_kind))
+                options["segmenter"] = self._model(self._entry(mask_model_id, operation.mask_model_kind))
             return build_pipeline(operation, pipe, entry.source if entry.id == DEFAULT_MODEL_ID else entry.id, options)
-        if operation.model_kind == "instruct-pix2pix":
-            from pipelines.loading import load_instruct_pix2pix
-
-            entry = self._entry(model_id, operation.model_kind)
-            try:
-                pipe = self.models.held(entry.source, lambda source: load_instruct_pix2pix(source, self.placement))
-            except Exception as exc:
-                raise ModelUnavailable(f"model {entry.id!r} could not be loaded: {exc}") from exc
-            return build_pipeline(operation, pipe, entry.id)
         if operation.model_kind is None:  # model-free image code (social formats)
             return build_pipeline(operation, None, "")
         no_upscaler = not model_id and self.catalog.first("upscaler") is None
         if operation.model_kind == "upscaler" and (not uses_model or no_upscaler):
             return build_pipeline(operation, None, "")  # fast (Lanczos) mode needs no model
         entry = self._entry(model_id, operation.model_kind)
-        return build_pipeline(operation, self._small_model(entry), entry.id, self._options(operation, entry))
+        return build_pipeline(operation, self._model(entry), entry.id, self._options(operation, entry))
 
     def _control_models(self, needs) -> tuple[str | None, tuple[str, dict] | None, dict]:
         """(ControlNet source, (IP-Adapter source, load options), pipeline options) for `needs`."""
@@ -155,7 +160,7 @@ class Runtime:
             load_options = {k: v for k, v in entry.options.items() if k in ("subfolder", "weight_name", "image_encoder_folder")}
             ip_adapter = (entry.source, load_options)
         if needs.depth_estimator:
-            options["depth_estimator"] = self._small_model(self._entry("", "depth-estimator"))
+            options["depth_estimator"] = self._model(self._entry("", "depth-estimator"))
         return controlnet, ip_adapter, options
 
     @staticmethod
@@ -164,23 +169,23 @@ class Runtime:
             return {k: v for k, v in entry.options.items() if k in ("background_label", "input_size")}
         return {}
 
-    def _small_model(self, entry):
-        with self._lock:
-            model = self._models.get(entry.id)
-            if model is None:
-                from pipelines.control import load_depth_estimator
-                from pipelines.remove_background import load_segmenter
-                from pipelines.text_segmentation import load_text_segmenter
-                from pipelines.upscale import load_upscaler
+    def _model(self, entry):
+        """The loaded model of a catalog entry that is not a base (LOADERS), loaded once."""
+        module_name, function = LOADERS[entry.kind].split(":")
 
-                loader = {"upscaler": load_upscaler, "background-removal": load_segmenter,
-                          "text-segmentation": load_text_segmenter, "depth-estimator": load_depth_estimator}[entry.kind]
-                try:
-                    model = loader(entry.source, self.placement)
-                except Exception as exc:
-                    raise ModelUnavailable(f"model {entry.id!r} could not be loaded: {exc}") from exc
-                self._models[entry.id] = model
-            return model
+        def load(source: str):
+            loader = getattr(importlib.import_module(f"pipelines.{module_name}"), function)
+            try:
+                return loader(source, self.placement)
+            except Exception as exc:
+                raise ModelUnavailable(f"model {entry.id!r} could not be loaded: {exc}") from exc
+
+        if entry.kind in LRU_KINDS:
+            return self.models.held(entry.source, load)
+        with self._lock:
+            if entry.id not in self._models:
+                self._models[entry.id] = load(entry.source)
+            return self._models[entry.id]
 
     def load_inputs(self, request) -> dict:
         """Decoded input images of a request ({"image": …, "mask": …}), from their assets."""
