@@ -94,13 +94,13 @@ def reserve_credits(services, records: list[RunRecord]) -> Op[int]:
     """Price every run about to be created and hold the total against the tenant's credits,
     all or none: a 402 problem when they do not cover it. Returns what was held (0 for an
     unmetered tenant)."""
-    total = 0
     for record in records:
         if record.credits_estimate is None:
             record.credits_estimate = yield from _record_estimate_op(services.prices, record)
-        total += record.credits_estimate
+    estimates = {record.run_id: record.credits_estimate for record in records}
+    total = sum(estimates.values())
     tenant = records[0].tenant
-    reservation = yield from CreditStore.reserve_op(tenant, total, services.settings.credits_required)
+    reservation = yield from CreditStore.reserve_op(tenant, estimates, services.settings.credits_required)
     if not reservation.granted:
         what = "this request is" if len(records) == 1 else f"these {len(records)} runs are"
         has = "has never been granted credits" if reservation.outcome == -2 else f"has {credits(reservation.available)} credits available"
@@ -121,5 +121,5 @@ def admit(services, records: list[RunRecord]) -> Op[None]:
         yield from admit_runs(services, records)
     except ProblemError:
         if held:
-            yield from CreditStore.release_op(records[0].tenant, held)
+            yield from CreditStore.release_op([record.run_id for record in records])
         raise

@@ -14,7 +14,7 @@ import redis
 
 from . import tenancy
 from .batches import BatchStore
-from .credits import SETTLE
+from .credits import HOLD_CHECK_SECONDS, HOLDS, SETTLE
 from .logs import request_id_var
 from .metrics import FAILURES, RUNS
 from .prices import PriceTable
@@ -123,8 +123,28 @@ return 1
 
 # A record whose run was never enqueued: its reservation goes back, then the record.
 _DISCARD = SETTLE + """
-if redis.call('EXISTS', KEYS[1]) == 1 then settle(KEYS[1], 'failed', '') end
+if redis.call('EXISTS', KEYS[1]) == 1 then settle(KEYS[1], 'failed', '') else release(ARGV[1]) end
 redis.call('DEL', KEYS[1])
+"""
+
+# The reservations due for a check (at most ARGV[3]): given back when their run's record is
+# gone (never written, or expired before the run ended); settled when it is final (which
+# gives it back); checked again at ARGV[2] while the run is queued or running. Returns the
+# run ids given back. Each run is released once, whichever worker's reaper runs this.
+_RECONCILE = SETTLE + """
+local out = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])) do
+  local key = ARGV[4] .. id
+  local status = redis.call('HGET', key, 'status')
+  if status == 'queued' or status == 'running' then
+    redis.call('ZADD', KEYS[1], ARGV[2], id)
+  else
+    if status then settle(key, status, '') end
+    release(id)
+    table.insert(out, id)
+  end
+end
+return out
 """
 
 
@@ -144,6 +164,7 @@ class RunStore:
         self._cancel = client.register_script(_CANCEL)
         self._expire = client.register_script(_EXPIRE)
         self._discard = client.register_script(_DISCARD)
+        self._reconcile = client.register_script(_RECONCILE)
         # Prices what a worker rendered (storage/prices.py); the worker sets it from its settings.
         self.prices: PriceTable | None = None
         self.index = RunIndex(client, retention_seconds)
@@ -228,9 +249,16 @@ class RunStore:
         """Remove a record whose run was never enqueued, giving back its credits (best effort:
         Redis may be down too)."""
         try:
-            self._discard(keys=[run_key(run_id)])
+            self._discard(keys=[run_key(run_id)], args=[run_id])
         except redis.RedisError:
-            pass
+            pass  # the reaper gives the reservation back once the record is gone (release_orphaned_credits)
+
+    def release_orphaned_credits(self, now: float | None = None, limit: int = 500) -> list[str]:
+        """Give back the reservations of runs that will never settle them: their record is
+        gone (Redis failed before it was written, or it expired while queued). The reaper
+        calls this every tick; returns the run ids given back."""
+        now = time.time() if now is None else now
+        return self._reconcile(keys=[HOLDS], args=[now, now + HOLD_CHECK_SECONDS, limit, RUN_PREFIX])
 
     def get(self, run_id: str) -> RunRecord | None:
         return run(self.redis, self.get_op(run_id))

@@ -12,17 +12,20 @@ from decimal import Decimal
 
 import fakeredis
 import pytest
+import redis
 from fastapi.testclient import TestClient
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from api.app import create_app
 from api.inputs import validate_body
 from api.operation_schemas import CREATE_SCHEMAS, PNG_1PX
 from api.schemas import GenerationCreate
 from api.templates import apply_template
-from storage.credits import ACCOUNT_PREFIX, CreditStore
+from storage.credits import ACCOUNT_PREFIX, HOLD_CHECK_SECONDS, HOLD_RUNS, HOLDS, CreditStore
 from storage.prices import DEFAULT_PRICES, PriceEntry, PriceTable, credits, millicredits
 from storage.problems import Problem
 from storage.records import RunRecord, RunStatus, StoredImage
+from storage.redis_ops import run
 from storage.run_events import run_summary
 from storage.runs import HEARTBEATS, RunStore
 from storage.settings import Settings
@@ -211,7 +214,7 @@ def store() -> RunStore:
 
 
 def held_run(store: RunStore, run_id: str, estimate: int, tenant: str = "t", **request) -> RunRecord:
-    CreditStore(store.redis).redis.hincrby(ACCOUNT_PREFIX + tenant, "reserved", estimate)
+    assert run(store.redis, CreditStore.reserve_op(tenant, {run_id: estimate}, False)).held
     request = {"prompt": "p", "width": 64, "height": 64, "num_inference_steps": 4, **request}
     return store.create(RunRecord(run_id=run_id, tenant=tenant, request=request, credits_estimate=estimate, credits_held=True))
 
@@ -292,6 +295,110 @@ def test_a_mask_returned_besides_the_image_is_not_charged(store):
     mask = StoredImage(key="k1", width=64, height=64, seed=1, role="mask")
     store.complete("gen_a", 1, [image, mask], {})
     assert store.get("gen_a").credits_used == TABLE.price("text-to-image", {"num_inference_steps": 4}, 64 * 64)
+
+
+def test_a_reservation_whose_runs_were_never_written_comes_back_once(store):
+    """Redis failed between the reservation and the write of the runs: no record ever settles it."""
+    credits_store = CreditStore(store.redis)
+    credits_store.grant("t", 10_000)
+    assert run(store.redis, CreditStore.reserve_op("t", {"gen_a": 300, "gen_b": 200}, False)).held
+    assert store.release_orphaned_credits() == []  # not due: its records may be on their way
+    later = time.time() + HOLD_CHECK_SECONDS + 1
+    assert sorted(store.release_orphaned_credits(now=later)) == ["gen_a", "gen_b"]
+    assert store.release_orphaned_credits(now=later) == []
+    account = credits_store.account("t")
+    assert (account.balance, account.reserved) == (10_000, 0)
+    assert store.redis.zcard(HOLDS) == store.redis.hlen(HOLD_RUNS) == 0
+
+
+def test_a_queued_run_whose_record_expired_gives_its_reservation_back(store):
+    credits_store = CreditStore(store.redis)
+    credits_store.grant("t", 10_000)
+    held_run(store, "gen_gone", 700)
+    held_run(store, "gen_waiting", 500)
+    later = time.time() + HOLD_CHECK_SECONDS + 1
+    assert store.release_orphaned_credits(now=later) == []  # both still queued: checked again later
+    assert store.redis.zscore(HOLDS, "gen_waiting") > later
+    store.redis.delete("renderq:run:gen_gone")  # its 24-hour TTL ran out before it started
+    assert store.release_orphaned_credits(now=later + HOLD_CHECK_SECONDS + 1) == ["gen_gone"]
+    assert (credits_store.account("t").balance, credits_store.account("t").reserved) == (10_000, 500)
+    # The one still queued settles as usual when it ends, with nothing released twice.
+    store.cancel("gen_waiting")
+    assert (credits_store.account("t").balance, credits_store.account("t").reserved) == (10_000, 0)
+
+
+def test_a_run_written_after_its_reservation_was_given_back_is_charged_without_releasing_twice(store):
+    credits_store = CreditStore(store.redis)
+    credits_store.grant("t", 10_000)
+    held_run(store, "gen_slow", 1000)
+    held_run(store, "gen_other", 400)
+    store.redis.hdel(HOLD_RUNS, "gen_slow")  # as if the reaper had found no record yet
+    store.redis.hincrby("renderq:credits:t", "reserved", -1000)
+    store.claim("gen_slow", 1, "w", 5)
+    image = StoredImage(key="k", width=64, height=64, seed=1)
+    assert store.complete("gen_slow", 1, [image], {})
+    used = store.get("gen_slow").credits_used
+    account = credits_store.account("t")
+    assert (account.balance, account.reserved) == (10_000 - used, 400)  # gen_other's hold untouched
+    assert store.get("gen_slow").credits_remaining == account.available
+
+
+def test_the_reaper_gives_back_orphaned_reservations(store):
+    from worker.reaper import reap_once
+
+    CreditStore(store.redis).grant("t", 10_000)
+    assert run(store.redis, CreditStore.reserve_op("t", {"gen_lost": 250}, False)).held
+    store.redis.zadd(HOLDS, {"gen_lost": time.time() - 1})  # due
+    reap_once(None, store, Settings())
+    assert CreditStore(store.redis).account("t").reserved == 0
+
+
+def test_a_refusal_after_reserving_gives_back_exactly_its_runs(store):
+    CreditStore(store.redis).grant("t", 10_000)
+    run(store.redis, CreditStore.reserve_op("t", {"gen_kept": 100}, False))
+    run(store.redis, CreditStore.reserve_op("t", {"gen_x": 300, "gen_y": 400}, False))
+    run(store.redis, CreditStore.release_op(["gen_x", "gen_y"]))
+    run(store.redis, CreditStore.release_op(["gen_x", "gen_y"]))  # twice: nothing more
+    assert CreditStore(store.redis).account("t").reserved == 100
+    assert store.redis.hkeys(HOLD_RUNS) == ["gen_kept"]
+
+
+def test_reapers_of_several_workers_give_each_reservation_back_once(redis_url):
+    client = redis.Redis.from_url(f"{redis_url}/0", decode_responses=True)  # no stack uses db 0
+    runs, credits_store = RunStore(client, 3600), CreditStore(client)
+    tenant = f"reconcile-{time.time_ns()}"
+    credits_store.grant(tenant, 100_000)
+    estimates = {f"gen_{tenant}_{i}": 1 + i for i in range(200)}
+    assert run(client, CreditStore.reserve_op(tenant, estimates, False)).held
+    later = time.time() + HOLD_CHECK_SECONDS + 1
+
+    def reaper(_) -> list[str]:
+        released = []
+        while batch := runs.release_orphaned_credits(now=later, limit=7):
+            released += batch
+        return released
+
+    with ThreadPoolExecutor(8) as pool:
+        released = [run_id for batch in pool.map(reaper, range(8)) for run_id in batch]
+    assert sorted(released) == sorted(estimates)  # each once
+    account = credits_store.account(tenant)
+    client.delete(ACCOUNT_PREFIX + tenant)
+    assert (account.balance, account.reserved) == (100_000, 0)
+
+
+def test_a_broker_failure_at_submit_gives_the_reservation_back(unit, monkeypatch):
+    client, services = unit
+    services.credits.grant("", 10_000)
+
+    def broker_down(*args, **kwargs):
+        raise BrokerUnavailable("connection refused")
+
+    monkeypatch.setattr("api.submission.enqueue_render", broker_down)
+    answer = client.post("/v1/generations", json={"prompt": "p", "width": 64, "height": 64})
+    assert answer.status_code == 503, answer.text
+    account = services.credits.account("")
+    assert (account.balance, account.reserved) == (10_000, 0)
+    assert services.runs.redis.hlen(HOLD_RUNS) == 0
 
 
 # --- through the real stack -------------------------------------------------------------------

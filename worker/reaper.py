@@ -5,6 +5,8 @@ A render beats on `renderq:heartbeats` every second; a run whose beat is older t
 `heartbeat_stale_after` goes back to `queued` with the next attempt number and a new message.
 The Lua script in storage/runs.py lets exactly one reaper take each run, and the attempt
 number makes the dead worker's own message, when kombu redelivers it an hour later, a no-op.
+The same tick expires queued runs past their start deadline and gives back the credits
+reserved for runs that will never settle them (storage/runs.py `release_orphaned_credits`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ def reap_once(app: Celery, runs: RunStore, settings: Settings) -> list[tuple[str
         enqueue_render(app, run_id, attempt, record.priority.value if record else "normal")
     for run_id in runs.expire_overdue():  # queued past their start deadline
         log.info("run %s: still queued at its start deadline; expired", run_id)
+    for run_id in runs.release_orphaned_credits():
+        log.warning("run %s: credits still reserved with no run left to settle them; given back", run_id)
     return taken
 
 
