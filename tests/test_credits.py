@@ -343,13 +343,20 @@ def test_a_run_written_after_its_reservation_was_given_back_is_charged_without_r
     assert store.get("gen_slow").credits_remaining == account.available
 
 
-def test_the_reaper_gives_back_orphaned_reservations(store):
+def test_the_reaper_gives_back_orphaned_reservations_and_settles_expired_runs(store):
     from worker.reaper import reap_once
 
     CreditStore(store.redis).grant("t", 10_000)
     assert run(store.redis, CreditStore.reserve_op("t", {"gen_lost": 250}, False)).held
     store.redis.zadd(HOLDS, {"gen_lost": time.time() - 1})  # due
+    # The same tick expires a run past its start deadline, which settles it.
+    assert run(store.redis, CreditStore.reserve_op("t", {"gen_late": 400}, False)).held
+    store.create(RunRecord(
+        run_id="gen_late", tenant="t", request={"prompt": "p"}, credits_estimate=400, credits_held=True,
+        start_deadline=time.time() - 1,
+    ))
     reap_once(None, store, Settings())
+    assert store.get("gen_late").status == RunStatus.expired and store.get("gen_late").credits_used == 0
     assert CreditStore(store.redis).account("t").reserved == 0
 
 
