@@ -63,6 +63,13 @@ class BatchView(BaseModel):
     progress: float = Field(..., description="Percent of the batch's work done (ended runs count 100).")
     estimated_time: float | None = Field(None, description="Seconds until every run should have ended; None once they have.")
     done: bool
+    credits_estimated: float = Field(
+        ..., description="Credits the batch's runs were estimated at (reserved at submit), all together; runs whose "
+        "record has expired no longer count.",
+    )
+    credits_used: float = Field(
+        ..., description="Credits charged so far: the sum of `credits_used` of the runs that have ended.",
+    )
     webhook: WebhookView | None = None
     runs: list[BatchRunView]
     next_cursor: str | None = None

@@ -197,6 +197,24 @@ def test_image_operations_reserve_the_price_of_their_real_output_size(unit):
     assert run_summary(record) | {"credits_used": 0.012, "credits_remaining": 9.988} == run_summary(record)
 
 
+def test_a_batch_shows_its_credits_estimated_and_used_so_far(unit):
+    client, services = unit
+    services.credits.grant("", 10_000)
+    services.runs.prices = TABLE
+    item = {"prompt": "p", "width": 64, "height": 64, "num_inference_steps": 4}
+    created = client.post("/v1/batches", json=[item, item | {"num_images": 2}, item]).json()
+    price = TABLE.price("text-to-image", item, 64 * 64)
+    total = 2 * price + TABLE.price("text-to-image", item, 2 * 64 * 64)  # each run rounded up on its own
+    before = client.get(f"/v1/batches/{created['batch_id']}").json()
+    assert (before["credits_estimated"], before["credits_used"]) == (credits(total), 0)
+    first, _, third = created["run_ids"]
+    services.runs.claim(first, 1, "w", 5)
+    assert services.runs.complete(first, 1, [StoredImage(key="k", width=64, height=64, seed=1)], {})
+    services.runs.cancel(third)  # canceled while queued: nothing
+    after = client.get(f"/v1/batches/{created['batch_id']}").json()
+    assert (after["credits_estimated"], after["credits_used"]) == (credits(total), credits(price))
+
+
 def test_credits_required_refuses_a_tenant_never_granted_any(tmp_path):
     services = unit_services(tmp_path)
     services.settings = services.settings.model_copy(update={"credits_required": True})

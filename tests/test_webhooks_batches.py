@@ -176,6 +176,7 @@ def test_jsonl_upload_batch_progress_pagination_and_batch_webhook(client):
             wait_for_run(client, run_id)
         done = client.get(f"/v1/batches/{created['batch_id']}").json()
         assert done["done"] and done["counts"]["completed"] == 5 and done["progress"] == 100 and done["estimated_time"] is None
+        assert done["credits_used"] == done["credits_estimated"] > 0  # each completed run is charged its estimate
         wait_until(lambda: receiver.delivered("batch.completed"), 15, what="batch webhook")
         assert len(receiver.delivered("batch.completed")) == 1
         assert receiver.delivered("batch.completed")[0]["payload"]["data"]["batch_id"] == created["batch_id"]

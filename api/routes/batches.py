@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from storage.batches import new_batch_id
+from storage.prices import credits
 from storage.records import RunRecord, RunStatus
 from storage.render_stats import step_images
 from storage.runs import run_key
@@ -140,13 +141,14 @@ def get_batch(
     run_ids = runs.batches.run_ids(batch_id)
     with runs.redis.pipeline(transaction=False) as pipe:
         for run_id in run_ids:
-            pipe.hmget(run_key(run_id), "status", "progress", "request")
+            pipe.hmget(run_key(run_id), "status", "progress", "request", "credits_estimate", "credits_used")
         rows = pipe.execute()
     counts = {status.value: 0 for status in RunStatus}
     stats = runs.render_stats(DEFAULT_RENDER_RATE)
     done_units = total_units = remaining_seconds = 0.0
+    estimated = used = 0
     summaries = []
-    for run_id, (status, progress, request) in zip(run_ids, rows):
+    for run_id, (status, progress, request, estimate, charged) in zip(run_ids, rows):
         status = status or RunStatus.expired.value  # a record gone before its batch: ended
         progress = int(progress or 0)
         request = json.loads(request) if request else {}
@@ -156,6 +158,8 @@ def get_batch(
         total_units += units
         done_units += units if final else units * progress / 100
         remaining_seconds += 0 if final or not request else stats.run_seconds(request, progress)
+        estimated += int(estimate or 0)
+        used += int(charged or 0)
         summaries.append(BatchRunView(run_id=run_id, status=status, progress=100 if status == "completed" else progress))
     done = all(RunStatus(s.status).is_final for s in summaries)
     start = int(cursor or 0)
@@ -170,6 +174,8 @@ def get_batch(
         progress=round(100 * done_units / total_units, 2) if total_units else 100.0,
         estimated_time=None if done else round(remaining_seconds / runs.busy_workers(), 3),
         done=done,
+        credits_estimated=credits(estimated),
+        credits_used=credits(used),
         webhook=WebhookView(
             url=webhook["url"], events=webhook["events"],
             attempts=int(batch.get("webhook_attempts", 0)),
