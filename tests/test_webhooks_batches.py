@@ -9,10 +9,13 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 from PIL import Image
 from standardwebhooks import Webhook
 
+from client.client import parse_sse
+from storage.credits import CreditStore
 from tests.conftest import make_stack, wait_for_run
 from tests.procs import Proc, free_port, renderq_command, wait_until
 
@@ -130,6 +133,28 @@ def test_410_stops_retries_and_the_event_filter_is_honoured(client):
         assert view["webhook"] == {"url": f"http://127.0.0.1:{port}/", "events": ["completed"], "attempts": 1, "last_status_code": 410}
     finally:
         receiver.stop()
+
+
+def test_the_completion_webhook_and_events_carry_the_charge(hooked):
+    key = hooked.create_key("hook-credits")
+    CreditStore(hooked.redis()).grant("hook-credits", 10_000)
+    port = free_port()
+    receiver = Receiver(port)
+    try:
+        with hooked.client(key=key) as client:
+            run = client.post("/v1/generations", json=small(7, webhook_url=f"http://127.0.0.1:{port}/", webhook_events=["completed"])).json()
+            with httpx.stream("GET", f"{hooked.api_url}/v1/generations/{run['run_id']}/events", timeout=60,
+                              headers={"Authorization": f"Bearer {key}"}) as response:
+                events = list(parse_sse(response.iter_lines()))
+            view = wait_for_run(client, run["run_id"])
+        wait_until(lambda: receiver.delivered("run.completed"), 15, what="completion webhook")
+    finally:
+        receiver.stop()
+    charge = {"credits_used": view["credits_used"], "credits_remaining": view["credits_remaining"]}
+    assert view["status"] == "completed" and charge["credits_used"] > 0 and charge["credits_remaining"] == round(10 - charge["credits_used"], 3)
+    [completed] = [data for kind, data in events if kind == "status" and data["status"] == "completed"]
+    assert {k: completed[k] for k in charge} == charge
+    assert {k: receiver.delivered("run.completed")[0]["payload"]["data"][k] for k in charge} == charge
 
 
 def test_batch_is_atomic_and_names_the_bad_item(client):
