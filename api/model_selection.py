@@ -74,7 +74,8 @@ def resolve_models(selection: BaseModel, catalog: ModelCatalog, kind: str) -> tu
         raise unknown(f"no model {model_id!r}; GET /v1/models lists the models served")
     if entry is not None and entry.kind == "lora":
         loras[entry.id] = lora_weight if lora_weight is not None else 1.0
-        model_id = "" if entry.base in (None, DEFAULT_MODEL_ID) else entry.base
+        base = entry.bases()[0]
+        model_id = "" if base == DEFAULT_MODEL_ID else base
     elif entry is not None and entry.kind != "base":
         raise unknown(f"model {model_id!r} is a {entry.kind} model, not a base model for this operation")
     elif lora_weight is not None:
@@ -83,3 +84,25 @@ def resolve_models(selection: BaseModel, catalog: ModelCatalog, kind: str) -> tu
         if catalog.get(name, "lora") is None:
             raise unknown(f"no LoRA {name!r}; GET /v1/models lists the LoRAs served")
     return model_id, loras
+
+
+def check_control_models(needs, catalog: ModelCatalog, base_id: str) -> None:
+    """The ControlNet, IP-Adapter and depth model a control operation (`needs`, a
+    pipelines.requests.ControlNeeds) renders with on base `base_id` are served: else a 422
+    naming what is missing, not a failed run."""
+    base = base_id or DEFAULT_MODEL_ID
+    if needs.control_types and catalog.companion("controlnet", base_id, needs.control_types) is None:
+        raise unknown(f"this deployment serves no {' or '.join(needs.control_types)} ControlNet for base model "
+                      f"{base!r}{_fitting_elsewhere(catalog, 'controlnet', needs.control_types)}; see GET /v1/models")
+    if needs.ip_adapter and catalog.companion("ip-adapter", base_id) is None:
+        raise unknown(f"this deployment serves no ip-adapter model for base model {base!r}"
+                      f"{_fitting_elsewhere(catalog, 'ip-adapter')}; see GET /v1/models")
+    if needs.depth_estimator and catalog.first("depth-estimator") is None:
+        raise unknown("this deployment serves no depth-estimator model; see GET /v1/models")
+
+
+def _fitting_elsewhere(catalog: ModelCatalog, kind: str, control_types: tuple[str, ...] = ()) -> str:
+    """", only for base model(s) …" when the catalog has such models for other bases."""
+    bases = {base: None for entry in catalog.of_kind(kind)
+             if not control_types or entry.options.get("control_type") in control_types for base in entry.bases()}
+    return f" (only for base model {', '.join(map(repr, bases))})" if bases else ""

@@ -9,13 +9,16 @@
       {"id": "clipseg", "kind": "text-segmentation", "source": "CIDAS/clipseg-rd64-refined"},
       {"id": "instruct-pix2pix", "kind": "instruct-pix2pix", "source": "timbrooks/instruct-pix2pix"},
       {"id": "lineart", "kind": "controlnet", "source": "lllyasviel/control_v11p_sd15_lineart",
-       "options": {"control_type": "lineart"}},
-      {"id": "ip-adapter-sd15", "kind": "ip-adapter", "source": "h94/IP-Adapter",
+       "base": ["default", "sd15"], "options": {"control_type": "lineart"}},
+      {"id": "ip-adapter-sd15", "kind": "ip-adapter", "source": "h94/IP-Adapter", "base": ["default", "sd15"],
        "options": {"subfolder": "models", "weight_name": "ip-adapter_sd15.safetensors"}},
       {"id": "dpt-hybrid", "kind": "depth-estimator", "source": "Intel/dpt-hybrid-midas"}
     ]}
 
-`source` is a hub id or a path (relative paths are taken from the catalog's directory). The
+`source` is a hub id or a path (relative paths are taken from the catalog's directory). `base`
+says which base model(s) a LoRA, ControlNet or IP-Adapter fits (an id or a list; unset: the
+default model): a LoRA named as `model_id` renders on its (first) base, and a control operation
+takes only a ControlNet / IP-Adapter that fits the base it renders on. The
 API reads the catalog to list models and to refuse unknown ids at submit time; the worker
 reads it to find what to load. The default model is always served, as id `default`.
 """
@@ -26,7 +29,7 @@ import json
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -45,7 +48,11 @@ class ModelEntry(BaseModel):
     name: str = ""
     description: str = ""
     created_at: datetime = Field(default_factory=lambda: datetime(2024, 1, 1, tzinfo=timezone.utc))
-    base: str | None = Field(None, description="LoRAs: the base model they were trained on.")
+    base: str | Annotated[list[str], Field(min_length=1)] | None = Field(
+        None,
+        description="LoRAs, ControlNets, IP-Adapters: the id of the base model they fit, or a list of ids; "
+        "unset: the default model.",
+    )
     options: dict = Field(
         default_factory=dict,
         description="Kind-specific settings: background_label (background-removal); control_type, one of "
@@ -59,6 +66,16 @@ class ModelEntry(BaseModel):
         if self.kind == "ip-adapter" and not self.options.get("weight_name"):
             raise ValueError(f"ip-adapter {self.id}: options.weight_name names its weights file")
         return self
+
+    def bases(self) -> tuple[str, ...]:
+        """The base model ids this LoRA, ControlNet or IP-Adapter fits, preferred first."""
+        if self.base is None:
+            return (DEFAULT_MODEL_ID,)
+        return (self.base,) if isinstance(self.base, str) else tuple(self.base)
+
+    def fits(self, base_id: str) -> bool:
+        """Whether it fits the base model `base_id` ("" is the default model)."""
+        return (base_id or DEFAULT_MODEL_ID) in self.bases()
 
 
 class ModelCatalog:
@@ -80,11 +97,13 @@ class ModelCatalog:
         found = self.of_kind(kind)
         return found[0] if found else None
 
-    def controlnet_for(self, control_types: tuple[str, ...]) -> ModelEntry | None:
-        """The first ControlNet of the first of `control_types` this catalog serves."""
-        for control_type in control_types:
-            for entry in self.of_kind("controlnet"):
-                if entry.options["control_type"] == control_type:
+    def companion(self, kind: ModelKind, base_id: str, control_types: tuple[str, ...] = ()) -> ModelEntry | None:
+        """The `kind` entry (controlnet, ip-adapter) a render on base `base_id` ("" is the
+        default) uses: the first that fits that base; for a ControlNet, of the first of
+        `control_types` served for it."""
+        for control_type in control_types or (None,):
+            for entry in self.of_kind(kind):
+                if entry.fits(base_id) and control_type in (None, entry.options.get("control_type")):
                     return entry
         return None
 

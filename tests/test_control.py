@@ -248,3 +248,59 @@ def test_a_deployment_without_control_models_refuses_at_submit(tmp_path):
             response = client.post(f"/v1/{operation}", json=body)
             assert response.status_code == 422 and response.json()["type"] == "/problems/unknown-model", response.text
             assert missing in response.json()["detail"]
+
+
+# --- which ControlNet / IP-Adapter: fitting the base the job renders on -----------------------
+
+def two_base_catalog(tmp_path: Path) -> Path:
+    """A default (SD 1.5-like) base and an `sdxl` base; ControlNets and IP-Adapters for one or
+    the other (sources are never loaded: these tests stop at submit)."""
+    models = [
+        {"id": "sdxl", "kind": "base", "source": "./sdxl"},
+        {"id": "lineart-sd15", "kind": "controlnet", "source": "./a", "options": {"control_type": "lineart"}},
+        {"id": "canny-sd15", "kind": "controlnet", "source": "./b", "base": "default", "options": {"control_type": "canny"}},
+        {"id": "canny-sdxl", "kind": "controlnet", "source": "./c", "base": ["sdxl"], "options": {"control_type": "canny"}},
+        {"id": "ip-sd15", "kind": "ip-adapter", "source": "./d", "options": {"weight_name": "ip.safetensors"}},
+    ]
+    path = tmp_path / "models.json"
+    path.write_text(__import__("json").dumps({"models": models}))
+    return path
+
+
+def test_the_catalog_picks_the_controlnet_and_ip_adapter_that_fit_the_base(tmp_path):
+    from storage.models_catalog import ModelCatalog
+    from storage.settings import Settings
+
+    catalog = ModelCatalog.from_settings(Settings(models_file=two_base_catalog(tmp_path), default_model="sd15-hub-id"))
+    assert catalog.companion("controlnet", "", ("canny",)).id == "canny-sd15"
+    assert catalog.companion("controlnet", "default", ("canny",)).id == "canny-sd15"
+    assert catalog.companion("controlnet", "sdxl", ("canny",)).id == "canny-sdxl"
+    assert catalog.companion("controlnet", "sdxl", ("lineart", "scribble")) is None  # lineart-sd15: no base = default
+    assert catalog.companion("ip-adapter", "").id == "ip-sd15" and catalog.companion("ip-adapter", "sdxl") is None
+    assert catalog.get("canny-sdxl").fits("sdxl") and not catalog.get("canny-sdxl").fits("")
+
+
+def test_submit_refuses_a_control_operation_with_no_model_for_its_base(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.unit_services import unit_services
+
+    image = data_url(noise(64, 64))
+    services = unit_services(tmp_path, models_file=two_base_catalog(tmp_path), default_model="sd15-hub-id")
+    with TestClient(create_app(services), raise_server_exceptions=False) as client:
+        for operation, body, missing in [
+            ("sketch", {"prompt": "a", "image": image, "model_id": "sdxl"},
+             "no lineart or scribble ControlNet for base model 'sdxl' (only for base model 'default')"),
+            ("style", {"prompt": "a", "style_image": image, "model_id": "sdxl"},
+             "no ip-adapter model for base model 'sdxl' (only for base model 'default')"),
+            ("style-transfer", {"image": image, "style_image": image, "model_id": "sdxl"}, "no ip-adapter model for base model 'sdxl'"),
+        ]:
+            response = client.post(f"/v1/{operation}", json=body)
+            assert response.status_code == 422 and response.json()["type"] == "/problems/unknown-model", response.text
+            assert missing in response.json()["detail"]
+        # The same body on a base the models fit is taken.
+        response = client.post("/v1/structure", json={"prompt": "a", "image": image, "model_id": "sdxl"})
+        assert response.status_code == 202, response.text
+        response = client.post("/v1/sketch", json={"prompt": "a", "image": image})
+        assert response.status_code == 202, response.text

@@ -13,8 +13,9 @@ from storage.settings import Settings
 from worker.celery_app import make_celery
 
 
-def unit_services(tmp_path: Path) -> Services:
-    settings = Settings(embedded=True, storage="local", local_dir=tmp_path / "images")
+def unit_services(tmp_path: Path, **settings) -> Services:
+    """`settings`: Settings fields to set (models_file, …)."""
+    settings = Settings(embedded=True, storage="local", local_dir=tmp_path / "images", **settings)
     images = LocalImageStore(settings.local_dir, "http://testserver", "test-secret")
     images.prepare()
     return Services(

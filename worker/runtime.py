@@ -127,7 +127,7 @@ class Runtime:
                 if is_sleep_model(entry.source):  # benchmarks: the service around a fixed-cost render
                     return SleepPipeline(entry.source)
             adapters = {name: (self._entry(name, "lora").source, weight) for name, weight in (loras or {}).items()}
-            controlnet, ip_adapter, options = self._control_models(needs)
+            controlnet, ip_adapter, options = self._control_models(needs, model_id)
             started = time.perf_counter()
             try:
                 pipe = self.models.pipe(entry.source, operation.diffusers_task, adapters, controlnet, ip_adapter)
@@ -145,18 +145,21 @@ class Runtime:
         entry = self._entry(model_id, operation.model_kind)
         return build_pipeline(operation, self._model(entry), entry.id, self._options(operation, entry))
 
-    def _control_models(self, needs) -> tuple[str | None, tuple[str, dict] | None, dict]:
-        """(ControlNet source, (IP-Adapter source, load options), pipeline options) for `needs`."""
+    def _control_models(self, needs, base_id: str) -> tuple[str | None, tuple[str, dict] | None, dict]:
+        """(ControlNet source, (IP-Adapter source, load options), pipeline options) for `needs`
+        on the base model `base_id`."""
         if needs is None:
             return None, None, {}
         controlnet, ip_adapter, options = None, None, {}
         if needs.control_types:
-            entry = self.catalog.controlnet_for(needs.control_types)
+            entry = self.catalog.companion("controlnet", base_id, needs.control_types)
             if entry is None:
-                raise ModelUnavailable(f"no {' or '.join(needs.control_types)} ControlNet is configured")
+                raise ModelUnavailable(f"no {' or '.join(needs.control_types)} ControlNet for base {base_id or DEFAULT_MODEL_ID!r} is configured")
             controlnet, options["control_type"] = entry.source, entry.options["control_type"]
         if needs.ip_adapter:
-            entry = self._entry("", "ip-adapter")
+            entry = self.catalog.companion("ip-adapter", base_id)
+            if entry is None:
+                raise ModelUnavailable(f"no ip-adapter for base {base_id or DEFAULT_MODEL_ID!r} is configured")
             load_options = {k: v for k, v in entry.options.items() if k in ("subfolder", "weight_name", "image_encoder_folder")}
             ip_adapter = (entry.source, load_options)
         if needs.depth_estimator:

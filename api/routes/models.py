@@ -20,7 +20,11 @@ class ModelView(BaseModel):
     name: str
     description: str
     kind: ModelKind
-    base: str | None = Field(None, description="LoRAs: the base model they apply to.")
+    base: str | list[str] | None = Field(
+        None,
+        description="LoRAs, ControlNets, IP-Adapters: the id (or ids) of the base model(s) they fit; null: the "
+        "default model (for those kinds).",
+    )
     created_at: datetime
 
 

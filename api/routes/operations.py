@@ -10,13 +10,12 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from pipelines.registry import OPERATIONS
-from pipelines.requests import MAX_SEED, ControlNeeds, InputSizeError
-from storage.models_catalog import ModelCatalog
+from pipelines.requests import MAX_SEED, InputSizeError
 from storage.records import RunRecord, new_run_id
 
 from .. import submission
 from ..inputs import read_body, resolve_slot, validate_body
-from ..model_selection import resolve_models
+from ..model_selection import check_control_models, resolve_models
 from ..operation_schemas import CREATE_SCHEMAS, PLACEHOLDER_ASSET, OperationCreate
 from ..problems import PROBLEM_RESPONSES, ProblemError
 from ..run_views import run_view
@@ -67,7 +66,7 @@ def prepare_run(operation: str, body: OperationCreate, files: dict[str, bytes], 
     placeholder = {slot: PLACEHOLDER_ASSET for slot in inputs}
     request = body.render_request(placeholder, seed=secrets.randbelow(MAX_SEED + 1))
     if hasattr(request, "control_needs"):
-        _check_control_models(request.control_needs(), services.catalog)
+        check_control_models(request.control_needs(), services.catalog, model_id)
     try:
         request.check_input_sizes({slot: (image.info.width, image.info.height) for slot, image in inputs.items()})
     except InputSizeError as exc:
@@ -100,16 +99,6 @@ def _check_mask_model(kind: str, mask_model_id: str, services: Services) -> None
         raise ProblemError("unknown-model", 422, detail=f"mask_model_id: no {kind} model {mask_model_id!r}; GET /v1/models lists them")
     if not mask_model_id and services.catalog.first(kind) is None:
         raise ProblemError("unknown-model", 422, detail=f"this deployment serves no {kind} model; see GET /v1/models")
-
-
-def _check_control_models(needs: ControlNeeds, catalog: ModelCatalog) -> None:
-    """The companion models a control operation needs are served (else 422, not a failed run)."""
-    if needs.control_types and catalog.controlnet_for(needs.control_types) is None:
-        raise ProblemError("unknown-model", 422, detail=f"this deployment serves no {' or '.join(needs.control_types)} "
-                           "ControlNet; see GET /v1/models")
-    for kind, needed in (("ip-adapter", needs.ip_adapter), ("depth-estimator", needs.depth_estimator)):
-        if needed and catalog.first(kind) is None:
-            raise ProblemError("unknown-model", 422, detail=f"this deployment serves no {kind} model; see GET /v1/models")
 
 
 def _make_route(operation: str):
