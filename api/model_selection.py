@@ -86,23 +86,48 @@ def resolve_models(selection: BaseModel, catalog: ModelCatalog, kind: str) -> tu
     return model_id, loras
 
 
-def check_control_models(needs, catalog: ModelCatalog, base_id: str) -> None:
-    """The ControlNet, IP-Adapter and depth model a control operation (`needs`, a
-    pipelines.requests.ControlNeeds) renders with on base `base_id` are served: else a 422
-    naming what is missing, not a failed run."""
+def resolve_control_models(needs, catalog: ModelCatalog, base_id: str) -> dict[str, str]:
+    """The ControlNet and IP-Adapter ids a control request (`needs`, a
+    pipelines.requests.ControlNeeds) renders with on base `base_id`: those it names, checked
+    against kind, control type and base, or the first that fits. Raises a 422 naming what is
+    missing (not a failed run); checks the depth model it needs too."""
     base = base_id or DEFAULT_MODEL_ID
-    if needs.control_types and catalog.companion("controlnet", base_id, needs.control_types) is None:
-        raise unknown(f"this deployment serves no {' or '.join(needs.control_types)} ControlNet for base model "
-                      f"{base!r}{_fitting_elsewhere(catalog, 'controlnet', needs.control_types)}; see GET /v1/models")
-    if needs.ip_adapter and catalog.companion("ip-adapter", base_id) is None:
-        raise unknown(f"this deployment serves no ip-adapter model for base model {base!r}"
-                      f"{_fitting_elsewhere(catalog, 'ip-adapter')}; see GET /v1/models")
+    chosen = {}
+    if needs.control_types:
+        entry = catalog.companion("controlnet", base_id, needs.control_types, needs.controlnet_id)
+        if entry is None and needs.controlnet_id:
+            raise _misfit(catalog, "controlnet_id", "controlnet", needs.controlnet_id, base, needs.control_types)
+        if entry is None:
+            raise unknown(f"this deployment serves no {' or '.join(needs.control_types)} ControlNet for base model "
+                          f"{base!r}{_fitting_elsewhere(catalog, 'controlnet', needs.control_types)}; see GET /v1/models")
+        chosen["controlnet_id"] = entry.id
+    if needs.ip_adapter:
+        entry = catalog.companion("ip-adapter", base_id, model_id=needs.ip_adapter_id)
+        if entry is None and needs.ip_adapter_id:
+            raise _misfit(catalog, "ip_adapter_id", "ip-adapter", needs.ip_adapter_id, base)
+        if entry is None:
+            raise unknown(f"this deployment serves no ip-adapter model for base model {base!r}"
+                          f"{_fitting_elsewhere(catalog, 'ip-adapter')}; see GET /v1/models")
+        chosen["ip_adapter_id"] = entry.id
     if needs.depth_estimator and catalog.first("depth-estimator") is None:
         raise unknown("this deployment serves no depth-estimator model; see GET /v1/models")
+    return chosen
+
+
+def _misfit(catalog: ModelCatalog, field: str, kind: str, model_id: str, base: str,
+            control_types: tuple[str, ...] = ()) -> ProblemError:
+    """Why the `kind` model a request names in `field` cannot serve it."""
+    entry = catalog.get(model_id, kind)
+    if entry is None:
+        return unknown(f"{field}: no {kind} model {model_id!r}; GET /v1/models lists them")
+    if control_types and entry.options.get("control_type") not in control_types:
+        return unknown(f"{field}: {model_id!r} is a {entry.options.get('control_type')} ControlNet; this request takes "
+                       f"{' or '.join(control_types)}")
+    return unknown(f"{field}: {model_id!r} fits base model {', '.join(map(repr, entry.bases()))}, not {base!r}")
 
 
 def _fitting_elsewhere(catalog: ModelCatalog, kind: str, control_types: tuple[str, ...] = ()) -> str:
-    """", only for base model(s) …" when the catalog has such models for other bases."""
+    """" (only for base model …)" when the catalog has such models for other bases."""
     bases = {base: None for entry in catalog.of_kind(kind)
              if not control_types or entry.options.get("control_type") in control_types for base in entry.bases()}
     return f" (only for base model {', '.join(map(repr, bases))})" if bases else ""

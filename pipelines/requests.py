@@ -433,6 +433,24 @@ class ControlNeeds:
     control_types: tuple[str, ...] = ()  # acceptable ControlNet control types, preferred first
     ip_adapter: bool = False
     depth_estimator: bool = False
+    controlnet_id: str = ""  # the ControlNet / IP-Adapter the request names; "": the first that fits the base
+    ip_adapter_id: str = ""
+
+
+class ControlNetChoice(BaseModel):
+    controlnet_id: str = Field(
+        "", max_length=200,
+        description="A ControlNet from GET /v1/models (kind `controlnet`) of a control type this operation takes, "
+        "fitting the base model; the first that fits when empty (the run records the one used).",
+    )
+
+
+class IPAdapterChoice(BaseModel):
+    ip_adapter_id: str = Field(
+        "", max_length=200,
+        description="An IP-Adapter from GET /v1/models (kind `ip-adapter`) fitting the base model; the first that "
+        "fits when empty (the run records the one used).",
+    )
 
 
 class StyleImageInput(BaseModel):
@@ -442,7 +460,7 @@ class StyleImageInput(BaseModel):
         return {"style_image": self.style_image_asset_id}
 
 
-class ControlRequest(ImageInput, DiffusionRequest):
+class ControlRequest(ControlNetChoice, ImageInput, DiffusionRequest):
     """A ControlNet render: the control map made from the input image steers every step."""
 
     control_strength: float = Field(
@@ -458,7 +476,7 @@ class ControlRequest(ImageInput, DiffusionRequest):
 
 class SketchRequest(ControlRequest):
     def control_needs(self) -> ControlNeeds:
-        return ControlNeeds(control_types=("lineart", "scribble"))
+        return ControlNeeds(control_types=("lineart", "scribble"), controlnet_id=self.controlnet_id)
 
 
 class StructureRequest(ControlRequest):
@@ -470,11 +488,11 @@ class StructureRequest(ControlRequest):
 
     def control_needs(self) -> ControlNeeds:
         if self.structure_type == "depth":
-            return ControlNeeds(control_types=("depth",), depth_estimator=True)
-        return ControlNeeds(control_types=("canny",))
+            return ControlNeeds(control_types=("depth",), depth_estimator=True, controlnet_id=self.controlnet_id)
+        return ControlNeeds(control_types=("canny",), controlnet_id=self.controlnet_id)
 
 
-class StyleRequest(StyleImageInput, DiffusionRequest):
+class StyleRequest(IPAdapterChoice, StyleImageInput, DiffusionRequest):
     """Text-to-image in the style of a reference image (IP-Adapter)."""
 
     fidelity: float = Field(
@@ -488,10 +506,10 @@ class StyleRequest(StyleImageInput, DiffusionRequest):
         return None  # the image encoder resizes the reference; any size the pixel limit allows
 
     def control_needs(self) -> ControlNeeds:
-        return ControlNeeds(ip_adapter=True)
+        return ControlNeeds(ip_adapter=True, ip_adapter_id=self.ip_adapter_id)
 
 
-class StyleTransferRequest(StyleImageInput, ImageInput, DiffusionRequest):
+class StyleTransferRequest(ControlNetChoice, IPAdapterChoice, StyleImageInput, ImageInput, DiffusionRequest):
     """Restyle a content image after a style image: image-to-image from the content image,
     a Canny ControlNet on the content's edges keeping its composition, an IP-Adapter on the
     style image."""
@@ -517,7 +535,8 @@ class StyleTransferRequest(StyleImageInput, ImageInput, DiffusionRequest):
     output_size = ControlRequest.output_size
 
     def control_needs(self) -> ControlNeeds:
-        return ControlNeeds(control_types=("canny",), ip_adapter=True)
+        return ControlNeeds(control_types=("canny",), ip_adapter=True, controlnet_id=self.controlnet_id,
+                            ip_adapter_id=self.ip_adapter_id)
 
 
 # --- social formats ---------------------------------------------------------------------

@@ -97,13 +97,15 @@ class ModelCatalog:
         found = self.of_kind(kind)
         return found[0] if found else None
 
-    def companion(self, kind: ModelKind, base_id: str, control_types: tuple[str, ...] = ()) -> ModelEntry | None:
+    def companion(self, kind: ModelKind, base_id: str, control_types: tuple[str, ...] = (),
+                  model_id: str = "") -> ModelEntry | None:
         """The `kind` entry (controlnet, ip-adapter) a render on base `base_id` ("" is the
-        default) uses: the first that fits that base; for a ControlNet, of the first of
-        `control_types` served for it."""
+        default) uses: `model_id` when it is one that fits; else, without `model_id`, the first
+        that fits that base — for a ControlNet, of the first of `control_types` served for it."""
+        candidates = [self.get(model_id, kind)] if model_id else self.of_kind(kind)
         for control_type in control_types or (None,):
-            for entry in self.of_kind(kind):
-                if entry.fits(base_id) and control_type in (None, entry.options.get("control_type")):
+            for entry in candidates:
+                if entry is not None and entry.fits(base_id) and control_type in (None, entry.options.get("control_type")):
                     return entry
         return None
 

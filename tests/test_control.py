@@ -278,6 +278,11 @@ def test_the_catalog_picks_the_controlnet_and_ip_adapter_that_fit_the_base(tmp_p
     assert catalog.companion("controlnet", "sdxl", ("lineart", "scribble")) is None  # lineart-sd15: no base = default
     assert catalog.companion("ip-adapter", "").id == "ip-sd15" and catalog.companion("ip-adapter", "sdxl") is None
     assert catalog.get("canny-sdxl").fits("sdxl") and not catalog.get("canny-sdxl").fits("")
+    # A named entry is taken only where it fits (kind, control type, base).
+    assert catalog.companion("controlnet", "sdxl", ("canny",), "canny-sdxl").id == "canny-sdxl"
+    assert catalog.companion("controlnet", "", ("canny",), "canny-sdxl") is None
+    assert catalog.companion("controlnet", "", ("lineart",), "canny-sd15") is None
+    assert catalog.companion("ip-adapter", "", model_id="canny-sd15") is None
 
 
 def test_submit_refuses_a_control_operation_with_no_model_for_its_base(tmp_path):
@@ -304,3 +309,35 @@ def test_submit_refuses_a_control_operation_with_no_model_for_its_base(tmp_path)
         assert response.status_code == 202, response.text
         response = client.post("/v1/sketch", json={"prompt": "a", "image": image})
         assert response.status_code == 202, response.text
+
+
+def test_controlnet_id_and_ip_adapter_id_choose_an_entry_checked_at_submit(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.unit_services import unit_services
+
+    image = data_url(noise(64, 64))
+    services = unit_services(tmp_path, models_file=two_base_catalog(tmp_path), default_model="sd15-hub-id")
+    with TestClient(create_app(services), raise_server_exceptions=False) as client:
+        models = {m["id"]: m for m in client.get("/v1/models").json()["models"]}
+        assert models["canny-sdxl"]["control_type"] == "canny" and models["canny-sdxl"]["base"] == ["sdxl"]
+        for operation, body, detail in [
+            ("sketch", {"prompt": "a", "image": image, "controlnet_id": "canny-sd15"},
+             "controlnet_id: 'canny-sd15' is a canny ControlNet; this request takes lineart or scribble"),
+            ("structure", {"prompt": "a", "image": image, "controlnet_id": "canny-sdxl"},
+             "controlnet_id: 'canny-sdxl' fits base model 'sdxl', not 'default'"),
+            ("structure", {"prompt": "a", "image": image, "controlnet_id": "ip-sd15"}, "controlnet_id: no controlnet model 'ip-sd15'"),
+            ("style", {"prompt": "a", "style_image": image, "ip_adapter_id": "nope"}, "ip_adapter_id: no ip-adapter model 'nope'"),
+            ("style-transfer", {"image": image, "style_image": image, "ip_adapter_id": "ip-sd15", "model_id": "sdxl",
+                                "controlnet_id": "canny-sdxl"}, "ip_adapter_id: 'ip-sd15' fits base model 'default', not 'sdxl'"),
+        ]:
+            response = client.post(f"/v1/{operation}", json=body)
+            assert response.status_code == 422 and response.json()["type"] == "/problems/unknown-model", response.text
+            assert response.json()["detail"].startswith(detail)
+        # The run records the entry used: the one named, or the first that fits.
+        named = client.post("/v1/structure", json={"prompt": "a", "image": image, "model_id": "sdxl", "controlnet_id": "canny-sdxl"})
+        first = client.post("/v1/style-transfer", json={"image": image, "style_image": image})
+        assert named.status_code == first.status_code == 202, first.text
+        assert named.json()["request"]["controlnet_id"] == "canny-sdxl"
+        assert (first.json()["request"]["controlnet_id"], first.json()["request"]["ip_adapter_id"]) == ("canny-sd15", "ip-sd15")

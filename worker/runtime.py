@@ -152,14 +152,16 @@ class Runtime:
             return None, None, {}
         controlnet, ip_adapter, options = None, None, {}
         if needs.control_types:
-            entry = self.catalog.companion("controlnet", base_id, needs.control_types)
+            entry = self.catalog.companion("controlnet", base_id, needs.control_types, needs.controlnet_id)
             if entry is None:
-                raise ModelUnavailable(f"no {' or '.join(needs.control_types)} ControlNet for base {base_id or DEFAULT_MODEL_ID!r} is configured")
+                wanted = repr(needs.controlnet_id) if needs.controlnet_id else " or ".join(needs.control_types)
+                raise ModelUnavailable(f"no {wanted} ControlNet for base {base_id or DEFAULT_MODEL_ID!r} is configured")
             controlnet, options["control_type"] = entry.source, entry.options["control_type"]
         if needs.ip_adapter:
-            entry = self.catalog.companion("ip-adapter", base_id)
+            entry = self.catalog.companion("ip-adapter", base_id, model_id=needs.ip_adapter_id)
             if entry is None:
-                raise ModelUnavailable(f"no ip-adapter for base {base_id or DEFAULT_MODEL_ID!r} is configured")
+                wanted = f"{needs.ip_adapter_id!r} " if needs.ip_adapter_id else ""
+                raise ModelUnavailable(f"no {wanted}IP-Adapter for base {base_id or DEFAULT_MODEL_ID!r} is configured")
             load_options = {k: v for k, v in entry.options.items() if k in ("subfolder", "weight_name", "image_encoder_folder")}
             ip_adapter = (entry.source, load_options)
         if needs.depth_estimator:

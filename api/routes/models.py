@@ -25,6 +25,9 @@ class ModelView(BaseModel):
         description="LoRAs, ControlNets, IP-Adapters: the id (or ids) of the base model(s) they fit; null: the "
         "default model (for those kinds).",
     )
+    control_type: str | None = Field(
+        None, description="ControlNets: the map they take (lineart, scribble, canny, depth); pass the id as controlnet_id."
+    )
     created_at: datetime
 
 
@@ -34,4 +37,5 @@ class ModelList(BaseModel):
 
 @router.get("", response_model=ModelList, summary="Models this deployment serves (ImagineoAI's list)")
 def list_models(services: Services = Depends(get_services)) -> ModelList:
-    return ModelList(models=[ModelView(**entry.model_dump(exclude={"source", "options"})) for entry in services.catalog.entries.values()])
+    return ModelList(models=[ModelView(**entry.model_dump(exclude={"source", "options"}),
+                                    control_type=entry.options.get("control_type")) for entry in services.catalog.entries.values()])

@@ -15,7 +15,7 @@ from storage.records import RunRecord, new_run_id
 
 from .. import submission
 from ..inputs import read_body, resolve_slot, validate_body
-from ..model_selection import check_control_models, resolve_models
+from ..model_selection import resolve_control_models, resolve_models
 from ..operation_schemas import CREATE_SCHEMAS, PLACEHOLDER_ASSET, OperationCreate
 from ..problems import PROBLEM_RESPONSES, ProblemError
 from ..run_views import run_view
@@ -65,8 +65,8 @@ def prepare_run(operation: str, body: OperationCreate, files: dict[str, bytes], 
         _check_mask_model(spec.mask_model_kind, body.mask_model_id, services)
     placeholder = {slot: PLACEHOLDER_ASSET for slot in inputs}
     request = body.render_request(placeholder, seed=secrets.randbelow(MAX_SEED + 1))
-    if hasattr(request, "control_needs"):
-        check_control_models(request.control_needs(), services.catalog, model_id)
+    if hasattr(request, "control_needs"):  # recorded, so the worker renders with exactly what was checked
+        request = request.model_copy(update=resolve_control_models(request.control_needs(), services.catalog, model_id))
     try:
         request.check_input_sizes({slot: (image.info.width, image.info.height) for slot, image in inputs.items()})
     except InputSizeError as exc:
