@@ -105,9 +105,11 @@ class ImageView(BaseModel):
     content_type: str = "image/png"
     bytes: int = 0
     asset_id: str | None = Field(None, description="The image as an asset: pass it as image_asset_id to the next request.")
-    role: Literal["image", "mask"] = Field(
+    role: Literal["image", "mask", "control"] = Field(
         "image", description="`mask`: the black-and-white mask (white = repainted) a search-replace/search-recolor run "
-        "returns last when asked with return_mask; its seed is 0. Every other output is an `image`.",
+        "returns last when asked with return_mask. `control`: the control map (line art, edges, depth) a sketch/"
+        "structure/style-transfer run returns last when asked with return_control_map. Their seed is 0 and they are "
+        "not charged. Every other output is an `image`.",
     )
     object_uri: str | None = Field(
         None, examples=["s3://acme-renders/renderq/campaign/gen_5f0c8e0d2b7a4c1e9d3f6a21/0.png"],

@@ -25,7 +25,7 @@ class GeneratedImage:
     image: Image.Image
     seed: int
     parameters: dict = field(default_factory=dict)
-    role: str = "image"  # "mask": the mask a search edit made, returned when asked
+    role: str = "image"  # else what the render worked from, returned when asked (see `worked_from`)
     # A pipeline that encodes its own file (social formats: JPEG, size limits) sets these;
     # otherwise the worker stores a PNG carrying `parameters`.
     encoded: bytes | None = None
@@ -33,6 +33,13 @@ class GeneratedImage:
     # What the caller is told about this image besides its size: StoredImage field names
     # (social formats: platform, format_id, format_name).
     labels: dict[str, str] = field(default_factory=dict)
+
+
+def worked_from(image: Image.Image, role: str, parameters: dict) -> GeneratedImage:
+    """An output that is not a rendering but what the render worked from, returned when asked:
+    a search edit's mask (`role` "mask"), a ControlNet's control map ("control"). It goes last,
+    so images[0] is always a rendered image, has no seed of its own (0), and is not charged."""
+    return GeneratedImage(image=image, seed=0, parameters=parameters | {"role": role}, role=role)
 
 
 class Pipeline(Protocol):

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .base import ProgressCallback
+from .base import GeneratedImage, ProgressCallback, worked_from
 from .device import Placement
 from .diffusion import run_diffusion
-from .requests import ControlRequest
+from .requests import ControlNetOptions, ControlRequest
 
 CANNY_LOW, CANNY_HIGH = 100, 200  # the thresholds diffusers' ControlNet examples use
 
@@ -89,6 +89,12 @@ def render_with_control(
         pipe, request, request.num_inference_steps, on_progress, image=control_map,
         width=control_map.width, height=control_map.height, controlnet_conditioning_scale=request.control_strength,
     )
+
+
+def with_control_map(generated: list[GeneratedImage], request: ControlNetOptions, control_map: Image.Image,
+                     parameters: dict) -> list[GeneratedImage]:
+    """The rendered images, and last the control map when the request asks for it."""
+    return [*generated, worked_from(control_map, "control", parameters)] if request.return_control_map else generated
 
 
 def control_input(image: Image.Image, size: tuple[int, int]) -> Image.Image:

@@ -437,11 +437,18 @@ class ControlNeeds:
     ip_adapter_id: str = ""
 
 
-class ControlNetChoice(BaseModel):
+class ControlNetOptions(BaseModel):
+    """What a request rendering through a ControlNet takes besides its knobs."""
+
     controlnet_id: str = Field(
         "", max_length=200,
         description="A ControlNet from GET /v1/models (kind `controlnet`) of a control type this operation takes, "
         "fitting the base model; the first that fits when empty (the run records the one used).",
+    )
+    return_control_map: bool = Field(
+        False,
+        description="Also return the control map the ControlNet was given (line art, Canny edges or depth, white on "
+        'black, at the output size) as a last output image marked `"role": "control"`; not charged.',
     )
 
 
@@ -460,7 +467,7 @@ class StyleImageInput(BaseModel):
         return {"style_image": self.style_image_asset_id}
 
 
-class ControlRequest(ControlNetChoice, ImageInput, DiffusionRequest):
+class ControlRequest(ControlNetOptions, ImageInput, DiffusionRequest):
     """A ControlNet render: the control map made from the input image steers every step."""
 
     control_strength: float = Field(
@@ -509,7 +516,7 @@ class StyleRequest(IPAdapterChoice, StyleImageInput, DiffusionRequest):
         return ControlNeeds(ip_adapter=True, ip_adapter_id=self.ip_adapter_id)
 
 
-class StyleTransferRequest(ControlNetChoice, IPAdapterChoice, StyleImageInput, ImageInput, DiffusionRequest):
+class StyleTransferRequest(ControlNetOptions, IPAdapterChoice, StyleImageInput, ImageInput, DiffusionRequest):
     """Restyle a content image after a style image: image-to-image from the content image,
     a Canny ControlNet on the content's edges keeping its composition, an IP-Adapter on the
     style image."""

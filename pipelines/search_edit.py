@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from .base import GeneratedImage, NothingMatched, ProgressCallback
+from .base import GeneratedImage, NothingMatched, ProgressCallback, worked_from
 from .diffusion import with_seeds
 from .inpaint import inpaint
 from .masks import grow
@@ -46,8 +46,8 @@ class SearchEditPipeline:
         out = inpaint(self.pipe, painting, image, mask, request.strength, on_progress)
         parameters = request.model_dump(exclude={"seed", "num_images"}) | {"model": self.model, "operation": self.name}
         generated = with_seeds(out, request, parameters)
-        if request.return_mask:  # last, so images[0] is always an edited image; a mask has no seed of its own
-            generated.append(GeneratedImage(image=mask, seed=0, parameters=parameters | {"role": "mask"}, role="mask"))
+        if request.return_mask:
+            generated.append(worked_from(mask, "mask", parameters))
         return generated
 
 

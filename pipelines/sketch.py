@@ -5,7 +5,7 @@ from __future__ import annotations
 from PIL import Image
 
 from .base import GeneratedImage, ProgressCallback
-from .control import control_input, line_art, render_with_control
+from .control import control_input, line_art, render_with_control, with_control_map
 from .diffusion import with_seeds
 from .requests import SketchRequest
 
@@ -28,4 +28,4 @@ class SketchPipeline:
         out = render_with_control(self.pipe, request, lines, on_progress)
         parameters = request.model_dump(exclude={"seed", "num_images"}) | {
             "model": self.model, "operation": self.name, "control_type": self.control_type}
-        return with_seeds(out, request, parameters)
+        return with_control_map(with_seeds(out, request, parameters), request, lines, parameters)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from PIL import Image
 
 from .base import GeneratedImage, ProgressCallback
-from .control import DepthEstimator, canny_edges, control_input, depth_map, render_with_control
+from .control import DepthEstimator, canny_edges, control_input, depth_map, render_with_control, with_control_map
 from .diffusion import with_seeds
 from .requests import StructureRequest
 
@@ -31,6 +31,7 @@ class StructurePipeline:
         self, request: StructureRequest, on_progress: ProgressCallback | None = None,
         images: dict[str, Image.Image] | None = None,
     ) -> list[GeneratedImage]:
-        out = render_with_control(self.pipe, request, self.control_map(request, images["image"]), on_progress)
+        control_map = self.control_map(request, images["image"])
+        out = render_with_control(self.pipe, request, control_map, on_progress)
         parameters = request.model_dump(exclude={"seed", "num_images"}) | {"model": self.model, "operation": self.name}
-        return with_seeds(out, request, parameters)
+        return with_control_map(with_seeds(out, request, parameters), request, control_map, parameters)

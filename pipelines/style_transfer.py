@@ -5,7 +5,7 @@ from __future__ import annotations
 from PIL import Image
 
 from .base import GeneratedImage, ProgressCallback
-from .control import canny_edges, control_input
+from .control import canny_edges, control_input, with_control_map
 from .diffusion import run_diffusion, steps_run, with_seeds
 from .requests import StyleTransferRequest
 
@@ -27,13 +27,15 @@ class StyleTransferPipeline:
     ) -> list[GeneratedImage]:
         content = control_input(images["image"], request.output_size(images["image"].size))
         parameters = request.model_dump(exclude={"seed", "num_images"}) | {"model": self.model, "operation": self.name}
+        edges = canny_edges(content)
         steps = steps_run(request, request.change_strength)
         if steps < 1:  # no change asked for: the content image as it is (diffusers refuses zero steps)
-            return with_seeds([content.copy() for _ in range(request.num_images)], request, parameters)
+            return with_control_map(with_seeds([content.copy() for _ in range(request.num_images)], request, parameters),
+                                    request, edges, parameters)
         self.pipe.set_ip_adapter_scale(request.style_strength)
         out = run_diffusion(
-            self.pipe, request, steps, on_progress, image=content, control_image=canny_edges(content),
+            self.pipe, request, steps, on_progress, image=content, control_image=edges,
             strength=request.change_strength, controlnet_conditioning_scale=request.composition_fidelity,
             ip_adapter_image=images["style_image"].convert("RGB"), width=content.width, height=content.height,
         )
-        return with_seeds(out, request, parameters)
+        return with_control_map(with_seeds(out, request, parameters), request, edges, parameters)

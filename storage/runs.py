@@ -306,8 +306,8 @@ class RunStore:
             request = json.loads(request)
             record_render(self.redis, request, timings)
             if self.prices is not None:
-                # What was asked for: a mask a search edit returns besides its image is not charged.
-                pixels = sum(image.width * image.height for image in images if image.role != "mask")
+                # What was rendered: a mask or control map returned besides the images is not charged.
+                pixels = sum(image.width * image.height for image in images if image.role == "image")
                 rendered = self.prices.price(operation or "", request, pixels)
         record = RunRecord(
             run_id=run_id, images=images, timings=timings, progress=100, completed_at=time.time()

@@ -103,6 +103,19 @@ def test_sketch_output_follows_the_control_image_and_control_strength_matters(ti
     assert strict[0].parameters["control_strength"] == 1.0 and strict[0].parameters["control_type"] == "lineart"
 
 
+def test_sketch_returns_the_line_art_it_rendered_from_when_asked(tiny_model, catalog_dir, cache):
+    pipe = cache.pipe(tiny_model, "text-to-image", controlnet=str(catalog_dir / "tiny-controlnet-lineart"))
+    sketch = build_pipeline(OPERATIONS["sketch"], pipe, "tiny", {"control_type": "lineart"})
+    drawing = sketch_of_a_circle((84, 70))
+    request = SketchRequest(prompt="a ring", image_asset_id="a", seed=5, num_images=2, return_control_map=True, **FAST)
+    out = sketch(request, images={"image": drawing})
+    assert [item.role for item in out] == ["image", "image", "control"] and [item.seed for item in out] == [5, 6, 0]
+    expected = line_art(drawing.resize((80, 64), Image.Resampling.LANCZOS))  # at the output size
+    assert out[-1].image.size == (80, 64) and (np.asarray(out[-1].image) == np.asarray(expected)).all()
+    assert out[-1].parameters["role"] == "control"
+    assert [item.role for item in sketch(request.model_copy(update={"return_control_map": False}), images={"image": drawing})] == ["image", "image"]
+
+
 def ip_adapter(catalog_dir) -> tuple[str, dict]:
     return str(catalog_dir / "tiny-ip-adapter"), {"weight_name": "ip-adapter.safetensors"}
 
@@ -137,6 +150,8 @@ def test_style_transfer_keeps_the_content_at_zero_change_and_styles_it_otherwise
         return transfer(request, images={"image": content, "style_image": reference})
 
     assert (pixels(render(change_strength=0.0)) == np.asarray(content)).all()
+    kept, edges = render(change_strength=0.0, return_control_map=True)
+    assert (kept.role, edges.role) == ("image", "control") and (np.asarray(edges.image) == np.asarray(canny_edges(content))).all()
     weak, strong = render(style_strength=0.0), render(style_strength=1.0)
     assert weak[0].image.size == (64, 64) and np.abs(pixels(weak) - pixels(strong)).mean() > 1
     kept = render(composition_fidelity=1.0)
@@ -188,6 +203,7 @@ def test_structure_end_to_end_keeps_the_input_size(api, structure_type):
     run = completed(api, submit(api, "structure", prompt="a box", image_asset_id=asset["asset_id"],
                                 structure_type=structure_type, style_preset="cinematic", seed=2, **FAST))
     assert run["request"]["structure_type"] == structure_type and fetch(run["images"][0]).size == (80, 80)
+    assert [image["role"] for image in run["images"]] == ["image"]
     assert run["request"]["prompt"] != "a box" and "a box" in run["request"]["prompt"]  # the preset wrapped it
 
 
@@ -201,12 +217,22 @@ def test_style_end_to_end_with_an_aspect_ratio_then_text_to_image_on_the_same_wo
     assert wait_for_run(api, after.json()["run_id"])["status"] == "completed"
 
 
+def test_structure_returns_its_edge_map_as_a_control_image(api):  # not charged: tests/test_credits.py
+    asset = upload(api, square(64))
+    run = completed(api, submit(api, "structure", prompt="a box", image_asset_id=asset["asset_id"], return_control_map=True,
+                                controlnet_id="tiny-controlnet-canny", seed=2, **FAST))
+    assert [(image["role"], image["seed"]) for image in run["images"]] == [("image", 2), ("control", 0)]
+    assert run["request"]["controlnet_id"] == "tiny-controlnet-canny"
+    assert (np.asarray(fetch(run["images"][1]).convert("RGB")) == np.asarray(canny_edges(square(64)))).all()
+
+
 def test_style_transfer_end_to_end_with_both_images(api):
     style = upload(api, noise(40, 40, seed=7))
     run = completed(api, submit(api, "style-transfer", image=data_url(square(64)), style_image_asset_id=style["asset_id"],
                                 change_strength=0.5, composition_fidelity=0.8, style_strength=0.9, seed=3,
                                 num_inference_steps=4, guidance_scale=1.0))
     assert run["operation"] == "style-transfer" and fetch(run["images"][0]).size == (64, 64)
+    assert [image["role"] for image in run["images"]] == ["image"]
     assert {"image_asset_id", "style_image_asset_id"} <= set(run["request"])
 
 

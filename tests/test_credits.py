@@ -305,13 +305,14 @@ def test_completed_is_never_charged_more_than_its_estimate(store):
     assert store.get("gen_a").credits_used == 5
 
 
-def test_a_mask_returned_besides_the_image_is_not_charged(store):
+@pytest.mark.parametrize("role", ["mask", "control"])
+def test_a_mask_or_control_map_returned_besides_the_image_is_not_charged(store, role):
     CreditStore(store.redis).grant("t", 10_000)
     held_run(store, "gen_a", 1000, num_inference_steps=4)
     store.claim("gen_a", 1, "w", 5)
     image = StoredImage(key="k0", width=64, height=64, seed=1)
-    mask = StoredImage(key="k1", width=64, height=64, seed=1, role="mask")
-    store.complete("gen_a", 1, [image, mask], {})
+    extra = StoredImage(key="k1", width=128, height=128, seed=0, role=role)
+    store.complete("gen_a", 1, [image, extra], {})
     assert store.get("gen_a").credits_used == TABLE.price("text-to-image", {"num_inference_steps": 4}, 64 * 64)
 
 
