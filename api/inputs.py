@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from pydantic import AliasChoices, BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
 from storage.assets import Asset, AssetStore
@@ -108,12 +108,23 @@ def store_upload(assets: AssetStore, data: bytes, info: ImageInfo) -> Asset:
                            headers={"Retry-After": "2"}) from exc
 
 
+def file_part_names(schema: type[BaseModel], slot: str) -> tuple[str, ...]:
+    """The multipart file parts an image slot takes: its name, and the aliases of its field
+    that are not `*_base64` (text) ones: ALwrity's `control_image` for `image`, say."""
+    alias = schema.model_fields[slot].validation_alias
+    aliases = alias.choices if isinstance(alias, AliasChoices) else ()
+    return tuple(dict.fromkeys(name for name in (slot, *aliases) if isinstance(name, str) and not name.endswith("_base64")))
+
+
 def resolve_slot(slot: str, body: BaseModel, files: dict[str, bytes], assets: AssetStore, settings: Settings,
                  required: bool) -> InputImage | None:
     """The image given for `slot` ("image" or "mask") in exactly one of the three ways."""
     inline = getattr(body, slot, None)
     asset_id = getattr(body, f"{slot}_asset_id", None)
-    given = [way for way, present in (("file", slot in files), ("base64", inline), ("asset", asset_id)) if present]
+    parts = [name for name in file_part_names(type(body), slot) if name in files]
+    if len(parts) > 1:
+        raise ProblemError("validation-error", 422, detail=f"give {slot} one way only, not as file parts {' and '.join(parts)}")
+    given = [way for way, present in (("file", parts), ("base64", inline), ("asset", asset_id)) if present]
     if len(given) > 1:
         raise ProblemError("validation-error", 422, detail=f"give {slot} one way only (file part, base64, or {slot}_asset_id), not {' and '.join(given)}")
     if not given:
@@ -126,7 +137,7 @@ def resolve_slot(slot: str, body: BaseModel, files: dict[str, bytes], assets: As
             raise ProblemError("unknown-asset", 422, detail=f"{slot}_asset_id {asset_id} names no asset (never uploaded, or expired)")
         return InputImage(ImageInfo(asset.content_type, asset.width, asset.height), asset=asset)
     try:
-        data = files[slot] if slot in files else decode_base64(inline, settings.max_upload_bytes)
+        data = files[parts[0]] if parts else decode_base64(inline, settings.max_upload_bytes)
         _, info = open_image(data, settings.max_upload_bytes, settings.max_input_pixels)
     except ImageRejected as exc:
         raise rejected(exc, slot) from None

@@ -74,7 +74,8 @@ class ControlImageSlot(ImageSlot):
         None,
         validation_alias=AliasChoices("image", "image_base64", "control_image", "control_image_base64"),
         description="The control image: base64 or a data URL (JSON; aliases `image_base64`, and ALwrity's "
-        "`control_image_base64`), or a file part `image` (multipart/form-data). PNG, JPEG or WebP, at most 10 MB.",
+        "`control_image_base64`), or a file part `image` or `control_image` (multipart/form-data). PNG, JPEG or "
+        "WebP, at most 10 MB.",
     )
 
 
@@ -83,7 +84,8 @@ def _style_image_field(aliases: tuple[str, ...] = ()):
         None,
         validation_alias=AliasChoices("style_image", "style_image_base64", *aliases),
         description="The style reference image: base64 or a data URL (JSON; alias `style_image_base64`"
-        + "".join(f", `{alias}`" for alias in aliases) + "), or a file part `style_image` (multipart/form-data). "
+        + "".join(f", `{alias}`" for alias in aliases) + "), or a file part `style_image`"
+        + "".join(f" or `{alias}`" for alias in aliases if not alias.endswith("_base64")) + " (multipart/form-data). "
         "PNG, JPEG or WebP, at most 10 MB.",
     )
 

@@ -367,3 +367,26 @@ def test_controlnet_id_and_ip_adapter_id_choose_an_entry_checked_at_submit(tmp_p
         assert named.status_code == first.status_code == 202, first.text
         assert named.json()["request"]["controlnet_id"] == "canny-sdxl"
         assert (first.json()["request"]["controlnet_id"], first.json()["request"]["ip_adapter_id"]) == ("canny-sd15", "ip-sd15")
+
+
+@pytest.mark.parametrize("operation, fields", [("sketch", {"prompt": "a ring"}), ("style", {"prompt": "a ring"})])
+def test_a_control_image_file_part_is_the_image(tmp_path, operation, fields):
+    """ALwrity's `control_image` works as a multipart file part as it does as `control_image_base64`
+    in JSON: the drawing of sketch, the style reference of style."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.unit_services import unit_services
+
+    png = ("drawing.png", encode(sketch_of_a_circle()), "image/png")
+    services = unit_services(tmp_path, models_file=two_base_catalog(tmp_path), default_model="sd15-hub-id")
+    with TestClient(create_app(services), raise_server_exceptions=False) as client:
+        response = client.post(f"/v1/{operation}", data=fields, files={"control_image": png})
+        assert response.status_code == 202, response.text
+        slot = "image" if operation == "sketch" else "style_image"
+        asset = services.assets.get(response.json()["request"][f"{slot}_asset_id"])
+        assert (asset.width, asset.height) == (96, 72)
+        both = client.post(f"/v1/{operation}", data=fields, files={"control_image": png, slot: png})
+        assert both.status_code == 422 and f"not as file parts {slot} and control_image" in both.json()["detail"]
+        multipart = client.get("/openapi.json").json()["paths"][f"/v1/{operation}"]["post"]["requestBody"]["content"]["multipart/form-data"]
+        assert multipart["schema"]["properties"]["control_image"]["format"] == "binary"

@@ -14,7 +14,7 @@ from pipelines.requests import MAX_SEED, InputSizeError
 from storage.records import RunRecord, new_run_id
 
 from .. import submission
-from ..inputs import read_body, resolve_slot, validate_body
+from ..inputs import file_part_names, read_body, resolve_slot, validate_body
 from ..model_selection import resolve_control_models, resolve_models
 from ..operation_schemas import CREATE_SCHEMAS, PLACEHOLDER_ASSET, OperationCreate
 from ..problems import PROBLEM_RESPONSES, ProblemError
@@ -39,6 +39,8 @@ def _request_body_doc(schema: type[OperationCreate]) -> dict:
     multipart.pop("examples", None)
     for slot in schema.SLOTS:
         multipart["properties"][slot] = {"type": "string", "format": "binary", "description": f"The {slot} file (PNG, JPEG or WebP, ≤ 10 MB)."}
+        for alias in file_part_names(schema, slot)[1:]:
+            multipart["properties"][alias] = {"type": "string", "format": "binary", "description": f"Alias of the {slot} file part."}
     return {
         "required": True,
         "content": {"application/json": {"schema": json_schema}, "multipart/form-data": {"schema": multipart}},
