@@ -81,8 +81,12 @@ def resolve_models(selection: BaseModel, catalog: ModelCatalog, kind: str) -> tu
     elif lora_weight is not None:
         raise ProblemError("validation-error", 422, detail="lora_weight goes with a LoRA model_id")
     for name in loras:
-        if catalog.get(name, "lora") is None:
+        lora = catalog.get(name, "lora")
+        if lora is None:
             raise unknown(f"no LoRA {name!r}; GET /v1/models lists the LoRAs served")
+        if not lora.fits(model_id):  # a LoRA trained on another base would fail in the worker
+            raise unknown(f"LoRA {name!r} fits base model {' or '.join(map(repr, lora.bases()))}, "
+                          f"not {model_id or DEFAULT_MODEL_ID!r}")
     return model_id, loras
 
 

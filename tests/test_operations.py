@@ -244,6 +244,8 @@ PNG64 = data_url(noise(64, 64, seed=13))
         ("image-to-image", {"prompt": "x", "image": data_url(noise(32, 64))}, 422, "invalid-image"),  # side < 64
         ("image-to-image", {"prompt": "x", "image": PNG64, "model_id": "no-such-model"}, 422, "unknown-model"),
         ("image-to-image", {"prompt": "x", "image": PNG64, "loras": {"no-such-lora": 1}}, 422, "unknown-model"),
+        # a LoRA made for the default base, asked for on another base (broken-model is a listed base)
+        ("image-to-image", {"prompt": "x", "image": PNG64, "model_id": "broken-model", "loras": {"tiny-lora": 1}}, 422, "unknown-model"),
         ("image-to-image", {"prompt": "x", "image": PNG64, "model_id": "tiny-upscaler"}, 422, "unknown-model"),
         ("variations", {"image": PNG64, "num_images": 5}, 422, "validation-error"),
         ("inpaint", {"prompt": "x", "image": PNG64, "mask": data_url(noise(64, 72, mode="L"))}, 422, "invalid-image"),
