@@ -34,6 +34,8 @@ class Services:
     keys: KeyStore = field(default=None)  # type: ignore[assignment]
     active_runs: ActiveRuns = field(default=None)  # type: ignore[assignment]
     limiter: object = None
+    # Tenants found unmetered a moment ago: their submits skip the reservation (api/costs.py).
+    unmetered: "UnmeteredTenants" = field(default=None)  # type: ignore[assignment]
     _async_clients: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -45,7 +47,10 @@ class Services:
             from .rate_limits import make_limiter
 
             self.limiter = make_limiter(self.settings)
-        from .costs import admit
+        from .costs import UnmeteredTenants, admit
+
+        if self.unmetered is None:
+            self.unmetered = UnmeteredTenants()
 
         # Credits (api/costs.py), then the key's cap on active runs (api/auth.py).
         self.runs.admission = lambda records: admit(self, records)

@@ -405,6 +405,18 @@ Limits that remain, and why:
   under 1 %. The per-CPU-second ratio, which the machine's other load does not move, rises
   with job size (see the larger-job row); the wall-clock ratios move with that load, since the
   bare runs and the drain cannot run at the same moment.
+- **What issue 7 added to the hot path** (side by side, API process alone, wrk 8 connections
+  10 s, runs of 63fed15 and of this code alternating within 15 minutes on a machine quieter
+  than the tables' run): submissions 1,012 / 1,024 / 1,018 per second before, 934 / 852 / 807
+  after, 864 / 905 once a tenant found unmetered stops paying the reservation round trip
+  (api/costs.py `UnmeteredTenants`, re-checked each second); status reads of a completed run
+  2,694 / 2,777 / 2,756 before, 2,538–2,657 after. py-spy over the submit phase of one run each
+  puts pricing and the credit admission at ~3.6 % of a submit's samples (the request re-read
+  from the record to price it, the output sizes); in-process (httpx on the ASGI app, real
+  Redis, 1,500 submits, `time.process_time`) a submit costs 1,498–1,555 µs before and
+  1,521–1,530 µs after, within noise. So most of the wrk gap is run-to-run noise on a shared
+  machine and a few percent is the price of pricing every run; a metered tenant pays one more
+  Lua round trip (~120 µs of API CPU) for its reservation, by design.
 - **Memory.** The render process keeps one warm pipeline; RSS is flat after the first jobs
   (allocator arenas settle), see the plot.
 """

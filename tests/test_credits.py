@@ -518,3 +518,22 @@ def test_social_formats_are_priced_at_each_format_size(unit):
     }).json()
     # Instagram's default format is 1080×1080, YouTube's 1280×720 (storage/data/platforms.json).
     assert answer["estimated_cost"] == credits(TABLE.price("social-formats", {}, 1080 * 1080 + 1280 * 720)), answer
+
+
+def test_a_tenant_found_unmetered_is_rechecked_after_a_second_not_on_every_submit(unit, monkeypatch):
+    """The reservation round trip is skipped for a tenant this process just found unmetered; a
+    first grant applies to runs submitted once UNMETERED_RECHECK_SECONDS have passed."""
+    from api import costs
+
+    client, services = unit
+    small = {"prompt": "p", "width": 64, "height": 64, "num_inference_steps": 2}
+    estimate = TABLE.price("text-to-image", small, 64 * 64)
+    assert client.post("/v1/generations", json=small).status_code == 202  # finds "" unmetered
+    services.credits.grant("", 10_000)
+    within = client.post("/v1/generations", json=small).json()
+    assert within["credits_estimated"] == credits(estimate) and services.credits.account("").reserved == 0
+    later = time.monotonic() + costs.UNMETERED_RECHECK_SECONDS + 0.01
+    monkeypatch.setattr(costs.time, "monotonic", lambda: later)
+    after = client.post("/v1/generations", json=small).json()
+    assert services.credits.account("").reserved == estimate
+    assert after["credits_estimated"] == credits(estimate)
