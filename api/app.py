@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from storage.settings import get_settings
+from core.settings import get_settings
 
 from .auth import guard
 from .idempotency import IdempotencyMiddleware

@@ -4,7 +4,7 @@ and the per-key limits that come with a key.
 `guard` is an application-wide dependency (api/app.py), so every route under /v1, including
 routes added later, is covered without opting in; paths outside /v1 (health, metrics,
 problem pages, signed file URLs, docs) pass through. It sets the caller's tenant in the
-context variable of storage/tenancy.py, so the stores create every run, batch and asset for
+context variable of core/tenancy.py, so the stores create every run, batch and asset for
 that tenant and find nothing of another one: every route answers 404, not 403, for other
 tenants' ids without code of its own. Async, so that the context variable it sets reaches
 the route (a sync dependency would set it in a thread's copy); the key lookup runs on
@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from storage.keys import ApiKey
 from storage.records import RunRecord
 from storage.redis_ops import Op, run_async
-from storage.tenancy import current_tenant
+from core.tenancy import current_tenant
 
 from .problems import ProblemError
 from .rate_limits import STATE_KEY, check_rate

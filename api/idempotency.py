@@ -17,7 +17,7 @@ from anyio import to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from storage.idempotency import IdempotencyStore, Stored, fingerprint
-from storage.problems import Problem
+from core.problems import Problem
 
 from .auth import ANONYMOUS_TENANT, PROTECTED_PREFIX
 from .problems import problem_response

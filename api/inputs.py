@@ -14,7 +14,7 @@ from starlette.datastructures import UploadFile
 
 from storage.assets import Asset, AssetStore
 from storage.image_codec import ImageInfo, ImageRejected, decode_base64, open_image
-from storage.settings import Settings
+from core.settings import Settings
 
 from .problems import ProblemError
 

@@ -51,7 +51,7 @@ def install_openapi_extras(app: FastAPI) -> None:
             }
         )
         if "Problem" not in components.get("schemas", {}):
-            from storage.problems import Problem
+            from core.problems import Problem
 
             components.setdefault("schemas", {})["Problem"] = Problem.model_json_schema()
         for path, operations in schema.get("paths", {}).items():

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from storage.problems import Problem
+from core.problems import Problem
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from limits.strategies import SlidingWindowCounterRateLimiter
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from storage.settings import Settings
+from core.settings import Settings
 
 from .problems import ProblemError
 

@@ -2,7 +2,7 @@
 
 Outermost middleware, so that even answers produced by other middleware (413, 503) carry
 the id. The id goes into a context variable that log records, and the Celery message of a
-submitted run (worker/queue.py), pick up.
+submitted run (core/queue.py), pick up.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from storage.logs import accept_request_id, request_id_var
+from core.logs import accept_request_id, request_id_var
 
 log = logging.getLogger("renderq.access")
 

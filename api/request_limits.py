@@ -12,7 +12,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from storage.problems import Problem
+from core.problems import Problem
 
 from .inputs import body_limit
 from .problems import problem_response

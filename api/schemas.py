@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipelines.requests import MAX_SEED, MAX_SIDE, MIN_SIDE, TextToImageRequest
-from storage.problems import Problem
+from core.problems import Problem
 from storage.records import Priority, RunStatus
 
 from .delivery_options import DELIVERY_FIELDS, DeliveryOptions, WebhookView

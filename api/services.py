@@ -20,7 +20,7 @@ from storage.platforms import PlatformCatalog
 from storage.quotas import ActiveRuns
 from storage.redis_client import async_twin, make_redis
 from storage.runs import RunStore
-from storage.settings import Settings
+from core.settings import Settings
 from storage.templates import TemplateCatalog
 
 
@@ -101,7 +101,7 @@ class Services:
         PriceTable.from_settings(settings)  # so does a malformed price table
         PlatformCatalog.from_settings(settings)  # and the social platforms
         if celery is None:
-            from worker.celery_app import make_celery
+            from core.queue import make_celery
 
             celery = make_celery(settings)
         return cls(

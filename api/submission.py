@@ -6,12 +6,12 @@ import time
 
 from starlette.concurrency import run_in_threadpool
 
-from storage import tenancy
+from core import tenancy
 from storage.destinations import parse_output
 from storage.records import RunRecord, WebhookTarget, new_run_id
 from storage.redis_ops import Op, run, run_async
 from storage.webhook_targets import UnsafeWebhookUrl, check_webhook_url
-from worker.queue import enqueue_render, render_message
+from core.queue import enqueue_render, render_message
 
 from .delivery_options import DeliveryOptions
 from .model_selection import resolve_models

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="renderq-bench-") as tmp:
         workdir = Path(tmp)
-        from pipelines.tiny_model import build_tiny_model
+        from devkit.tiny_model import build_tiny_model
 
         print("building the tiny model …", flush=True)
         infra = Infra(workdir=workdir, tiny_model=str(build_tiny_model(workdir / "tiny-model"))).start()

@@ -89,7 +89,7 @@ def api_load(infra: Infra, seconds: float, connections: int) -> dict:
 def _floor(stack, seconds: float, connections: int) -> dict:
     import sys
 
-    from tests.procs import Proc, free_port, port_open, wait_until
+    from devkit.procs import Proc, free_port, port_open, wait_until
 
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "bench.floor_app:app", "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]

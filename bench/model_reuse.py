@@ -48,7 +48,7 @@ def _jobs(size: int, steps: int):
 
 def run(model: str, models_file: str, size: int, steps: int, repeats: int) -> list[dict]:
     from pipelines.registry import OPERATIONS
-    from storage.settings import Settings
+    from core.settings import Settings
     from worker.runtime import Runtime
 
     runtime = Runtime(Settings(default_model=model, models_file=Path(models_file), device="cpu"))
@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="renderq-bench-") as tmp:
         model, models_file = args.model, args.models_file
         if not model:
-            from pipelines.tiny_catalog import build_tiny_catalog
-            from pipelines.tiny_model import build_tiny_model
+            from devkit.tiny_catalog import build_tiny_catalog
+            from devkit.tiny_model import build_tiny_model
 
             model = str(build_tiny_model(Path(tmp) / "base"))
             models_file = str(build_tiny_catalog(model, Path(tmp) / "catalog", extra_bases=1))

@@ -245,7 +245,7 @@ def render(results: dict, plots: dict[str, str]) -> str:
         lines += [
             "## 3. Scaling",
             "",
-            f"`RENDERQ_TEST_PIPELINES=1` lets the model id `sleep:SECONDS` select `pipelines/sleep.py`, a pipeline",
+            f"`RENDERQ_TEST_PIPELINES=1` lets the model id `sleep:SECONDS` select `devkit/sleep.py`, a pipeline",
             f"that sleeps SECONDS per step (here {sc['model']}, 2 steps = {sc['job_seconds']:g} s per job) and returns a flat",
             "PNG; everything else (API, Redis, Celery, claim, heartbeat, S3 upload, records) is the real path.",
             "Workers are added to the same queue: 1, then 2, then 4, each batch of jobs submitted at once.",
@@ -307,7 +307,7 @@ API's behaviour and passes the suite's tests of the paths it touches.
 
 API (one process):
 - Submit writes the run record and its Celery message in **one Redis transaction**
-  (api/submission.py `create_and_enqueue`, worker/queue.py `render_message`: Celery's own
+  (api/submission.py `create_and_enqueue`, core/queue.py `render_message`: Celery's own
   `as_task_v2` + kombu's channel encoding, no I/O, pushed in the record's MULTI). `send_task`
   alone cost ~600 µs, more than the rest of a submit, and was a second round trip; now a record
   never exists without its message. Falls back to `send_task` when the broker is another Redis

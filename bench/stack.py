@@ -1,6 +1,6 @@
 """The real stack the benchmarks run against: redis-server, SeaweedFS, Celery workers, the API.
 
-Process helpers are the test suite's (tests/procs.py), so benchmarks and tests start the
+Process helpers are the test suite's (devkit/procs.py), so benchmarks and tests start the
 service the same way.
 """
 
@@ -15,7 +15,7 @@ import httpx
 import psutil
 import redis
 
-from tests.procs import Proc, start_api, start_redis, start_seaweedfs, start_worker, wait_until
+from devkit.procs import Proc, start_api, start_redis, start_seaweedfs, start_worker, wait_until
 
 ACCESS_KEY = "renderq-bench"
 SECRET_KEY = "renderq-bench-secret"
@@ -60,7 +60,7 @@ class Infra:
             "RENDERQ_DEFAULT_MODEL": self.tiny_model,
             "RENDERQ_DEVICE": "cpu",
             "RENDERQ_TEST_PIPELINES": "1",
-            # Workers at INFO: tests/procs.start_worker waits for Celery's "ready." line and the
+            # Workers at INFO: devkit/procs.start_worker waits for Celery's "ready." line and the
             # cold-start benchmark reads the model-load line (since issue 5 the worker's
             # logging follows this setting). The API runs at WARNING (Stack.api).
             "RENDERQ_LOG_LEVEL": "INFO",
@@ -91,7 +91,7 @@ class Stack:
         if wait:
             proc = start_worker(self.env, self.workdir, name)
         else:
-            from tests.procs import renderq_command
+            from devkit.procs import renderq_command
 
             proc = Proc(renderq_command("worker", f"--hostname={name}@%h", "--loglevel=INFO"), self.workdir / f"worker-{name}.log", env=self.env)
         self.workers.append(proc)

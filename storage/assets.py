@@ -14,7 +14,7 @@ import time
 import redis
 from pydantic import BaseModel
 
-from . import tenancy
+from core import tenancy
 from .images import ImageStore
 
 ASSET_PREFIX = "renderq:asset:"
@@ -42,7 +42,7 @@ class Asset(BaseModel):
     created_at: float
     expires_at: float
     source: str = "upload"  # "upload", or the run_id that generated it
-    tenant: str = ""  # owner; other tenants are told it does not exist (storage/tenancy.py)
+    tenant: str = ""  # owner; other tenants are told it does not exist (core/tenancy.py)
 
 
 class AssetStore:

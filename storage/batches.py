@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from . import tenancy
+from core import tenancy
 from .records import WebhookTarget
 
 BATCH_PREFIX = "renderq:batch:"

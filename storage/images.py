@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from .settings import Settings
+from core.settings import Settings
 
 
 class StorageUnavailable(Exception):

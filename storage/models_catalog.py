@@ -33,7 +33,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from .settings import Settings
+from core.settings import Settings
 
 ModelKind = Literal["base", "lora", "upscaler", "background-removal", "text-segmentation", "instruct-pix2pix",
                     "controlnet", "ip-adapter", "depth-estimator"]

@@ -1,6 +1,6 @@
 """Social platforms and their image formats, read from one JSON data file.
 
-The file shipped is storage/data/platforms.json (sizes, ratios, safe zones, file types and
+The file shipped is core/data/platforms.json (sizes, ratios, safe zones, file types and
 max file sizes as the platforms publish them); `RENDERQ_PLATFORMS_FILE` points at another.
 The API lists it (GET /v1/platforms) and resolves a social-formats request's platforms and
 format names against it at submit time, so a run records the exact formats it rendered.
@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from pipelines.requests import MAX_FORMAT_SIDE, SafeZone
 
-from .settings import DATA_DIR, Settings
+from core.settings import DATA_DIR, Settings
 
 DEFAULT_PLATFORMS_FILE = DATA_DIR / "platforms.json"
 MEGABYTE = 1_000_000  # max_size_mb is in MB: the stricter reading where a platform means MiB

@@ -1,5 +1,5 @@
 """What a run costs, in credits, from a price table in a data file (`RENDERQ_PRICES_FILE`,
-default storage/data/prices.json).
+default core/data/prices.json).
 
     price = rate × output megapixels × denoising steps   (entries with `per_megapixel_step`)
     price = rate × output megapixels                     (entries with `per_megapixel`)
@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from .settings import DATA_DIR, Settings
+from core.settings import DATA_DIR, Settings
 
 MILLI = 1000  # milli-credits per credit
 DEFAULT_PRICES = DATA_DIR / "prices.json"

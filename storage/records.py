@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from .problems import Problem
+from core.problems import Problem
 
 RUN_ID_PREFIX = "gen_"
 

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import redis
 
-from .settings import Settings
+from core.settings import Settings
 
 
 @lru_cache(maxsize=4)

@@ -12,13 +12,13 @@ from typing import Any, Callable
 
 import redis
 
-from . import tenancy
+from core import tenancy
 from .batches import BatchStore
 from .credits import HOLD_CHECK_SECONDS, HOLDS, SETTLE
-from .logs import request_id_var
-from .metrics import FAILURES, RUNS
+from core.logs import request_id_var
+from core.metrics import FAILURES, RUNS
 from .prices import PriceTable
-from .problems import Problem
+from core.problems import Problem
 from .records import RunRecord, RunStatus, StoredImage, WebhookTarget
 from .redis_ops import Batch, Op, run
 from .render_stats import RenderStats, record_render, stats_op
@@ -198,7 +198,7 @@ class RunStore:
     ) -> Op[list[RunRecord]]:
         """Write runs (and their batch) in one transaction: all of them exist, or none.
         `also(pipeline)` may add commands to the same transaction (their queue messages).
-        The runs belong to the calling tenant and carry the request id (storage/tenancy.py)."""
+        The runs belong to the calling tenant and carry the request id (core/tenancy.py)."""
         for record in records:
             record.tenant = record.tenant or tenancy.stamp()
             record.request_id = record.request_id or request_id_var.get()

@@ -10,7 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.utils import percent_encode
 
 from .images import StorageUnavailable
-from .settings import Settings
+from core.settings import Settings
 
 LIFECYCLE_RULE_ID = "renderq-expire-after-1-day"
 

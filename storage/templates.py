@@ -8,7 +8,7 @@
     style_presets.json {"style_presets": [{"id": "photographic", "name": "Photographic",
                         "prompt": "{prompt}, professional photography, …", "negative_prompt": "…"}, …]}
 
-The files shipped in storage/data/ are the defaults; `RENDERQ_TEMPLATES_FILE` and
+The files shipped in core/data/ are the defaults; `RENDERQ_TEMPLATES_FILE` and
 `RENDERQ_STYLE_PRESETS_FILE` point at an operator's own. A template naming a style preset the
 presets file lacks stops start-up. Search and recommendation rank on the words of each field.
 """
@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from .settings import Settings
+from core.settings import Settings
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 NO_STYLE = "none"  # a request's style_preset "none" turns the template's preset off

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.procs import Proc, start_api, start_redis, start_seaweedfs, start_worker
+from devkit.procs import Proc, start_api, start_redis, start_seaweedfs, start_worker
 
 S3_ACCESS_KEY = "renderq-test"
 S3_SECRET_KEY = "renderq-test-secret"
@@ -19,7 +19,7 @@ S3_SECRET_KEY = "renderq-test-secret"
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> str:
-    from pipelines.tiny_model import build_tiny_model
+    from devkit.tiny_model import build_tiny_model
 
     return str(build_tiny_model(tmp_path_factory.mktemp("tiny-model")))
 
@@ -45,7 +45,7 @@ def s3_endpoint(tmp_path_factory) -> str:
 def tiny_catalog_for(tiny_model: str) -> str:
     """The catalog of tiny companions (LoRAs, upscaler, segmenter) of the tiny model, built
     next to it once per session."""
-    from pipelines.tiny_catalog import CATALOG_FILE, build_tiny_catalog
+    from devkit.tiny_catalog import CATALOG_FILE, build_tiny_catalog
 
     path = Path(tiny_model).parent / "tiny-catalog" / CATALOG_FILE
     if not path.exists():

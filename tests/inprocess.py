@@ -11,8 +11,8 @@ from api.app import create_app
 from api.services import Services
 from storage.images import make_image_store
 from storage.runs import RunStore
-from storage.settings import Settings
-from worker.celery_app import make_celery
+from core.settings import Settings
+from core.queue import make_celery
 
 
 def inprocess_app(local_dir: str, **overrides):

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import wait_for_run
-from tests.procs import renderq_command
+from devkit.procs import renderq_command
 
 SMALL = {"prompt": "a red cube", "width": 64, "height": 64, "num_inference_steps": 2, "seed": 1}
 
@@ -138,7 +138,7 @@ def test_an_oversized_streamed_body_is_cut_off_with_413(api):
     """Chunked, so no Content-Length to check: the API counts bytes as they arrive and stops
     at the cap (the declared-length case is in tests/test_bad_input.py)."""
     from api.inputs import body_limit
-    from storage.settings import Settings
+    from core.settings import Settings
 
     limit = body_limit(Settings())
     chunk = b"a" * 2**20
@@ -179,7 +179,7 @@ def test_request_id_is_returned_and_reaches_the_worker_log_as_json(stack, api):
 
 
 def test_other_tenants_runs_batches_and_assets_do_not_exist_on_any_route(stack, api):
-    """Isolation is in the stores (storage/tenancy.py), so every route gets it: read, list,
+    """Isolation is in the stores (core/tenancy.py), so every route gets it: read, list,
     cancel, retry, events, batches, assets, and assets given as inputs."""
     mine = api.post("/v1/generations", json=SMALL | {"num_inference_steps": 30, "width": 128, "height": 128}).json()["run_id"]
     batch = api.post("/v1/batches", json={"requests": [SMALL, SMALL | {"seed": 2}]})

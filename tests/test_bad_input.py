@@ -19,7 +19,7 @@ from PIL import Image
 
 from api.inputs import body_limit
 from pipelines.png import read_parameters
-from storage.problems import Problem
+from core.problems import Problem
 from tests.conftest import wait_for_run
 from tests.inprocess import inprocess_app
 

@@ -12,7 +12,7 @@ import redis
 from bench.report import render, targets
 from bench.stats import percentile
 from pipelines.requests import TextToImageRequest
-from pipelines.sleep import SleepPipeline
+from devkit.sleep import SleepPipeline
 
 
 def test_percentile_interpolates_between_ranks():
@@ -29,7 +29,7 @@ def test_sleep_pipeline_reports_every_step_and_returns_images_of_the_requested_s
 
 
 def test_sleep_models_exist_only_when_test_pipelines_are_enabled(monkeypatch):
-    from storage.settings import Settings
+    from core.settings import Settings
     from worker.runtime import ModelUnavailable, Runtime
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -40,9 +40,9 @@ def test_sleep_models_exist_only_when_test_pipelines_are_enabled(monkeypatch):
 
 
 def test_render_message_is_the_message_send_task_publishes(redis_url):
-    from storage.settings import Settings
-    from worker.celery_app import RENDER_QUEUE, make_celery
-    from worker.queue import enqueue_render, render_message
+    from core.settings import Settings
+    from core.queue import RENDER_QUEUE, make_celery
+    from core.queue import enqueue_render, render_message
 
     url = f"{redis_url}/15"
     client = redis.Redis.from_url(url)

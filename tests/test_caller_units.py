@@ -70,7 +70,7 @@ def test_progress_callback_stops_the_render_once_cancel_is_requested(store):
     assert store.cancel("gen_a") == "requested"
     assert throttle(2, 10) is False
     assert store.get("gen_a").progress == 20
-    from storage.problems import Problem
+    from core.problems import Problem
 
     store.fail("gen_a", 1, Problem.of("render-failed", 500))
     record = store.get("gen_a")
@@ -144,7 +144,7 @@ def test_image_operations_take_priority_deadline_and_webhook_too(tmp_path):
 
 
 def test_delivery_checks_the_url_again_and_gives_up_past_the_max_age(store):
-    from storage.settings import Settings
+    from core.settings import Settings
     from worker.webhooks import deliver_once
 
     settings = Settings(webhook_allow_private=False)

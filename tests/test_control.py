@@ -295,7 +295,7 @@ def two_base_catalog(tmp_path: Path) -> Path:
 
 def test_the_catalog_picks_the_controlnet_and_ip_adapter_that_fit_the_base(tmp_path):
     from storage.models_catalog import ModelCatalog
-    from storage.settings import Settings
+    from core.settings import Settings
 
     catalog = ModelCatalog.from_settings(Settings(models_file=two_base_catalog(tmp_path), default_model="sd15-hub-id"))
     assert catalog.companion("controlnet", "", ("canny",)).id == "canny-sd15"

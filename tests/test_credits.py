@@ -23,15 +23,15 @@ from api.schemas import GenerationCreate
 from api.templates import apply_template
 from storage.credits import ACCOUNT_PREFIX, HOLD_CHECK_SECONDS, HOLD_RUNS, HOLDS, CreditStore
 from storage.prices import DEFAULT_PRICES, PriceEntry, PriceTable, credits, millicredits
-from storage.problems import Problem
+from core.problems import Problem
 from storage.records import RunRecord, RunStatus, StoredImage
 from storage.redis_ops import run
 from storage.run_events import run_summary
 from storage.runs import HEARTBEATS, RunStore
-from storage.settings import Settings
+from core.settings import Settings
 from tests.conftest import wait_for_run
 from tests.images import data_url, noise
-from tests.procs import renderq_command
+from devkit.procs import renderq_command
 from tests.unit_services import unit_services
 
 FINAL = ("completed", "failed", "canceled", "expired")

@@ -106,7 +106,7 @@ def test_a_batch_checks_each_output_once_and_off_the_event_loop(tmp_path):
 def test_a_bad_secrets_key_stops_start_up_without_printing_any_secret(monkeypatch):
     from pydantic import ValidationError
 
-    from storage.settings import Settings
+    from core.settings import Settings
 
     monkeypatch.setenv("RENDERQ_SECRETS_KEY", "not-a-fernet-key-but-still-a-secret")
     monkeypatch.setenv("RENDERQ_S3_SECRET_KEY", "the-s3-secret-value")

@@ -9,7 +9,7 @@ import httpx
 from PIL import Image
 
 from tests.conftest import wait_for_run
-from tests.procs import Proc, free_port, renderq_command, wait_until
+from devkit.procs import Proc, free_port, renderq_command, wait_until
 
 
 def test_dev_mode_renders_and_serves_a_png_with_nothing_installed(tmp_path):

@@ -25,7 +25,7 @@ FAST = {"num_inference_steps": 2}
 
 @pytest.fixture(scope="module")
 def runtime(tiny_model):
-    from storage.settings import Settings
+    from core.settings import Settings
     from worker.runtime import Runtime
 
     return Runtime(Settings(default_model=tiny_model, models_file=tiny_catalog_for(tiny_model), device="cpu"))
@@ -69,7 +69,7 @@ def test_text_segmentation_and_pix2pix_models_load_from_local_paths(tiny_model):
 
 
 def test_the_tiny_pix2pix_builder_returns_the_directory_it_wrote(tiny_model, tmp_path):
-    from pipelines.tiny_catalog import build_tiny_instruct_pix2pix
+    from devkit.tiny_catalog import build_tiny_instruct_pix2pix
 
     path = build_tiny_instruct_pix2pix(tiny_model, tmp_path / "pix2pix")
     assert path == tmp_path / "pix2pix" and (path / "unet" / "config.json").is_file()

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import S3_ACCESS_KEY, S3_SECRET_KEY, Stack, make_stack, wait_for_run
-from tests.procs import Proc, start_redis, start_seaweedfs, wait_until
+from devkit.procs import Proc, start_redis, start_seaweedfs, wait_until
 
 SMALL = {"prompt": "a teapot", "width": 64, "height": 64, "num_inference_steps": 2}
 MEDIUM = {"prompt": "a teapot", "width": 128, "height": 128, "num_inference_steps": 12}

@@ -17,7 +17,7 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 
-from storage.problems import Problem
+from core.problems import Problem
 from tests.inprocess import inprocess_app
 
 FUZZ_EXAMPLES = int(os.environ.get("RENDERQ_FUZZ_EXAMPLES", "150"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from storage.settings import Settings
-from worker.celery_app import make_celery
+from core.settings import Settings
+from core.queue import make_celery
 
 
 def test_hard_time_limit_must_be_above_the_soft_one():

@@ -9,7 +9,7 @@ import pytest
 
 from storage.images import url_lifetime
 from storage.local import LocalImageStore
-from storage.settings import Settings
+from core.settings import Settings
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ def test_readyz_names_a_separate_broker_that_is_down(tmp_path):
     from fastapi.testclient import TestClient
 
     from tests.inprocess import inprocess_app
-    from worker.celery_app import make_celery
+    from core.queue import make_celery
 
     app, services, _ = inprocess_app(str(tmp_path), broker_url="redis://127.0.0.1:1/0")
     services.celery = make_celery(services.settings)

@@ -130,7 +130,7 @@ def test_loras_switch_without_reloading_the_base(tiny_model, catalog_dir):
 
 
 def test_lru_evicts_the_least_recently_used_base_to_stay_within_memory(tiny_model, tmp_path):
-    from pipelines.tiny_model import build_tiny_model
+    from devkit.tiny_model import build_tiny_model
     from worker.model_cache import pipeline_bytes
 
     other = str(build_tiny_model(tmp_path / "other", seed=1))
@@ -254,7 +254,7 @@ def test_inpaint_and_outpaint_keep_original_pixels_at_sizes_off_the_8_pixel_grid
 
 def test_a_fast_upscale_loads_no_upscaler_even_where_one_is_served(tiny_model):
     from pipelines.registry import OPERATIONS
-    from storage.settings import Settings
+    from core.settings import Settings
     from tests.conftest import tiny_catalog_for
     from worker.runtime import Runtime
 

@@ -9,7 +9,7 @@ from pipelines.device import choose_placement
 from pipelines.png import encode_png, read_parameters
 from pipelines.requests import TextToImageRequest
 from pipelines.text_to_image import TextToImagePipeline
-from pipelines.tiny_model import is_tiny_model
+from devkit.tiny_model import is_tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import time
 import fakeredis
 import pytest
 
-from storage.problems import Problem
+from core.problems import Problem
 from storage.records import RunRecord, RunStatus, StoredImage
 from storage.runs import HEARTBEATS, ProgressThrottle, RunStore, run_key
 

@@ -18,7 +18,7 @@ from pipelines.png import read_parameters
 from pipelines.requests import SocialFormat, SocialFormatsRequest
 from pipelines.social_formats import SAFE_ZONE_LINE, SocialFormatsPipeline, encode_within
 from storage.platforms import DEFAULT_PLATFORMS_FILE, PlatformCatalog, _load
-from storage.settings import Settings
+from core.settings import Settings
 from tests.conftest import wait_for_run
 from tests.images import data_url, encode, noise
 from tests.inprocess import inprocess_app

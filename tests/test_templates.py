@@ -17,12 +17,12 @@ from api.operation_schemas import SearchReplaceCreate
 from api.templates import apply_template
 from pipelines.png import read_parameters
 from pipelines.requests import TextToImageRequest
-from storage.settings import DATA_DIR, Settings
+from core.settings import DATA_DIR, Settings
 from storage.templates import TemplateCatalog, _load
 from tests.conftest import wait_for_run
 from tests.images import data_url, decode, noise
 from tests.inprocess import inprocess_app
-from tests.procs import start_api
+from devkit.procs import start_api
 
 PHOTO = json.loads((DATA_DIR / "style_presets.json").read_text())["style_presets"][0]
 assert PHOTO["id"] == "photographic"

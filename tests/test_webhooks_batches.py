@@ -17,7 +17,7 @@ from standardwebhooks import Webhook
 from client.client import parse_sse
 from storage.credits import CreditStore
 from tests.conftest import make_stack, wait_for_run
-from tests.procs import Proc, free_port, renderq_command, wait_until
+from devkit.procs import Proc, free_port, renderq_command, wait_until
 
 SECRET = "whsec_" + "dGVzdC13ZWJob29rLXNlY3JldC0xMjM0NQ=="
 FINAL = ("completed", "failed", "canceled", "expired")

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from tests.conftest import make_stack, wait_for_run
-from tests.procs import wait_until
+from devkit.procs import wait_until
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import fakeredis
 from api.services import Services
 from storage.local import LocalImageStore
 from storage.runs import RunStore
-from storage.settings import Settings
-from worker.celery_app import make_celery
+from core.settings import Settings
+from core.queue import make_celery
 
 
 def unit_services(tmp_path: Path, **settings) -> Services:

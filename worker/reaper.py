@@ -16,11 +16,11 @@ import threading
 
 from celery import Celery
 
-from storage.metrics import worker_seen
+from core.metrics import worker_seen
 from storage.runs import RunStore
-from storage.settings import Settings
+from core.settings import Settings
 
-from .queue import enqueue_render
+from core.queue import enqueue_render
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)

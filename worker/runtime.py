@@ -22,7 +22,7 @@ from storage.models_catalog import DEFAULT_MODEL_ID, ModelCatalog
 from storage.prices import PriceTable
 from storage.redis_client import make_redis
 from storage.runs import RunStore
-from storage.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class Runtime:
         if operation.model_kind == "base":
             entry = self._entry(model_id, "base")
             if self.settings.test_pipelines and operation.name == "text-to-image":
-                from pipelines.sleep import SleepPipeline, is_sleep_model
+                from devkit.sleep import SleepPipeline, is_sleep_model
 
                 if is_sleep_model(entry.source):  # benchmarks: the service around a fixed-cost render
                     return SleepPipeline(entry.source)
@@ -215,7 +215,7 @@ class Runtime:
         import torch
 
         if torch.cuda.is_available() and torch.cuda.is_initialized():
-            from storage.metrics import record_gpu_memory
+            from core.metrics import record_gpu_memory
 
             record_gpu_memory(self.runs.redis, self.worker_id, torch.cuda.memory_allocated(), torch.cuda.memory_reserved())
 

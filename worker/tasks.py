@@ -15,15 +15,17 @@ from pipelines.registry import OPERATIONS
 from storage.assets import Asset, generated_asset_id
 from storage.destinations import DestinationFailed
 from storage.images import StorageUnavailable
-from storage.logs import request_id_var, run_id_var
-from storage.metrics import record_completed_run
-from storage.problems import Problem
+from core.logs import request_id_var, run_id_var
+from core.metrics import record_completed_run
+from core.problems import Problem
 from storage.records import StoredImage
 from storage.runs import ProgressThrottle
 
-from .celery_app import RENDER_TASK, app
+from core.queue import RENDER_TASK
+
+from .celery_app import app
 from .heartbeat import Heartbeat
-from .queue import REQUEST_ID_HEADER
+from core.queue import REQUEST_ID_HEADER
 from .reaper import Reaper
 from .runtime import InputMissing, ModelUnavailable, Runtime, get_runtime
 
@@ -130,7 +132,7 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
 
 
 def _record_metrics(runtime: Runtime, operation: str, timings: dict[str, float], steps: int) -> None:
-    """Histograms and GPU memory for /metrics (storage/metrics.py); never fails a finished run."""
+    """Histograms and GPU memory for /metrics (core/metrics.py); never fails a finished run."""
     try:
         record_completed_run(runtime.runs.redis, operation, timings, steps)
         runtime.record_gpu_memory()

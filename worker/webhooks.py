@@ -22,12 +22,14 @@ import httpx
 from celery.signals import worker_ready, worker_shutdown
 from standardwebhooks import Webhook
 
-from storage.metrics import count_webhook_delivery
-from storage.settings import Settings
+from core.metrics import count_webhook_delivery
+from core.settings import Settings
 from storage.webhook_targets import UnsafeWebhookUrl, check_webhook_url
 from storage.webhooks import WebhookStore
 
-from .celery_app import WEBHOOK_QUEUE, WEBHOOK_TASK, app
+from core.queue import WEBHOOK_QUEUE, WEBHOOK_TASK
+
+from .celery_app import app
 from .runtime import get_runtime
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from storage import tenancy
+from core import tenancy
 from storage.destinations import NAME_PATTERN, Destination, DestinationFailed, DestinationsDisabled
 from storage.webhook_targets import UnsafeWebhookUrl, check_webhook_url
 

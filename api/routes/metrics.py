@@ -1,5 +1,5 @@
 """GET /metrics: Prometheus text, built at scrape time from the totals every process keeps in
-Redis (storage/metrics.py explains why not prometheus_client's multiprocess mode)."""
+Redis (core/metrics.py explains why not prometheus_client's multiprocess mode)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from storage import metrics
+from core import metrics
 from storage.runs import HEARTBEATS
-from worker.celery_app import RENDER_QUEUE, RENDER_QUEUES, WEBHOOK_QUEUE
+from core.queue import RENDER_QUEUE, RENDER_QUEUES, WEBHOOK_QUEUE
 
 from ..services import Services, get_services
 

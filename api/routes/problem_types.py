@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from storage.problems import PROBLEM_BASE, PROBLEM_TYPES
+from core.problems import PROBLEM_BASE, PROBLEM_TYPES
 
 from ..problems import ProblemError
 

@@ -24,7 +24,7 @@ def _auth_ready() -> bool:
 
     from storage.keys import KeyStore
     from storage.redis_client import make_redis
-    from storage.settings import get_settings
+    from core.settings import get_settings
 
     settings = get_settings()
     if settings.auth_disabled:
@@ -71,7 +71,7 @@ def _key_view(key) -> dict:
 def _cmd_keys(args: argparse.Namespace) -> int:
     from storage.keys import KeyStore
     from storage.redis_client import make_redis
-    from storage.settings import get_settings
+    from core.settings import get_settings
 
     store = KeyStore(make_redis(get_settings()))
     if args.keys_command == "create":
@@ -98,7 +98,7 @@ def _cmd_credits(args: argparse.Namespace) -> int:
     from storage.keys import TENANT_PATTERN
     from storage.prices import credits, millicredits
     from storage.redis_client import make_redis
-    from storage.settings import get_settings
+    from core.settings import get_settings
 
     store = CreditStore(make_redis(get_settings()))
     if not TENANT_PATTERN.match(args.tenant):
@@ -124,8 +124,9 @@ def _cmd_credits(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from storage.settings import get_settings
-    from worker.celery_app import DEFAULT_WORKER_QUEUES, RENDER_QUEUES, app
+    from core.settings import get_settings
+    from core.queue import DEFAULT_WORKER_QUEUES, RENDER_QUEUES
+    from worker.celery_app import app
 
     queues = args.queues or DEFAULT_WORKER_QUEUES
     if set(queues.split(",")) & set(RENDER_QUEUES.values()):
@@ -146,12 +147,12 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _cmd_tiny_model(args: argparse.Namespace) -> int:
-    from pipelines.tiny_model import build_tiny_model
+    from devkit.tiny_model import build_tiny_model
 
     path = build_tiny_model(args.directory, seed=args.seed)
     print(path)
     if args.catalog:
-        from pipelines.tiny_catalog import build_tiny_catalog
+        from devkit.tiny_catalog import build_tiny_catalog
 
         print(build_tiny_catalog(path, args.catalog))  # point RENDERQ_MODELS_FILE at it
     return 0
@@ -206,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("tenant")
     credit.set_defaults(func=_cmd_credits)
 
-    from .commands import add_commands
+    from client.commands import add_commands
 
     add_commands(sub)
 
@@ -219,8 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from storage.logs import configure_logging
-    from storage.settings import get_settings
+    from core.logs import configure_logging
+    from core.settings import get_settings
 
     args = build_parser().parse_args(argv)
     if args.command == "dev":

@@ -1,7 +1,7 @@
 """The one settings object of renderq, read from `RENDERQ_*` environment variables.
 
-It lives in `storage/` because every process room (api, worker) already imports storage and
-nothing of ours sits lower; `pipelines/` never reads it (a pipeline gets its options passed in).
+It lives in `core/`, below every process room (api, worker, storage); `pipelines/` never reads
+it (a pipeline gets its options passed in).
 """
 
 from __future__ import annotations
@@ -182,10 +182,12 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _secrets_key_is_fernet(self) -> "Settings":
         if self.secrets_key is not None:
-            from storage.destinations import Vault
+            from cryptography.fernet import Fernet
 
+            keys = [key.strip() for key in self.secrets_key.get_secret_value().split(",") if key.strip()]
             try:
-                Vault(self.secrets_key.get_secret_value())
+                for key in keys:  # as storage.destinations.Vault will read them
+                    Fernet(key)
             except ValueError as exc:
                 raise ValueError(f"RENDERQ_SECRETS_KEY: {exc}") from None
         return self

@@ -12,7 +12,7 @@ import os
 import threading
 from pathlib import Path
 
-from pipelines.tiny_model import is_tiny_model
+from devkit.tiny_model import is_tiny_model
 
 log = logging.getLogger("renderq.dev")
 
@@ -22,7 +22,7 @@ DEV_HOME = Path(".renderq")
 def _ensure_model(default_model: str) -> str:
     if default_model:
         return default_model
-    from pipelines.tiny_model import build_tiny_model, is_tiny_model
+    from devkit.tiny_model import build_tiny_model, is_tiny_model
 
     directory = DEV_HOME / "tiny-model"
     if not is_tiny_model(directory):
@@ -39,7 +39,7 @@ def _ensure_model(default_model: str) -> str:
 def _ensure_catalog(tiny_model: str) -> str:
     """With the tiny model, also tiny companions (LoRAs, upscaler, background remover), so that
     every operation can be tried in dev mode."""
-    from pipelines.tiny_catalog import CATALOG_FILE, build_tiny_catalog
+    from devkit.tiny_catalog import CATALOG_FILE, build_tiny_catalog
 
     path = DEV_HOME / "tiny-catalog" / CATALOG_FILE
     if not path.exists():
@@ -74,7 +74,7 @@ def run_dev(host: str, port: int) -> None:
     if not os.environ.get("RENDERQ_MODELS_FILE") and is_tiny_model(os.environ["RENDERQ_DEFAULT_MODEL"]):
         os.environ["RENDERQ_MODELS_FILE"] = _ensure_catalog(os.environ["RENDERQ_DEFAULT_MODEL"])
 
-    from storage.settings import get_settings
+    from core.settings import get_settings
 
     get_settings.cache_clear()
     settings = get_settings()
@@ -99,7 +99,7 @@ def run_dev(host: str, port: int) -> None:
         "Production (`renderq api`) requires keys (`renderq keys create --tenant NAME`).",
         host, port,
     )
-    from worker.celery_app import DEFAULT_WORKER_QUEUES, WEBHOOK_QUEUE
+    from core.queue import DEFAULT_WORKER_QUEUES, WEBHOOK_QUEUE
 
     # Render queues in priority order, then webhooks (in dev mode one solo worker does both).
     queues = f"{DEFAULT_WORKER_QUEUES},{WEBHOOK_QUEUE}"

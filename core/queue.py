@@ -1,4 +1,6 @@
-"""Putting runs on the render queues; used by the API (submit) and the reaper (re-enqueue)."""
+"""The queue contract between the API and the workers: queue and task names, the Celery app
+that sends to them (it imports no task or model code), and putting runs on the render queues
+(the API's submit, the reaper's re-enqueue)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,53 @@ from celery import Celery
 from kombu.serialization import dumps
 from kombu.utils.uuid import uuid
 
-from storage.logs import request_id_var
+from core.logs import request_id_var
+from core.settings import Settings
 
-from .celery_app import RENDER_QUEUE, RENDER_QUEUES, RENDER_TASK
+RENDER_QUEUE = "renderq.render"
+RENDER_TASK = "renderq.render"
+# One queue per priority. A worker lists them high → normal → low and kombu's "priority" queue
+# order makes every fetch (BRPOP over the three lists, in that order) take the first non-empty
+# one; with no prefetch, a worker asks again only when it is free, so a high run submitted
+# behind a thousand low ones is the next one any free worker starts.
+RENDER_QUEUES = {"high": RENDER_QUEUE + ".high", "normal": RENDER_QUEUE, "low": RENDER_QUEUE + ".low"}
+WEBHOOK_QUEUE = "renderq.webhooks"
+WEBHOOK_TASK = "renderq.webhook.deliver"
+DEFAULT_WORKER_QUEUES = ",".join(RENDER_QUEUES.values())
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("renderq", broker=settings.effective_broker_url, include=["worker.tasks", "worker.webhooks"])
+    app.conf.update(
+        # A render is acknowledged only when it has finished, and a worker that dies mid-render
+        # hands its message back instead of swallowing it.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        # Take one render at a time: a prefetched message would wait behind the current render
+        # while another worker sits idle.
+        worker_prefetch_multiplier=1,
+        worker_disable_prefetch=True,
+        # A render process loads its model before it reports for work (worker_process_init);
+        # Celery's default of 4 s kills any process still loading, again and again, so a
+        # worker whose render process died (hard time limit, OOM kill) would never recover.
+        worker_proc_alive_timeout=settings.render_process_start_timeout,
+        task_soft_time_limit=settings.soft_time_limit,
+        task_time_limit=settings.hard_time_limit,
+        # kombu redelivers unacked messages after this; above the hard limit, so a render still
+        # in progress is never handed to a second worker. Dead workers are detected sooner by
+        # the heartbeat reaper (worker/reaper.py).
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout, "queue_order_strategy": "priority"},
+        broker_connection_retry_on_startup=True,
+        task_default_queue=RENDER_QUEUE,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        result_backend=None,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+    )
+    return app
+
 
 # Message header carrying the X-Request-ID of the submit into the worker's logs.
 REQUEST_ID_HEADER = "renderq_request_id"
@@ -18,7 +64,7 @@ REQUEST_ID_HEADER = "renderq_request_id"
 
 def enqueue_render(app: Celery, run_id: str, attempt: int, priority: str = "normal") -> None:
     """One message per delivery; `attempt` lets a stale redelivery recognise itself. Each
-    priority has its own queue, which workers drain in order (worker/celery_app.py)."""
+    priority has its own queue, which workers drain in order (make_celery above)."""
     headers = {REQUEST_ID_HEADER: request_id_var.get()}
     app.send_task(RENDER_TASK, args=[run_id, attempt], queue=RENDER_QUEUES.get(priority, RENDER_QUEUE), headers=headers)
 

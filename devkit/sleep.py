@@ -12,8 +12,8 @@ import time
 
 from PIL import Image
 
-from .base import GeneratedImage, ProgressCallback, RenderInterrupted
-from .requests import TextToImageRequest
+from pipelines.base import GeneratedImage, ProgressCallback, RenderInterrupted
+from pipelines.requests import TextToImageRequest
 
 SLEEP_MODEL_PREFIX = "sleep:"
 
