@@ -10,7 +10,7 @@ deducted), unless `RENDERQ_CREDITS_REQUIRED` is on, which refuses its runs.
 The charge of a run lives on its record (storage/records.py): `credits_estimate` (reserved at
 submit), `credits_held` (whether it was reserved against a balance), and once it has ended
 `credits_used` and `credits_remaining`. `SETTLE` is a Lua function that the scripts moving a
-run to a final state (storage/runs.py: finish, cancel, expire, reap, discard) call in the same
+run to a final state (storage/run_scripts.py: finish, cancel, expire, reap, discard) call in the same
 script, so a run is settled exactly once, with its final status, whoever ends it:
   completed → the price of what was rendered, never more than the estimate;
   canceled  → the estimate × the share of denoising steps that ran (progress), rounded down;

@@ -1,7 +1,8 @@
 """Run records in Redis: one hash per run, expiring with the run.
 
 State changes that race (a worker claiming a run, finishing it, a reaper taking back a run
-whose worker fell silent) are single Lua scripts, so each happens once, whoever runs it.
+whose worker fell silent) are single Lua scripts (storage/run_scripts.py), so each happens
+once, whoever runs it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import redis
 
 from core import tenancy
 from .batches import BatchStore
-from .credits import HOLD_CHECK_SECONDS, HOLDS, SETTLE
+from .credits import HOLD_CHECK_SECONDS, HOLDS
 from core.logs import request_id_var
 from core.metrics import FAILURES, RUNS
 from .prices import PriceTable
@@ -24,128 +25,12 @@ from .redis_ops import Batch, Op, run
 from .render_stats import RenderStats, record_render, stats_op
 from .run_events import RunEvents
 from .run_index import RunIndex
+from . import run_scripts
 from .webhooks import WebhookStore
 
 RUN_PREFIX = "renderq:run:"
 HEARTBEATS = "renderq:heartbeats"
 STEP_RATE = "renderq:stats:seconds_per_unit"
-
-# Claim a run for rendering. Returns 'claimed' or why not: 'missing', 'superseded' (a newer
-# delivery exists), 'busy' (another live worker holds it) or the run's final status.
-_CLAIM = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return 'missing' end
-if status ~= 'queued' and status ~= 'running' then return status end
-if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 'superseded' end
-if status == 'running' then
-  local beat = redis.call('ZSCORE', KEYS[2], ARGV[5])
-  if beat and (tonumber(ARGV[3]) - tonumber(beat)) < tonumber(ARGV[4]) then return 'busy' end
-end
-redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[2], 'started_at', ARGV[3], 'progress', '0')
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
-redis.call('HINCRBY', KEYS[3], 'running', 1)
-return 'claimed'
-"""
-
-# Every script below that ends a run settles its credits (storage/credits.py) in the same step.
-
-# Write a final state, only if this delivery still owns the run. ARGV[3]: the price of what
-# was rendered (milli-credits; '' unless completed), then field/value pairs, status first.
-_FINISH = SETTLE + """
-if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
-if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
-for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('ZREM', KEYS[2], ARGV[2])
-redis.call('HINCRBY', KEYS[3], ARGV[5], 1)
-settle(KEYS[1], ARGV[5], ARGV[3])
-return 1
-"""
-
-# Take back every running run whose heartbeat is older than the cutoff: back to queued with
-# the next attempt number (so the old delivery, if it ever comes back, is superseded), or
-# failed once it has used its attempts. ZREM decides which reaper wins each run.
-_REAP = SETTLE + """
-local out = {}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
-  if redis.call('ZREM', KEYS[1], id) == 1 then
-    local key = ARGV[2] .. id
-    if redis.call('HGET', key, 'status') == 'running' then
-      local attempt = redis.call('HINCRBY', key, 'attempt', 1)
-      if attempt > tonumber(ARGV[3]) then
-        redis.call('HSET', key, 'status', 'failed', 'error', ARGV[4], 'completed_at', ARGV[5])
-        settle(key, 'failed', '')
-        redis.call('HINCRBY', KEYS[2], 'failed', 1)
-        redis.call('HINCRBY', KEYS[3], 'worker-lost', 1)
-        table.insert(out, id)
-        table.insert(out, -attempt)
-      else
-        redis.call('HSET', key, 'status', 'queued', 'progress', '0', 'worker', '')
-        redis.call('HINCRBY', KEYS[2], 'queued', 1)
-        table.insert(out, id)
-        table.insert(out, attempt)
-      end
-    end
-  end
-end
-return out
-"""
-
-
-# Cancel: a queued run ends canceled at once; a running one is flagged, and its worker's progress
-# callback stops the render at the next denoising step. Returns 'canceled', 'requested', 'missing'
-# or the final status it already had.
-_CANCEL = SETTLE + """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return 'missing' end
-if status == 'queued' then
-  redis.call('HSET', KEYS[1], 'status', 'canceled', 'cancel_requested', 'True', 'completed_at', ARGV[1])
-  settle(KEYS[1], 'canceled', '')
-  return 'canceled'
-end
-if status == 'running' then
-  redis.call('HSET', KEYS[1], 'cancel_requested', 'True')
-  return 'requested'
-end
-return status
-"""
-
-# A run still queued past its start deadline ends expired, without running. One that has started
-# before (queued again after its worker died) is not expired: it did start in time.
-_EXPIRE = SETTLE + """
-if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
-if redis.call('HEXISTS', KEYS[1], 'started_at') == 1 then return 0 end
-local deadline = redis.call('HGET', KEYS[1], 'start_deadline')
-if not deadline or tonumber(deadline) > tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'expired', 'completed_at', ARGV[1])
-settle(KEYS[1], 'expired', '')
-return 1
-"""
-
-# A record whose run was never enqueued: its reservation goes back, then the record.
-_DISCARD = SETTLE + """
-if redis.call('EXISTS', KEYS[1]) == 1 then settle(KEYS[1], 'failed', '') else release(ARGV[1]) end
-redis.call('DEL', KEYS[1])
-"""
-
-# The reservations due for a check (at most ARGV[3]): given back when their run's record is
-# gone (never written, or expired before the run ended); settled when it is final (which
-# gives it back); checked again at ARGV[2] while the run is queued or running. Returns the
-# run ids given back. Each run is released once, whichever worker's reaper runs this.
-_RECONCILE = SETTLE + """
-local out = {}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])) do
-  local key = ARGV[4] .. id
-  local status = redis.call('HGET', key, 'status')
-  if status == 'queued' or status == 'running' then
-    redis.call('ZADD', KEYS[1], ARGV[2], id)
-  else
-    if status then settle(key, status, '') end
-    release(id)
-    table.insert(out, id)
-  end
-end
-return out
-"""
 
 
 def run_key(run_id: str) -> str:
@@ -158,13 +43,13 @@ class RunStore:
     def __init__(self, client: redis.Redis, retention_seconds: int) -> None:
         self.redis = client
         self.retention_seconds = retention_seconds
-        self._claim = client.register_script(_CLAIM)
-        self._finish = client.register_script(_FINISH)
-        self._reap = client.register_script(_REAP)
-        self._cancel = client.register_script(_CANCEL)
-        self._expire = client.register_script(_EXPIRE)
-        self._discard = client.register_script(_DISCARD)
-        self._reconcile = client.register_script(_RECONCILE)
+        self._claim = client.register_script(run_scripts.CLAIM)
+        self._finish = client.register_script(run_scripts.FINISH)
+        self._reap = client.register_script(run_scripts.REAP)
+        self._cancel = client.register_script(run_scripts.CANCEL)
+        self._expire = client.register_script(run_scripts.EXPIRE)
+        self._discard = client.register_script(run_scripts.DISCARD)
+        self._reconcile = client.register_script(run_scripts.RECONCILE)
         # Prices what a worker rendered (storage/prices.py); the worker sets it from its settings.
         self.prices: PriceTable | None = None
         self.index = RunIndex(client, retention_seconds)

@@ -3,7 +3,7 @@
 Every worker runs one reaper thread (in the Celery parent process, which holds no model).
 A render beats on `renderq:heartbeats` every second; a run whose beat is older than
 `heartbeat_stale_after` goes back to `queued` with the next attempt number and a new message.
-The Lua script in storage/runs.py lets exactly one reaper take each run, and the attempt
+The Lua script in storage/run_scripts.py lets exactly one reaper take each run, and the attempt
 number makes the dead worker's own message, when kombu redelivers it an hour later, a no-op.
 The same tick expires queued runs past their start deadline and gives back the credits
 reserved for runs that will never settle them (storage/runs.py `release_orphaned_credits`).
