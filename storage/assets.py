@@ -15,7 +15,7 @@ import redis
 from pydantic import BaseModel
 
 from core import tenancy
-from .images import ImageStore
+from .image_store import ImageStore
 
 ASSET_PREFIX = "renderq:asset:"
 ASSET_ID_PREFIX = "ast_"

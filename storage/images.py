@@ -1,33 +1,20 @@
-"""Image objects: one interface, two backends (S3-compatible, or local disk)."""
+"""Image objects: picking the backend (S3-compatible, or local disk), and the signed URLs
+handed out for them.
+
+The interface every backend implements, and its error, are in storage/image_store.py, which
+the backends import; they are re-exported here for callers that still take them from
+storage.images (worker/tasks.py, api/services.py).
+"""
 
 from __future__ import annotations
 
 import time
-from typing import Protocol
 
 from core.settings import Settings
+from .image_store import ImageStore, StorageUnavailable
+from .local import LocalImageStore
 
-
-class StorageUnavailable(Exception):
-    """An image could not be written even after the backend's retries; the run fails with
-    the `storage-failed` problem, and the worker carries on with the next run."""
-
-
-class ImageStore(Protocol):
-    def prepare(self) -> None:
-        """Create what the backend needs (bucket, lifecycle rule, directory); idempotent."""
-
-    def put(self, key: str, data: bytes, content_type: str) -> None:
-        """Store an object under `key`; raise StorageUnavailable when that cannot be done."""
-
-    def get(self, key: str) -> bytes:
-        """The bytes stored under `key`; KeyError when there are none."""
-
-    def signed_url(self, key: str, expires_in: int) -> str:
-        """A URL anyone may GET for `expires_in` seconds, then never again."""
-
-    def check(self) -> None:
-        """Raise if the backend cannot be reached."""
+__all__ = ["ImageStore", "RecentUrls", "StorageUnavailable", "make_image_store", "url_lifetime"]
 
 
 def url_lifetime(settings: Settings, run_expires_at: float, now: float | None = None) -> int:
@@ -39,9 +26,9 @@ def url_lifetime(settings: Settings, run_expires_at: float, now: float | None = 
 
 def make_image_store(settings: Settings) -> ImageStore:
     if settings.storage == "local":
-        from .local import LocalImageStore
-
         return LocalImageStore(settings.local_dir, settings.public_base_url, settings.url_secret.get_secret_value())
+    # Imported only when chosen: boto3 takes half a second to import, which a process storing
+    # on local disk (the embedded default) need not pay.
     from .s3 import S3ImageStore
 
     return S3ImageStore.from_settings(settings)

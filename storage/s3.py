@@ -9,7 +9,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.utils import percent_encode
 
-from .images import StorageUnavailable
+from .image_store import StorageUnavailable
 from core.settings import Settings
 
 LIFECYCLE_RULE_ID = "renderq-expire-after-1-day"

@@ -17,7 +17,8 @@ from functools import cached_property
 from storage.assets import AssetStore
 from storage.destinations import DestinationClients, DestinationStore, OutputTarget, Vault
 from storage.image_codec import load_image
-from storage.images import ImageStore, make_image_store
+from storage.image_store import ImageStore
+from storage.images import make_image_store
 from storage.models_catalog import DEFAULT_MODEL_ID, ModelCatalog
 from storage.prices import PriceTable
 from storage.redis_client import make_redis
