@@ -8,7 +8,6 @@ workers, the API) and stops again; nothing else needs to be running.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -20,6 +19,7 @@ from .report import write_report
 from .service import bare_pipeline, cold_start, drain, overhead, scaling
 from .stack import TINY_JOB, Infra
 
+# In the order they run; each has its runner in `_RUNNERS` below.
 SECTIONS = ("bare", "overhead", "drain", "medium", "scaling", "api", "cold")
 # A larger job for the throughput ratio: shows how the fixed per-job cost fades with job size.
 MEDIUM_JOB = TINY_JOB | {"width": 128, "height": 128, "num_inference_steps": 8}
@@ -45,18 +45,8 @@ QUICK = Sizes(30, 30, 100, 60, 8, 0.1, 3, 8, 1, 8, 4)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small counts: a smoke run in about two minutes")
-    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
-    parser.add_argument("--out", default="BENCHMARKS.md", help="report to write (plots go to bench/results/ next to it)")
-    args = parser.parse_args(argv)
-    sizes = QUICK if args.quick else FULL
-    only = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = set(only) - set(SECTIONS)
-    if unknown:
-        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
-
-    results: dict = {"quick": args.quick, "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    quick, sizes, only, out = _parse_args(argv)
+    results: dict = {"quick": quick, "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="renderq-bench-") as tmp:
         workdir = Path(tmp)
@@ -65,57 +55,103 @@ def main(argv: list[str] | None = None) -> int:
         print("building the tiny model …", flush=True)
         infra = Infra(workdir=workdir, tiny_model=str(build_tiny_model(workdir / "tiny-model"))).start()
         try:
-            if "bare" in only or "overhead" in only:
-                print(f"bare pipeline: {sizes.bare_jobs} tiny jobs in one process …", flush=True)
-                results["bare"] = bare_pipeline(infra, sizes.bare_jobs)
-                print(f"  median {results['bare']['median'] * 1000:.1f} ms", flush=True)
-            if "overhead" in only:
-                print(f"overhead: {sizes.overhead_jobs} tiny jobs through the service, one at a time …", flush=True)
-                results["overhead"] = overhead(infra, sizes.overhead_jobs)
-                _print_summary(results["overhead"]["summary"])
-            if "drain" in only:
-                print(f"throughput + memory: {sizes.drain_jobs} queued jobs drained by one worker …", flush=True)
-                results["bare_before_drain"] = bare_pipeline(infra, sizes.bare_jobs)
-                results["drain"] = drain(infra, sizes.drain_jobs, sizes.throughput_jobs)
-                d = results["drain"]
-                print(f"  {d['images_per_second']:.1f} images/s ({d['images_per_cpu_second']:.1f} per worker CPU-second, inference share {d['inference_share']:.2f}); render process RSS {d['rss_child_at_early'] / 2**20:.0f} → {d['rss_child_at_end'] / 2**20:.0f} MiB", flush=True)
-                # The machine is shared: measure the bare pipeline again right after, so the
-                # ratio compares the drain with the mean of the runs either side of it.
-                results["bare_after"] = bare_pipeline(infra, sizes.bare_jobs)
-                print(f"  bare pipeline again: median {results['bare_after']['median'] * 1000:.1f} ms", flush=True)
-            if "medium" in only:
-                print(f"throughput, larger job (128×128, 8 steps): {sizes.medium_jobs} queued jobs …", flush=True)
-                medium = {"job": MEDIUM_JOB, "bare_before": bare_pipeline(infra, sizes.medium_bare_jobs, MEDIUM_JOB)}
-                medium["drain"] = drain(infra, sizes.medium_jobs, sizes.medium_jobs, job=MEDIUM_JOB)
-                medium["bare_after"] = bare_pipeline(infra, sizes.medium_bare_jobs, MEDIUM_JOB)
-                bare_ips = (medium["bare_before"]["images_per_second"] + medium["bare_after"]["images_per_second"]) / 2
-                bare_cpu = (medium["bare_before"]["images_per_cpu_second"] + medium["bare_after"]["images_per_cpu_second"]) / 2
-                medium["ratio"] = medium["drain"]["images_per_second"] / bare_ips
-                medium["cpu_ratio"] = medium["drain"]["images_per_cpu_second"] / bare_cpu
-                results["medium"] = medium
-                print(f"  {medium['drain']['images_per_second']:.2f} images/s vs bare {bare_ips:.2f}: ×{medium['ratio']:.2f} (per CPU-second ×{medium['cpu_ratio']:.2f})", flush=True)
-            if "scaling" in only:
-                print("scaling: 1, 2, 4 workers on the sleep pipeline …", flush=True)
-                results["scaling"] = scaling(infra, (1, 2, 4), sizes.scaling_jobs_per_worker, sizes.scaling_step_seconds)
-                for n, value in results["scaling"]["workers"].items():
-                    print(f"  {n} workers: {value['jobs_per_second']:.2f} jobs/s (×{value['ratio']:.2f})", flush=True)
-            if "api" in only:
-                print(f"API load: wrk, {sizes.api_connections} connections, {sizes.api_seconds:g}s per endpoint …", flush=True)
-                results["api"] = api_load(infra, sizes.api_seconds, sizes.api_connections)
-                for name in ("submit", "status_completed", "status_queued", "floor"):
-                    v = results["api"][name]
-                    print(f"  {name}: {v['per_second']:.0f}/s ({v['per_cpu_second']:.0f} per API CPU-second) p50 {v['p50_ms']:.1f} ms p99 {v['p99_ms']:.1f} ms non-2xx {v['non_2xx']}", flush=True)
-            if "cold" in only:
-                print(f"cold start: {sizes.cold_repeats} worker start(s) …", flush=True)
-                results["cold"] = cold_start(infra, sizes.cold_repeats)
-                print("  " + ", ".join(f"{k} {v:.2f}s" for k, v in results["cold"]["median"].items()), flush=True)
+            for name in SECTIONS:
+                # The overhead is read against the bare pipeline, so it brings that along.
+                if name in only or (name == "bare" and "overhead" in only):
+                    _RUNNERS[name](infra, sizes, results)
         finally:
             infra.stop()
     results["seconds"] = time.monotonic() - began
-    out = Path(args.out)
     write_report(results, out)
     print(f"wrote {out} in {results['seconds']:.0f}s total")
     return 0
+
+
+def _parse_args(argv: list[str] | None) -> tuple[bool, Sizes, list[str], Path]:
+    """(quick, the sizes it means, the sections to run, the report's path)."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small counts: a smoke run in about two minutes")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
+    parser.add_argument("--out", default="BENCHMARKS.md", help="report to write (plots go to bench/results/ next to it)")
+    args = parser.parse_args(argv)
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = set(only) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    return args.quick, QUICK if args.quick else FULL, only, Path(args.out)
+
+
+# Each section runs its benchmark on the started stack, stores its figures in `results` under
+# its name (the report reads them from there) and prints the headline figures as it goes.
+
+
+def _run_bare(infra: Infra, sizes: Sizes, results: dict) -> None:
+    print(f"bare pipeline: {sizes.bare_jobs} tiny jobs in one process …", flush=True)
+    results["bare"] = bare_pipeline(infra, sizes.bare_jobs)
+    print(f"  median {results['bare']['median'] * 1000:.1f} ms", flush=True)
+
+
+def _run_overhead(infra: Infra, sizes: Sizes, results: dict) -> None:
+    print(f"overhead: {sizes.overhead_jobs} tiny jobs through the service, one at a time …", flush=True)
+    results["overhead"] = overhead(infra, sizes.overhead_jobs)
+    _print_summary(results["overhead"]["summary"])
+
+
+def _run_drain(infra: Infra, sizes: Sizes, results: dict) -> None:
+    print(f"throughput + memory: {sizes.drain_jobs} queued jobs drained by one worker …", flush=True)
+    results["bare_before_drain"] = bare_pipeline(infra, sizes.bare_jobs)
+    results["drain"] = drain(infra, sizes.drain_jobs, sizes.throughput_jobs)
+    d = results["drain"]
+    print(f"  {d['images_per_second']:.1f} images/s ({d['images_per_cpu_second']:.1f} per worker CPU-second, inference share {d['inference_share']:.2f}); render process RSS {d['rss_child_at_early'] / 2**20:.0f} → {d['rss_child_at_end'] / 2**20:.0f} MiB", flush=True)
+    # The machine is shared: measure the bare pipeline again right after, so the
+    # ratio compares the drain with the mean of the runs either side of it.
+    results["bare_after"] = bare_pipeline(infra, sizes.bare_jobs)
+    print(f"  bare pipeline again: median {results['bare_after']['median'] * 1000:.1f} ms", flush=True)
+
+
+def _run_medium(infra: Infra, sizes: Sizes, results: dict) -> None:
+    print(f"throughput, larger job (128×128, 8 steps): {sizes.medium_jobs} queued jobs …", flush=True)
+    medium = {"job": MEDIUM_JOB, "bare_before": bare_pipeline(infra, sizes.medium_bare_jobs, MEDIUM_JOB)}
+    medium["drain"] = drain(infra, sizes.medium_jobs, sizes.medium_jobs, job=MEDIUM_JOB)
+    medium["bare_after"] = bare_pipeline(infra, sizes.medium_bare_jobs, MEDIUM_JOB)
+    bare_ips = (medium["bare_before"]["images_per_second"] + medium["bare_after"]["images_per_second"]) / 2
+    bare_cpu = (medium["bare_before"]["images_per_cpu_second"] + medium["bare_after"]["images_per_cpu_second"]) / 2
+    medium["ratio"] = medium["drain"]["images_per_second"] / bare_ips
+    medium["cpu_ratio"] = medium["drain"]["images_per_cpu_second"] / bare_cpu
+    results["medium"] = medium
+    print(f"  {medium['drain']['images_per_second']:.2f} images/s vs bare {bare_ips:.2f}: ×{medium['ratio']:.2f} (per CPU-second ×{medium['cpu_ratio']:.2f})", flush=True)
+
+
+def _run_scaling(infra: Infra, sizes: Sizes, results: dict) -> None:
+    print("scaling: 1, 2, 4 workers on the sleep pipeline …", flush=True)
+    results["scaling"] = scaling(infra, (1, 2, 4), sizes.scaling_jobs_per_worker, sizes.scaling_step_seconds)
+    for n, value in results["scaling"]["workers"].items():
+        print(f"  {n} workers: {value['jobs_per_second']:.2f} jobs/s (×{value['ratio']:.2f})", flush=True)
+
+
+def _run_api(infra: Infra, sizes: Sizes, results: dict) -> None:
+    print(f"API load: wrk, {sizes.api_connections} connections, {sizes.api_seconds:g}s per endpoint …", flush=True)
+    results["api"] = api_load(infra, sizes.api_seconds, sizes.api_connections)
+    for name in ("submit", "status_completed", "status_queued", "floor"):
+        v = results["api"][name]
+        print(f"  {name}: {v['per_second']:.0f}/s ({v['per_cpu_second']:.0f} per API CPU-second) p50 {v['p50_ms']:.1f} ms p99 {v['p99_ms']:.1f} ms non-2xx {v['non_2xx']}", flush=True)
+
+
+def _run_cold(infra: Infra, sizes: Sizes, results: dict) -> None:
+    print(f"cold start: {sizes.cold_repeats} worker start(s) …", flush=True)
+    results["cold"] = cold_start(infra, sizes.cold_repeats)
+    print("  " + ", ".join(f"{k} {v:.2f}s" for k, v in results["cold"]["median"].items()), flush=True)
+
+
+_RUNNERS = {
+    "bare": _run_bare,
+    "overhead": _run_overhead,
+    "drain": _run_drain,
+    "medium": _run_medium,
+    "scaling": _run_scaling,
+    "api": _run_api,
+    "cold": _run_cold,
+}
 
 
 def _print_summary(summary: dict) -> None:

@@ -43,34 +43,51 @@ def overhead(infra: Infra, count: int, poll_interval: float = 0.005) -> dict:
     try:
         stack.worker("overhead")
         stack.api()
-        client_seconds, run_ids = [], []
         redis = stack.redis()
-        quiet_ids = []
         with stack.client() as client:
             # Warm-up: connections, first PNG, first upload; waited for, because " ready." is
             # logged before the render process has finished loading the model.
             wait_drained(stack, submit_many(client, 5, TINY_JOB), 120)
-            # The client's view: submit, then poll the API until it says completed.
-            for _ in range(count):
-                begin = time.perf_counter()
-                run = client.post("/v1/generations", json=TINY_JOB).json()
-                while run["status"] not in FINAL:
-                    time.sleep(poll_interval)
-                    run = client.get(f"/v1/generations/{run['run_id']}").json()
-                client_seconds.append(time.perf_counter() - begin)
-                run_ids.append(run["run_id"])
-            # The record's view: the same, but waiting by reading the status field straight
-            # from Redis (~50 µs a look instead of an HTTP request through the API), so that
-            # the observer does not take CPU from what it measures on two shared cores.
-            for _ in range(count):
-                run_id = client.post("/v1/generations", json=TINY_JOB).json()["run_id"]
-                while redis.hget(f"renderq:run:{run_id}", "status") not in FINAL:
-                    time.sleep(0.001)
-                quiet_ids.append(run_id)
+            client_seconds, run_ids = _jobs_polled_through_api(client, count, poll_interval)
+            quiet_ids = _jobs_watched_in_redis(client, redis, count)
         polled = records(stack, run_ids)
         runs = records(stack, quiet_ids)
     finally:
         stack.stop()
+    return _overhead_figures(count, poll_interval, runs, polled, client_seconds)
+
+
+def _jobs_polled_through_api(client, count: int, poll_interval: float) -> tuple[list[float], list[str]]:
+    """The client's view: submit, then poll the API until it says completed. Returns each
+    job's seconds from submit to completed seen, and the run ids."""
+    client_seconds, run_ids = [], []
+    for _ in range(count):
+        begin = time.perf_counter()
+        run = client.post("/v1/generations", json=TINY_JOB).json()
+        while run["status"] not in FINAL:
+            time.sleep(poll_interval)
+            run = client.get(f"/v1/generations/{run['run_id']}").json()
+        client_seconds.append(time.perf_counter() - begin)
+        run_ids.append(run["run_id"])
+    return client_seconds, run_ids
+
+
+def _jobs_watched_in_redis(client, redis, count: int) -> list[str]:
+    """The record's view: the same, but waiting by reading the status field straight from
+    Redis (~50 µs a look instead of an HTTP request through the API), so that the observer
+    does not take CPU from what it measures on two shared cores. Returns the run ids."""
+    quiet_ids = []
+    for _ in range(count):
+        run_id = client.post("/v1/generations", json=TINY_JOB).json()["run_id"]
+        while redis.hget(f"renderq:run:{run_id}", "status") not in FINAL:
+            time.sleep(0.001)
+        quiet_ids.append(run_id)
+    return quiet_ids
+
+
+def _overhead_figures(count: int, poll_interval: float, runs: list[dict], polled: list[dict], client_seconds: list[float]) -> dict:
+    """What `overhead` returns, from the records of the quiet jobs (`runs`) and of the polled
+    ones, whose client-side times are `client_seconds`."""
     polled_overhead = [r["completed_at"] - r["created_at"] - r["timings"]["inference_seconds"] for r in polled]
     failed = [r for r in runs + polled if r.get("status") != "completed"]
     if failed:
@@ -110,8 +127,6 @@ def drain(infra: Infra, count: int, measured: int, sample_every: float = 0.2, jo
     """Queue `count` tiny jobs, then start one worker and let it drain them, sampling the RSS
     of its processes. Throughput is taken over the first `measured` jobs; memory over all."""
     stack = infra.stack(f"drain-{job['width']}-{job['num_inference_steps']}")
-    samples: list[tuple[float, int, int]] = []
-    cpu_samples: list[tuple[float, float]] = []  # (time, CPU seconds of the worker's processes)
     try:
         stack.api()
         with stack.client() as client:
@@ -119,28 +134,47 @@ def drain(infra: Infra, count: int, measured: int, sample_every: float = 0.2, jo
         worker = stack.worker("drain", wait=False)
         redis = stack.redis()
         keys = [f"renderq:run:{run_id}" for run_id in run_ids]
-        deadline = time.monotonic() + 120 + count
-        while time.monotonic() < deadline:
-            children = render_children(worker)
-            try:
-                parent = psutil.Process(worker.pid).memory_info().rss
-                child = sum(c.memory_info().rss for c in children)
-            except psutil.NoSuchProcess:
-                raise RuntimeError("drain worker died:\n" + worker.log()[-2000:])
-            samples.append((time.time(), child, parent))
-            cpu_samples.append((time.time(), _cpu_seconds(worker)))
-            with redis.pipeline(transaction=False) as pipe:
-                pipe.hget(keys[-1], "status")
-                pipe.hget(keys[len(keys) // 2], "status")
-                last, middle = pipe.execute()
-            if last in FINAL and middle in FINAL:
-                break
-            time.sleep(sample_every)
+        samples, cpu_samples = _sample_while_draining(worker, redis, keys, time.monotonic() + 120 + count, sample_every)
         runs = wait_drained(stack, run_ids, 30)
         children = render_children(worker)
         samples.append((time.time(), sum(c.memory_info().rss for c in children), psutil.Process(worker.pid).memory_info().rss))
     finally:
         stack.stop()
+    return _drain_figures(count, measured, runs, samples, cpu_samples)
+
+
+def _sample_while_draining(
+    worker, redis, keys: list[str], deadline: float, sample_every: float
+) -> tuple[list[tuple[float, int, int]], list[tuple[float, float]]]:
+    """Every `sample_every` seconds until the runs are drained (or the deadline): (time, RSS of
+    the render processes, RSS of the Celery parent), and (time, CPU seconds of the worker's
+    processes)."""
+    samples: list[tuple[float, int, int]] = []
+    cpu_samples: list[tuple[float, float]] = []
+    while time.monotonic() < deadline:
+        children = render_children(worker)
+        try:
+            parent = psutil.Process(worker.pid).memory_info().rss
+            child = sum(c.memory_info().rss for c in children)
+        except psutil.NoSuchProcess:
+            raise RuntimeError("drain worker died:\n" + worker.log()[-2000:])
+        samples.append((time.time(), child, parent))
+        cpu_samples.append((time.time(), _cpu_seconds(worker)))
+        # Drained when the last run and the middle one are final: two looks, not one per run.
+        with redis.pipeline(transaction=False) as pipe:
+            pipe.hget(keys[-1], "status")
+            pipe.hget(keys[len(keys) // 2], "status")
+            last, middle = pipe.execute()
+        if last in FINAL and middle in FINAL:
+            break
+        time.sleep(sample_every)
+    return samples, cpu_samples
+
+
+def _drain_figures(
+    count: int, measured: int, runs: list[dict], samples: list[tuple[float, int, int]], cpu_samples: list[tuple[float, float]]
+) -> dict:
+    """What `drain` returns, from the drained runs' records and the samples taken meanwhile."""
     completed = sorted(r["completed_at"] for r in runs if r.get("status") == "completed")
     if len(completed) != count:
         raise RuntimeError(f"only {len(completed)} of {count} drained runs completed")

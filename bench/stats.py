@@ -1,8 +1,10 @@
-"""Small statistics helpers (medians and percentiles) for benchmark figures."""
+"""Small statistics helpers (medians and percentiles) and units for benchmark figures."""
 
 from __future__ import annotations
 
 import statistics
+
+MiB = 2**20
 
 
 def percentile(values: list[float], q: float) -> float:
