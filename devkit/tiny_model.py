@@ -65,13 +65,8 @@ def build_tiny_model(directory: str | Path, seed: int = 0) -> Path:
     Deterministic for a given seed; a few MB; a few seconds on a CPU.
     """
     import torch
-    from diffusers import (
-        AutoencoderKL,
-        DPMSolverMultistepScheduler,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
+    from transformers import CLIPTokenizer
 
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
@@ -79,44 +74,11 @@ def build_tiny_model(directory: str | Path, seed: int = 0) -> Path:
 
     vocab_size = _write_tokenizer(target / "tokenizer")
     tokenizer = CLIPTokenizer.from_pretrained(target / "tokenizer")
-
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=vocab_size,
-            hidden_size=32,
-            intermediate_size=37,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=77,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            projection_dim=32,
-        )
-    )
-    unet = UNet2DConditionModel(
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        layers_per_block=1,
-        block_out_channels=(32, 64),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=4,
-        norm_num_groups=16,
-    )
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(8, 8, 16, 16),
-        latent_channels=4,
-        layers_per_block=1,
-        norm_num_groups=8,
-        sample_size=64,
-    )
+    # Built in this order after the seed: each draws its random weights from torch's generator,
+    # so the order is part of what makes the model the same for the same seed.
+    text_encoder = _tiny_text_encoder(vocab_size, tokenizer)
+    unet = _tiny_unet()
+    vae = _tiny_vae()
     scheduler = DPMSolverMultistepScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1
     )
@@ -133,6 +95,61 @@ def build_tiny_model(directory: str | Path, seed: int = 0) -> Path:
     pipe.save_pretrained(target)
     (target / TINY_MODEL_MARKER).write_text(json.dumps({"seed": seed, "random_weights": True}))
     return target
+
+
+def _tiny_text_encoder(vocab_size: int, tokenizer):
+    """A two-layer CLIP text encoder, 32 wide, over the byte-level vocabulary."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    return CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=vocab_size,
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=77,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            projection_dim=32,
+        )
+    )
+
+
+def _tiny_unet():
+    """A two-block UNet (one with cross-attention to the 32-wide text embeddings)."""
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(32, 64),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=4,
+        norm_num_groups=16,
+    )
+
+
+def _tiny_vae():
+    """A four-block VAE: 64×64 images to 8×8 latents, as in Stable Diffusion (÷8)."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 8, 16, 16),
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=8,
+        sample_size=64,
+    )
 
 
 def is_tiny_model(directory: str | Path) -> bool:
