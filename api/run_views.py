@@ -49,40 +49,10 @@ async def run_view_async(record: RunRecord, services: Services) -> RunView:
 def run_view_op(record: RunRecord, services: Services) -> Op[RunView]:
     """The view, as an operation (storage/redis_ops.py): a finished run needs no Redis at all;
     a queued or running one reads its estimate's inputs."""
-    images: list[ImageView] = []
-    if record.status == RunStatus.completed:
-        now = time.time()
-        lifetime = url_lifetime(services.settings, record.expires_at, now)
-        for image in record.images:
-            if image.object_uri:  # in the tenant's own bucket (`output`): nothing of ours to sign
-                images.append(ImageView(object_key=image.key, **image.model_dump(exclude={"key"})))
-                continue
-            url, url_expires = services.urls.sign(image.key, lifetime, now) if lifetime > 0 else (None, None)
-            images.append(
-                ImageView(
-                    url=url,
-                    url_expires_at=_when(url_expires) if url else None,
-                    **image.model_dump(exclude={"key"}),
-                )
-            )
+    images = _image_views(record, services)
     estimated, position = None, None
     if not record.status.is_final:  # a finished run has no estimate: no Redis reads for one
-        stats = yield from services.estimates.stats()
-        if record.status == RunStatus.queued:
-            position = yield from services.runs.index.queue_position_op(record, stats)
-        seconds_ahead, workers = 0.0, 1
-        if position:
-            running_seconds, workers = yield from services.estimates.running(stats)
-            seconds_ahead = position[1] + running_seconds
-        estimated = estimate_seconds(record, stats, seconds_ahead, workers)
-    webhook = None
-    if record.webhook is not None:
-        webhook = WebhookView(
-            url=record.webhook.url,
-            events=record.webhook.events,
-            attempts=record.webhook_attempts,
-            last_status_code=record.webhook_last_status,
-        )
+        estimated, position = yield from _estimate_op(record, services)
     return RunView(
         run_id=record.run_id,
         status=record.status,
@@ -106,7 +76,7 @@ def run_view_op(record: RunRecord, services: Services) -> Op[RunView]:
         start_deadline=_when(record.start_deadline),
         cancel_requested=record.cancel_requested,
         retry_of=record.retry_of,
-        webhook=webhook,
+        webhook=_webhook_view(record),
         output=record.output,
         template_id=record.template_id,
         style_preset=record.style_preset,
@@ -114,6 +84,54 @@ def run_view_op(record: RunRecord, services: Services) -> Op[RunView]:
         credits_estimated=credits(record.credits_estimate),
         credits_used=credits(record.credits_used),
         credits_remaining=credits(record.credits_remaining),
+    )
+
+
+def _image_views(record: RunRecord, services: Services) -> list[ImageView]:
+    """A completed run's images, each with a URL signed now (none once the run has expired);
+    no Redis reads."""
+    images: list[ImageView] = []
+    if record.status == RunStatus.completed:
+        now = time.time()
+        lifetime = url_lifetime(services.settings, record.expires_at, now)
+        for image in record.images:
+            if image.object_uri:  # in the tenant's own bucket (`output`): nothing of ours to sign
+                images.append(ImageView(object_key=image.key, **image.model_dump(exclude={"key"})))
+                continue
+            url, url_expires = services.urls.sign(image.key, lifetime, now) if lifetime > 0 else (None, None)
+            images.append(
+                ImageView(
+                    url=url,
+                    url_expires_at=_when(url_expires) if url else None,
+                    **image.model_dump(exclude={"key"}),
+                )
+            )
+    return images
+
+
+def _estimate_op(record: RunRecord, services: Services) -> Op[tuple[float | None, tuple[int, float] | None]]:
+    """(estimated seconds, queue position) of a run not finished yet: the render stats, then,
+    for a queued run, its place in the queue, and the work the busy workers hold only when
+    there is work ahead of it."""
+    stats = yield from services.estimates.stats()
+    position = None
+    if record.status == RunStatus.queued:
+        position = yield from services.runs.index.queue_position_op(record, stats)
+    seconds_ahead, workers = 0.0, 1
+    if position:
+        running_seconds, workers = yield from services.estimates.running(stats)
+        seconds_ahead = position[1] + running_seconds
+    return estimate_seconds(record, stats, seconds_ahead, workers), position
+
+
+def _webhook_view(record: RunRecord) -> WebhookView | None:
+    if record.webhook is None:
+        return None
+    return WebhookView(
+        url=record.webhook.url,
+        events=record.webhook.events,
+        attempts=record.webhook_attempts,
+        last_status_code=record.webhook_last_status,
     )
 
 
