@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 from core.settings import get_settings
 
 from .auth import guard
+from .costs import install_admission
 from .idempotency import IdempotencyMiddleware
 from .openapi_extras import install_openapi_extras
 from .problems import install_problem_handlers
@@ -39,6 +40,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         if getattr(app.state, "services", None) is None:  # a real server, not a test's app
             app.state.services = Services.from_settings(get_settings())
+            install_admission(app.state.services)
             # Everything loaded so far lives as long as the process: out of the collector's
             # sight, a full collection scans only what requests create (was ~30 ms, a stall of
             # the event loop that showed in the p99 of every request in flight).
@@ -51,6 +53,8 @@ def create_app(services: Services | None = None) -> FastAPI:
         title="renderq", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan, dependencies=[Depends(guard)]
     )
     app.state.services = services
+    if services is not None:  # else the lifespan builds them, and installs it then
+        install_admission(services)  # credits, then the key's cap on active runs, on every run created
     install_problem_handlers(app)
     # Added innermost first: request id (outermost) → rate-limit headers → body size/type → idempotency.
     app.add_middleware(IdempotencyMiddleware)

@@ -10,8 +10,9 @@ tenants' ids without code of its own. Async, so that the context variable it set
 the route (a sync dependency would set it in a thread's copy); the key lookup runs on
 redis.asyncio, the rate-limit count (the `limits` library is sync) on a thread.
 
-The per-key cap on queued + running runs is the run store's admission hook (installed by
-api/services.py), so every way of creating runs (submit, operations, batches, retry) is capped.
+The per-key cap on queued + running runs is part of the run store's admission hook (api/costs.py
+`install_admission`, when the app starts), so every way of creating runs (submit, operations,
+batches, retry) is capped.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 The price formula and table are storage/prices.py; balances and settlement storage/credits.py.
 Here: the output size a request will have (from its fields, or from its input image), and
 the admission step that reserves the estimate of every run created, or refuses them all
-with a 402 problem.
+with a 402 problem. `install_admission` makes it the run store's admission hook when the app
+starts (api/app.py); api/services.py, the container of stores, knows nothing of it.
 """
 
 from __future__ import annotations
@@ -110,10 +111,11 @@ def _record_estimate_op(prices: PriceTable, record: RunRecord) -> Op[int]:
     return estimate(prices, record.operation, request, sizes, record.request).millicredits
 
 
-def reserve_credits(services, records: list[RunRecord]) -> Op[int]:
+def reserve_credits(services, records: list[RunRecord], unmetered: UnmeteredTenants) -> Op[int]:
     """Price every run about to be created and hold the total against the tenant's credits,
     all or none: a 402 problem when they do not cover it. Returns what was held (0 for an
-    unmetered tenant)."""
+    unmetered tenant). `unmetered`: the tenants this process found unmetered a moment ago,
+    whose submits skip the reservation."""
     for record in records:
         if record.credits_estimate is None:
             record.credits_estimate = yield from _record_estimate_op(services.prices, record)
@@ -121,11 +123,11 @@ def reserve_credits(services, records: list[RunRecord]) -> Op[int]:
     total = sum(estimates.values())
     tenant = records[0].tenant
     required = services.settings.credits_required
-    if not required and services.unmetered.known(tenant):
+    if not required and unmetered.known(tenant):
         return 0
     reservation = yield from CreditStore.reserve_op(tenant, estimates, required)
     if reservation.outcome == 0:
-        services.unmetered.remember(tenant)
+        unmetered.remember(tenant)
     if not reservation.granted:
         what = "this request is" if len(records) == 1 else f"these {len(records)} runs are"
         has = "has never been granted credits" if reservation.outcome == -2 else f"has {credits(reservation.available)} credits available"
@@ -138,13 +140,22 @@ def reserve_credits(services, records: list[RunRecord]) -> Op[int]:
     return total if reservation.held else 0
 
 
-def admit(services, records: list[RunRecord]) -> Op[None]:
+def admit(services, records: list[RunRecord], unmetered: UnmeteredTenants) -> Op[None]:
     """RunStore's admission hook: the runs' credits, then the calling key's cap on active runs
     (api/auth.py); a refusal of the second gives back what the first held."""
-    held = yield from reserve_credits(services, records)
+    held = yield from reserve_credits(services, records, unmetered)
     try:
         yield from admit_runs(services, records)
     except ProblemError:
         if held:
             yield from CreditStore.release_op([record.run_id for record in records])
         raise
+
+
+def install_admission(services) -> None:
+    """Make `admit` the admission hook of `services.runs`, so every way of creating runs
+    (submit, operations, batches, retry) reserves credits, then takes the key's slots.
+    Called when the app starts (api/app.py), once per Services: one memory of unmetered
+    tenants per process, and nothing built per request."""
+    unmetered = UnmeteredTenants()
+    services.runs.admission = lambda records: admit(services, records, unmetered)

@@ -17,6 +17,9 @@ from storage.redis_ops import Op, done
 from storage.render_stats import RenderStats
 from storage.runs import RunStore
 
+# Seconds per (step × image × megapixel) assumed before any worker has measured one.
+DEFAULT_RENDER_RATE = 1.0
+
 
 class EstimateInputs:
     def __init__(self, runs: RunStore, default_rate: float, ttl: float = 1.0) -> None:

@@ -23,6 +23,8 @@ from storage.runs import RunStore
 from core.settings import Settings
 from storage.templates import TemplateCatalog
 
+from .estimates import DEFAULT_RENDER_RATE, EstimateInputs
+
 
 @dataclass
 class Services:
@@ -34,8 +36,6 @@ class Services:
     keys: KeyStore = field(default=None)  # type: ignore[assignment]
     active_runs: ActiveRuns = field(default=None)  # type: ignore[assignment]
     limiter: object = None
-    # Tenants found unmetered a moment ago: their submits skip the reservation (api/costs.py).
-    unmetered: "UnmeteredTenants" = field(default=None)  # type: ignore[assignment]
     _async_clients: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -47,13 +47,9 @@ class Services:
             from .rate_limits import make_limiter
 
             self.limiter = make_limiter(self.settings)
-        from .costs import UnmeteredTenants, admit
-
-        if self.unmetered is None:
-            self.unmetered = UnmeteredTenants()
-
-        # Credits (api/costs.py), then the key's cap on active runs (api/auth.py).
-        self.runs.admission = lambda records: admit(self, records)
+        # The run store's admission hook (credits, then the key's cap on active runs) is not
+        # installed here: the app does it when it starts (api/app.py → api/costs.py
+        # install_admission), so this container imports none of the modules that use it.
 
     @property
     def async_redis(self):
@@ -88,10 +84,7 @@ class Services:
         return RecentUrls(self.images)
 
     @cached_property
-    def estimates(self):
-        from .estimates import EstimateInputs
-        from .run_views import DEFAULT_RENDER_RATE
-
+    def estimates(self) -> EstimateInputs:
         return EstimateInputs(self.runs, DEFAULT_RENDER_RATE)
 
     @classmethod

@@ -4,6 +4,10 @@ The file shipped is core/data/platforms.json (sizes, ratios, safe zones, file ty
 max file sizes as the platforms publish them); `RENDERQ_PLATFORMS_FILE` points at another.
 The API lists it (GET /v1/platforms) and resolves a social-formats request's platforms and
 format names against it at submit time, so a run records the exact formats it rendered.
+
+The catalog's types are its own: storage imports nothing of pipelines/. The API turns a
+catalog format into the social-formats request's format (pipelines/social_formats/request.py,
+which has a SafeZone of the same fields) when it resolves a request.
 """
 
 from __future__ import annotations
@@ -12,15 +16,28 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, model_validator
-
-from pipelines.requests import MAX_FORMAT_SIDE, SafeZone
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.settings import DATA_DIR, Settings
 
 DEFAULT_PLATFORMS_FILE = DATA_DIR / "platforms.json"
 MEGABYTE = 1_000_000  # max_size_mb is in MB: the stricter reading where a platform means MiB
 SLUG = r"^[a-z0-9][a-z0-9-]{0,59}$"
+# The largest side of a format the catalog takes: the social-formats request's own limit
+# (pipelines/social_formats/request.py MAX_FORMAT_SIDE), so every format listed can be rendered.
+MAX_FORMAT_SIDE = 4096
+
+
+class SafeZone(BaseModel):
+    """Margins a platform's interface may cover, as fractions of the image's height (top,
+    bottom) and width (left, right): keep text and faces out of them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    top: float = Field(0, ge=0, le=0.5, description="Fraction of the height from the top edge (0–0.5).")
+    bottom: float = Field(0, ge=0, le=0.5, description="Fraction of the height from the bottom edge (0–0.5).")
+    left: float = Field(0, ge=0, le=0.5, description="Fraction of the width from the left edge (0–0.5).")
+    right: float = Field(0, ge=0, le=0.5, description="Fraction of the width from the right edge (0–0.5).")
 
 
 class PlatformFormat(BaseModel):

@@ -6,8 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
-from pipelines.requests import SafeZone
-from storage.platforms import Platform, PlatformFormat
+from storage.platforms import Platform, PlatformFormat, SafeZone
 
 from ..problems import PROBLEM_RESPONSES, ProblemError
 from ..services import Services, get_services
