@@ -1,8 +1,8 @@
 """What a request will cost, and holding it against the tenant's credits at submit.
 
 The price formula and table are storage/prices.py; balances and settlement storage/credits.py.
-Here: the output size a request will have (from its fields, or from its input image), and
-the admission step that reserves the estimate of every run created, or refuses them all
+Here: the estimate of a request (each request knows its output sizes,
+pipelines/request_parts.py `output_sizes`), and the admission step that reserves the estimate of every run created, or refuses them all
 with a 402 problem. `install_admission` makes it the run store's admission hook when the app
 starts (api/app.py); api/services.py, the container of stores, knows nothing of it.
 """
@@ -12,9 +12,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel
-
 from pipelines.registry import OPERATIONS
+from pipelines.request_parts import RenderRequest
 from storage.assets import ASSET_PREFIX
 from storage.credits import CreditStore
 from storage.prices import ASSUMED_SIDE, PriceTable, credits, denoising_steps
@@ -55,36 +54,11 @@ class Estimate:
     assumed: str | None  # what the estimate had to assume, if anything
 
 
-def output_sizes(request: BaseModel, input_sizes: dict[str, Size]) -> tuple[list[Size], str | None]:
-    """The size of each image `request` will produce, and what had to be assumed for it.
-    A request type whose outputs differ in size may say so with `output_sizes(input_sizes)`."""
-    cls = type(request)  # class lookups: a missing attribute on a pydantic instance is slow to miss
-    if hasattr(cls, "output_sizes"):
-        return list(request.output_sizes(input_sizes)), None
-    fields = cls.model_fields
-    assumed = None
-    image = input_sizes.get("image") or next(iter(input_sizes.values()), None)
-    if image is None and "image_asset_id" in fields:
-        image = (ASSUMED_SIDE, ASSUMED_SIDE)
-        assumed = f"an input image of {ASSUMED_SIDE}×{ASSUMED_SIDE} (give input_width/input_height, the image or its asset id)"
-    if hasattr(cls, "canvas"):  # outpaint: the input plus the added borders
-        size = request.canvas(image)[0]
-    elif hasattr(cls, "output_size"):  # image-to-image, variations, upscale
-        size = request.output_size(image)
-    elif "width" in fields and "height" in fields and request.width and request.height:
-        size = (request.width, request.height)
-    elif image is not None:  # inpaint, remove-background: the input's size
-        size = image
-    else:
-        size, assumed = (ASSUMED_SIDE, ASSUMED_SIDE), f"an output of {ASSUMED_SIDE}×{ASSUMED_SIDE}"
-    return [size] * (request.num_images if "num_images" in fields else 1), assumed
-
-
 def estimate(
-    prices: PriceTable, operation: str, request: BaseModel, input_sizes: dict[str, Size], fields: dict | None = None
+    prices: PriceTable, operation: str, request: RenderRequest, input_sizes: dict[str, Size], fields: dict | None = None
 ) -> Estimate:
     """`fields`: the request as a dict, when the caller has it already (a run record's)."""
-    sizes, assumed = output_sizes(request, input_sizes)
+    sizes, assumed = request.output_sizes(input_sizes)
     fields = request.model_dump(mode="json") if fields is None else fields
     name, entry = prices.entry(operation)
     cost = prices.price(operation, fields, sum(w * h for w, h in sizes))
@@ -98,8 +72,9 @@ def _record_estimate_op(prices: PriceTable, record: RunRecord) -> Op[int]:
         fields = record.request
         pixels = int(fields.get("width") or ASSUMED_SIDE) * int(fields.get("height") or ASSUMED_SIDE)
         return prices.price(record.operation, fields, pixels * int(fields.get("num_images") or 1))
-    request = spec.request_type.model_validate(record.request)
-    inputs = request.input_assets() if hasattr(type(request), "input_assets") else {}
+    # Typed at submit; a retry's is read back from the record it repeats.
+    request = record.typed_request or spec.request.model_validate(record.request)
+    inputs = request.input_assets()
     sizes: dict[str, Size] = {}
     if inputs:
         def fill(pipe) -> None:

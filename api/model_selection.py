@@ -92,7 +92,7 @@ def resolve_models(selection: BaseModel, catalog: ModelCatalog, kind: str) -> tu
 
 def resolve_control_models(needs, catalog: ModelCatalog, base_id: str) -> dict[str, str]:
     """The ControlNet and IP-Adapter ids a control request (`needs`, a
-    pipelines.requests.ControlNeeds) renders with on base `base_id`: those it names, checked
+    pipelines.request_parts.ControlNeeds) renders with on base `base_id`: those it names, checked
     against kind, control type and base, or the first that fits. Raises a 422 naming what is
     missing (not a failed run); checks the depth model it needs too."""
     base = base_id or DEFAULT_MODEL_ID

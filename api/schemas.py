@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import math
-import secrets
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pipelines.requests import MAX_SEED, MAX_SIDE, MIN_SIDE, TextToImageRequest
+from pipelines.request_parts import MAX_SIDE, MIN_SIDE
 from core.problems import Problem
 from storage.records import Priority, RunStatus
 
-from .delivery_options import DELIVERY_FIELDS, DeliveryOptions, WebhookView
-
-from .model_selection import ModelSelection
-from .quality import QUALITY_TIERS, QualityField
-from .templates import TEMPLATE_FIELDS, TemplateFields
+from .delivery_options import WebhookView
+from .quality import QUALITY_TIERS
 
 # Ratio presets; the image keeps about the area of `BASE_AREA` (512²), sides rounded to 8.
 ASPECT_RATIOS: dict[str, tuple[int, int]] = {
@@ -59,41 +55,6 @@ class AspectRatioSize(BaseModel):
         elif quality is not None and not {"width", "height"} & self.model_fields_set:
             self.width, self.height = size_for_aspect_ratio("1:1", area)
         return self
-
-
-class GenerationCreate(TemplateFields, AspectRatioSize, ModelSelection, QualityField, TextToImageRequest, DeliveryOptions):
-    """A text-to-image request as callers send it."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "prompt": "A blue ceramic coffee mug on a wooden table",
-                    "negative_prompt": "blurry, low quality",
-                    "width": 512,
-                    "height": 512,
-                    "num_inference_steps": 25,
-                    "guidance_scale": 7.5,
-                    "seed": 7,
-                    "num_images": 1,
-                },
-                {"prompt": "A lighthouse at dusk, oil painting", "aspect_ratio": "16:9"},
-                {"prompt": "Modern minimalist workspace with laptop", "template_id": "linkedin_post"},
-            ]
-        },
-    )
-
-    model_id: str = Field(
-        "", max_length=200, description="Model to render with; the deployment's default when empty."
-    )
-
-    def to_render_request(self) -> TextToImageRequest:
-        """The pipeline's request, with the seed fixed now so that it can be reported."""
-        fields = self.model_dump(exclude={"model_id", "aspect_ratio", "loras", "lora_weight", "quality", *TEMPLATE_FIELDS, *DELIVERY_FIELDS})
-        if fields["seed"] is None:
-            fields["seed"] = secrets.randbelow(MAX_SEED + 1)
-        return TextToImageRequest.model_validate(fields)
 
 
 class ImageView(BaseModel):

@@ -1,24 +1,102 @@
-"""Turning validated submit bodies into run records and queue messages (single runs, batches, retries)."""
+"""The one way runs are created. Every create (POST /v1/generations, every operation, each item
+of a batch, a retry) and the cost estimate go through here: the body, validated once at the
+edge, is resolved against the deployment (template, models, input images, sizes), turned into
+its operation's typed request, and written with its queue message in one Redis transaction.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 
 from core import tenancy
+from core.queue import enqueue_render, render_message
+from pipelines.operation import RequestRejected
+from pipelines.request_parts import InputSizeError, RenderRequest
 from storage.destinations import parse_output
 from storage.records import RunRecord, WebhookTarget, new_run_id
 from storage.redis_ops import Op, run, run_async
 from storage.webhook_targets import UnsafeWebhookUrl, check_webhook_url
-from core.queue import enqueue_render, render_message
 
-from .delivery_options import DeliveryOptions
-from .model_selection import resolve_models
+from .bodies import OperationCreate
+from .inputs import InputImage, resolve_slot
+from .model_selection import resolve_control_models, resolve_models
 from .problems import ProblemError
-from .schemas import GenerationCreate
 from .services import Services
-from .templates import apply_template
+from .templates import Applied, apply_template
+
+
+@dataclass
+class Prepared:
+    """A body checked against the deployment: what a run record is made from."""
+
+    body: OperationCreate
+    request: RenderRequest  # input slots not yet stored: their asset ids come with `store_inputs`
+    inputs: dict[str, InputImage]
+    model_id: str = ""
+    loras: dict[str, float] | None = None
+    applied: Applied | None = None
+
+    def input_sizes(self) -> dict[str, tuple[int, int]]:
+        return {slot: (image.info.width, image.info.height) for slot, image in self.inputs.items()}
+
+
+def prepare(services: Services, body: OperationCreate, files: dict[str, bytes] | None = None,
+            estimate: bool = False) -> Prepared:
+    """Template, deployment defaults, input images, models and input sizes, each checked once;
+    a problem (4xx) for the first thing that does not hold. Stores nothing. `estimate`: for a
+    cost estimate, where input images and models may be left out."""
+    operation = body.OPERATION
+    applied = None
+    if operation.templates:
+        body, applied = apply_template(body, services.templates)
+    try:
+        body.resolve_defaults(services)
+    except RequestRejected as exc:
+        raise ProblemError(exc.slug, exc.status, detail=exc.detail) from None
+    inputs = {}
+    for slot in body.SLOTS:
+        required = slot in body.REQUIRED_SLOTS and not estimate
+        image = resolve_slot(slot, body, files or {}, services.assets, services.settings, required=required)
+        if image is not None:
+            inputs[slot] = image
+    prepared = Prepared(body, body.to_request(), inputs, applied=applied)
+    if not estimate:
+        _choose_models(services, prepared)
+    try:
+        if inputs or not estimate:
+            prepared.request.check_input_sizes(prepared.input_sizes())
+    except InputSizeError as exc:
+        raise ProblemError("invalid-image", 422, detail=str(exc)) from None
+    return prepared
+
+
+def _choose_models(services: Services, prepared: Prepared) -> None:
+    """The models the run renders with, checked against the catalog and recorded, so the worker
+    renders with exactly what was checked."""
+    operation, body, request = prepared.body.OPERATION, prepared.body, prepared.request
+    catalog = services.catalog
+    if operation.model_kind is None:
+        return
+    prepared.model_id, prepared.loras = resolve_models(body, catalog, operation.model_kind)
+    if operation.model_kind != "base" and request.uses_model and not body.model_id and catalog.first(operation.model_kind) is None:
+        hint = " (or mode \"fast\")" if operation.name == "upscale" else ""
+        raise ProblemError("unknown-model", 422, detail=f"this deployment serves no {operation.model_kind} model{hint}; see GET /v1/models")
+    if operation.mask_model_kind:
+        _check_mask_model(services, operation.mask_model_kind, request.mask_model())
+    needs = request.control_needs()
+    if needs is not None:
+        prepared.request = request.model_copy(update=resolve_control_models(needs, catalog, prepared.model_id))
+
+
+def _check_mask_model(services: Services, kind: str, mask_model_id: str) -> None:
+    """The text-segmentation model a search edit names (or the first served) exists."""
+    if mask_model_id and services.catalog.get(mask_model_id, kind) is None:
+        raise ProblemError("unknown-model", 422, detail=f"mask_model_id: no {kind} model {mask_model_id!r}; GET /v1/models lists them")
+    if not mask_model_id and services.catalog.first(kind) is None:
+        raise ProblemError("unknown-model", 422, detail=f"this deployment serves no {kind} model; see GET /v1/models")
 
 
 def webhook_target(services: Services, url: str | None, events: list[str] | None, where: str = "") -> WebhookTarget | None:
@@ -47,36 +125,41 @@ def checked_output(services: Services, output: str | None, where: str = "", chec
     return output
 
 
-def delivery_fields(
-    services: Services, options: DeliveryOptions, now: float, where: str = "", checked_outputs: set[str] | None = None
-) -> dict:
-    """The RunRecord fields of a body's delivery options (any operation)."""
-    return {
-        "created_at": now,
-        "priority": options.priority,
-        "webhook": webhook_target(services, options.webhook_url, options.webhook_events, where),
-        "start_deadline": now + options.start_within if options.start_within else None,
-        "output": checked_output(services, options.output, where, checked_outputs),
-    }
-
-
-def new_record(
-    services: Services, body: GenerationCreate, where: str = "", checked_outputs: set[str] | None = None, **fields
-) -> RunRecord:
-    """A text-to-image run record: template and style preset applied, model checked against the
-    catalog, webhook URL checked."""
-    body, applied = apply_template(body, services.templates)
-    model_id, loras = resolve_models(body, services.catalog, "base")
-    return RunRecord(
-        run_id=new_run_id(),
-        operation="text-to-image",
-        model_id=model_id,
-        loras=loras,
-        request=body.to_render_request().model_dump(mode="json"),
-        **delivery_fields(services, body, time.time(), where, checked_outputs),
-        **(applied.record_fields() if applied else {}),
-        **fields,
+def new_record(services: Services, prepared: Prepared, where: str = "", checked_outputs: set[str] | None = None,
+               **fields) -> RunRecord:
+    """The run record of a prepared body: its input images stored as assets, its delivery
+    options checked (webhook URL, output destination)."""
+    body, now = prepared.body, time.time()
+    asset_ids = {slot: image.store(services.assets) for slot, image in prepared.inputs.items()}
+    request = prepared.request.model_copy(update={f"{slot}_asset_id": asset_id for slot, asset_id in asset_ids.items()})
+    record = RunRecord(
+        run_id=new_run_id(), operation=body.OPERATION.name, model_id=prepared.model_id, loras=prepared.loras or {},
+        request=request.model_dump(mode="json"), created_at=now, priority=body.priority,
+        webhook=webhook_target(services, body.webhook_url, body.webhook_events, where),
+        start_deadline=now + body.start_within if body.start_within else None,
+        output=checked_output(services, body.output, where, checked_outputs),
+        **(prepared.applied.record_fields() if prepared.applied else {}), **fields,
     )
+    record.typed_request = request  # priced at admission without reading `request` back
+    return record
+
+
+def _create_op(services: Services, records: list[RunRecord], **batch) -> tuple[Op[list[RunRecord]], bool]:
+    """(the write of the records, whether they still need `enqueue` afterwards). Records and
+    their queue messages go in one Redis transaction when the broker is that Redis: one round
+    trip, Celery's producer (~0.6 ms a message) skipped, and never a record without its message.
+    Otherwise write, then `send_task`."""
+    settings = services.settings
+    messages = []
+    if not settings.embedded and settings.effective_broker_url == settings.redis_url:
+        messages = [render_message(services.celery, r.run_id, r.attempt, r.priority.value) for r in records]
+    messages = [message for message in messages if message]
+
+    def also(pipe) -> None:
+        for message in messages:
+            pipe.lpush(*message)
+
+    return services.runs.create_many_op(records, also=also if messages else None, **batch), not messages
 
 
 def enqueue(services: Services, records: list[RunRecord]) -> None:
@@ -94,44 +177,34 @@ def enqueue(services: Services, records: list[RunRecord]) -> None:
         raise
 
 
-def _create_op(services: Services, record: RunRecord) -> tuple[Op[list[RunRecord]], bool]:
-    """(the write of the record, whether it still needs `enqueue` afterwards). The record and
-    its queue message go in one Redis transaction when the broker is that Redis: one round
-    trip instead of two, Celery's producer (~0.6 ms) skipped, and never a record without its
-    message. Otherwise write, then `send_task`."""
-    settings = services.settings
-    message = None
-    if not settings.embedded and settings.effective_broker_url == settings.redis_url:
-        message = render_message(services.celery, record.run_id, record.attempt, record.priority.value)
-    also = (lambda pipe: pipe.lpush(*message)) if message else None
-    return services.runs.create_many_op([record], also=also), message is None
-
-
-def create_and_enqueue(services: Services, record: RunRecord) -> RunRecord:
-    op, then_enqueue = _create_op(services, record)
+def create(services: Services, records: list[RunRecord], **batch) -> list[RunRecord]:
+    """Write the records (and their batch) and queue them. `batch`: batch_id, batch_webhook."""
+    op, then_enqueue = _create_op(services, records, **batch)
     run(services.runs.redis, op)
     if then_enqueue:
-        enqueue(services, [record])
-    return record
+        enqueue(services, records)
+    return records
 
 
-async def create_and_enqueue_async(services: Services, record: RunRecord) -> RunRecord:
-    """The same on the event loop (redis.asyncio); only Celery's own producer goes to a thread."""
-    op, then_enqueue = _create_op(services, record)
+def submit(services: Services, body: OperationCreate, files: dict[str, bytes] | None = None) -> RunRecord:
+    """One run from one body; blocking I/O (input images, DNS, Redis): the thread pool's."""
+    return create(services, [new_record(services, prepare(services, body, files))])[0]
+
+
+async def submit_async(services: Services, body: OperationCreate) -> RunRecord:
+    """The same on the event loop (redis.asyncio), for bodies without input images; only what
+    blocks (a webhook's DNS check, an output's destination read, Celery's own producer) goes to
+    a thread."""
+    prepared = prepare(services, body)
+    if body.webhook_url is not None or body.output is not None:
+        record = await run_in_threadpool(new_record, services, prepared)
+    else:
+        record = new_record(services, prepared)
+    op, then_enqueue = _create_op(services, [record])
     await run_async(services.async_redis, op)
     if then_enqueue:
         await run_in_threadpool(enqueue, services, [record])
     return record
-
-
-async def submit(services: Services, body: GenerationCreate) -> RunRecord:
-    if body.webhook_url is not None or body.output is not None:
-        # The webhook check resolves its host name (blocking DNS), the output check reads its
-        # destination (sync Redis): not on the event loop.
-        record = await run_in_threadpool(new_record, services, body)
-    else:
-        record = new_record(services, body)
-    return await create_and_enqueue_async(services, record)
 
 
 def retry(services: Services, original: RunRecord) -> RunRecord:
@@ -150,4 +223,4 @@ def retry(services: Services, original: RunRecord) -> RunRecord:
         style_preset=original.style_preset,
         input_prompt=original.input_prompt,
     )
-    return create_and_enqueue(services, record)
+    return create(services, [record])[0]

@@ -15,7 +15,7 @@ from typing import ClassVar, TypeVar
 
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
-from pipelines.requests import MAX_PROMPT, render_side
+from pipelines.request_parts import MAX_PROMPT, render_side
 from storage.templates import ID_PATTERN, NO_STYLE, Template, TemplateCatalog
 
 from .problems import ProblemError, validation_problem

@@ -17,19 +17,20 @@ from bench.stack import TINY_JOB
 def main(model: str, count: int, job: dict) -> dict:
     started = time.perf_counter()
     from pipelines.device import choose_placement
-    from pipelines.requests import TextToImageRequest
-    from pipelines.text_to_image import TextToImagePipeline
+    from pipelines.text_to_image.request import TextToImageRequest
+    from pipelines.loading import load_text_to_image
+    from pipelines.text_to_image.pipeline import TextToImagePipeline
 
     imported = time.perf_counter()
-    pipeline = TextToImagePipeline(model, choose_placement("cpu"))
+    pipeline = TextToImagePipeline(load_text_to_image(model, choose_placement("cpu")), model)
     loaded = time.perf_counter()
     request = TextToImageRequest.model_validate(job)
-    pipeline(request)
+    pipeline.render(request)
     first = time.perf_counter()
     seconds, cpu = [], []
     for _ in range(count):
         begin, begin_cpu = time.perf_counter(), time.process_time()
-        pipeline(request, lambda step, total: None)
+        pipeline.render(request, lambda step, total: None)
         seconds.append(time.perf_counter() - begin)
         cpu.append(time.process_time() - begin_cpu)
     return {

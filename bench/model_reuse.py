@@ -56,14 +56,14 @@ def run(model: str, models_file: str, size: int, steps: int, repeats: int) -> li
     rows = []
     for label, operation, model_id, loras, fields in _jobs(size, steps):
         spec = OPERATIONS[operation]
-        request = spec.request_type.model_validate(fields)
+        request = spec.request.model_validate(fields)
         inputs = {"image": source} if "image_asset_id" in fields else None
         timings, ready_times, loads_before = [], [], runtime.models.stats.loads
         for attempt in range(repeats if "cold" not in label and "first use" not in label else 1):
             started = time.perf_counter()
-            pipeline = runtime.pipeline_for(spec, model_id, loras)
+            pipeline = runtime.pipeline_for(spec, model_id, request, loras)
             ready = time.perf_counter()
-            pipeline(request, None, images=inputs) if inputs else pipeline(request, None)
+            pipeline.render(request, None, images=inputs or {})
             timings.append(time.perf_counter() - started)
             ready_times.append(ready - started)
         rows.append({

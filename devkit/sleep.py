@@ -12,8 +12,8 @@ import time
 
 from PIL import Image
 
-from pipelines.base import GeneratedImage, ProgressCallback, RenderInterrupted
-from pipelines.requests import TextToImageRequest
+from pipelines.base import GeneratedImage, Pipeline, ProgressCallback, RenderInterrupted
+from pipelines.text_to_image.request import TextToImageRequest
 
 SLEEP_MODEL_PREFIX = "sleep:"
 
@@ -22,29 +22,30 @@ def is_sleep_model(model: str) -> bool:
     return model.startswith(SLEEP_MODEL_PREFIX)
 
 
-class SleepPipeline:
+class SleepPipeline(Pipeline):
     """`sleep:SECONDS` sleeps SECONDS per denoising step, then returns flat grey images of the
     requested size (one per seed), reporting progress after every step like a real pipeline."""
 
-    name = "text-to-image"
+    operation = "text-to-image"
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, pipe: None, model: str) -> None:
         if not is_sleep_model(model):
             raise ValueError(f"not a sleep model id: {model!r}")
-        self.model = model
+        super().__init__(pipe, model)
         self.step_seconds = float(model[len(SLEEP_MODEL_PREFIX):])
         if not 0 <= self.step_seconds <= 60:
             raise ValueError(f"sleep per step must be 0–60 s, got {self.step_seconds}")
 
-    def __call__(
-        self, request: TextToImageRequest, on_progress: ProgressCallback | None = None
+    def render(
+        self, request: TextToImageRequest, on_progress: ProgressCallback | None = None,
+        images: dict[str, Image.Image] | None = None,
     ) -> list[GeneratedImage]:
         total = request.num_inference_steps
         for step in range(1, total + 1):
             time.sleep(self.step_seconds)
             if on_progress is not None and on_progress(step, total) is False:
                 raise RenderInterrupted()
-        parameters = request.model_dump(exclude={"seed", "num_images"}) | {"model": self.model}
+        parameters = self.parameters(request)
         return [
             GeneratedImage(
                 image=request.exact_crop(Image.new("RGB", (request.width, request.height), (seed % 256,) * 3)),

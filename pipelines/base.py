@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from abc import ABC, abstractmethod
+from typing import Any, Callable, Sequence
 
 from PIL import Image
 
@@ -42,10 +43,41 @@ def worked_from(image: Image.Image, role: str, parameters: dict) -> GeneratedIma
     return GeneratedImage(image=image, seed=0, parameters=parameters | {"role": role}, role=role)
 
 
-class Pipeline(Protocol):
-    """A loaded model that turns a typed request into images."""
+@dataclass
+class Job:
+    """One request to render: the typed request, its decoded input images by slot name
+    ("image", "mask", "style_image"), and where its progress goes."""
 
-    def __call__(self, request, on_progress: ProgressCallback | None = None) -> list[GeneratedImage]: ...
+    request: Any
+    images: dict[str, Image.Image] = field(default_factory=dict)
+    on_progress: ProgressCallback | None = None
+
+
+class Pipeline(ABC):
+    """The contract every operation's pipeline keeps: built around what the worker's model cache
+    hands it (`pipe`, a diffusers pipeline or another loaded model, None for model-free work;
+    `model`, the name it reports; `options`, companion models and settings from the catalog), it
+    loads nothing itself. It takes a list of jobs and returns each job's images, in order: one
+    request is a list of one, and a pipeline that can render compatible requests in one model
+    call overrides `__call__`; the others render them one after another."""
+
+    operation: str = ""  # the operation's name, recorded in every image's parameters
+
+    def __init__(self, pipe: Any = None, model: str = "", **options: Any) -> None:
+        self.pipe, self.model, self.options = pipe, model, options
+
+    def __call__(self, jobs: Sequence[Job]) -> list[list[GeneratedImage]]:
+        return [self.render(job.request, job.on_progress, job.images) for job in jobs]
+
+    @abstractmethod
+    def render(self, request: Any, on_progress: ProgressCallback | None = None,
+               images: dict[str, Image.Image] | None = None) -> list[GeneratedImage]:
+        """The images of one request."""
+
+    def parameters(self, request: Any) -> dict:
+        """What every image of `request` carries in its PNG: the request less its seeds, and the
+        model and operation that rendered it."""
+        return request.model_dump(exclude={"seed", "num_images"}) | {"model": self.model, "operation": self.operation}
 
 
 class NothingMatched(ValueError):

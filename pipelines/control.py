@@ -17,9 +17,8 @@ import torch
 from PIL import Image
 
 from .base import GeneratedImage, ProgressCallback, worked_from
-from .device import Placement
 from .diffusion import run_diffusion
-from .requests import ControlNetOptions, ControlRequest
+from .request_parts import ControlNetOptions, ControlRequest
 
 CANNY_LOW, CANNY_HIGH = 100, 200  # the thresholds diffusers' ControlNet examples use
 
@@ -58,13 +57,6 @@ def canny_edges(image: Image.Image, low: int = CANNY_LOW, high: int = CANNY_HIGH
 class DepthEstimator:
     model: object  # a transformers AutoModelForDepthEstimation
     processor: object
-
-
-def load_depth_estimator(source: str, placement: Placement) -> DepthEstimator:
-    from transformers import AutoImageProcessor, AutoModelForDepthEstimation
-
-    model = AutoModelForDepthEstimation.from_pretrained(source, dtype=placement.dtype).to(placement.device).eval()
-    return DepthEstimator(model, AutoImageProcessor.from_pretrained(source))
 
 
 def depth_map(estimator: DepthEstimator, image: Image.Image) -> Image.Image:

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from .base import GeneratedImage, ProgressCallback, RenderInterrupted
-from .requests import DiffusionRequest
+from .request_parts import DiffusionRequest
 
 
 def run_diffusion(

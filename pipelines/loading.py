@@ -1,11 +1,15 @@
-"""Loading diffusers pipelines from a hub id or a local directory."""
+"""All model loading: every kind of model a worker serves, from a hub id (resolved through the
+Hugging Face cache, `HF_HUB_OFFLINE=1` honoured) or a local directory. The worker's model cache
+decides when to load; this module knows how."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
+from .control import DepthEstimator
 from .device import Placement
+from .text_segmentation import TextSegmenter
 
 log = logging.getLogger(__name__)
 
@@ -61,3 +65,47 @@ def load_controlnet(source: str, placement: Placement):
 
     log.info("loading ControlNet %s on %s", source, placement.device)
     return ControlNetModel.from_pretrained(source, dtype=placement.dtype).to(placement.device)
+
+
+def load_upscaler(source: str, placement: Placement):
+    """A transformers super-resolution model (Swin2SR) from a hub id or a directory."""
+    from transformers import Swin2SRForImageSuperResolution
+
+    model = Swin2SRForImageSuperResolution.from_pretrained(source, dtype=placement.dtype)
+    return model.to(placement.device).eval()
+
+
+
+def load_segmenter(source: str, placement: Placement):
+    from transformers import AutoModelForSemanticSegmentation
+
+    model = AutoModelForSemanticSegmentation.from_pretrained(source, dtype=placement.dtype)
+    return model.to(placement.device).eval()
+
+
+
+def load_text_segmenter(source: str, placement: Placement) -> TextSegmenter:
+    """CLIPSeg (e.g. CIDAS/clipseg-rd64-refined) from a hub id or a directory."""
+    from transformers import CLIPSegForImageSegmentation, CLIPSegProcessor
+
+    model = CLIPSegForImageSegmentation.from_pretrained(source, dtype=placement.dtype)
+    return TextSegmenter(model.to(placement.device).eval(), CLIPSegProcessor.from_pretrained(source))
+
+
+
+def load_depth_estimator(source: str, placement: Placement) -> DepthEstimator:
+    from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+
+    model = AutoModelForDepthEstimation.from_pretrained(source, dtype=placement.dtype).to(placement.device).eval()
+    return DepthEstimator(model, AutoImageProcessor.from_pretrained(source))
+
+
+# How a worker loads each catalog kind besides bases, LoRAs, ControlNets and IP-Adapters (which
+# the model cache loads onto a base): kind → loader(source, placement).
+LOADERS = {
+    "upscaler": load_upscaler,
+    "background-removal": load_segmenter,
+    "text-segmentation": load_text_segmenter,
+    "depth-estimator": load_depth_estimator,
+    "instruct-pix2pix": load_instruct_pix2pix,
+}

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from PIL import Image
 
-from .base import GeneratedImage, NothingMatched, ProgressCallback, worked_from
+from .base import GeneratedImage, NothingMatched, Pipeline, ProgressCallback, worked_from
 from .diffusion import with_seeds
-from .inpaint import inpaint
+from .inpaint.pipeline import inpaint
 from .masks import grow
-from .requests import SearchEditRequest
+from .request_parts import SearchEditRequest
 from .text_segmentation import TextSegmenter, text_mask
 
 
@@ -25,16 +25,16 @@ def search_mask(segmenter: TextSegmenter, request: SearchEditRequest, image: Ima
     return mask
 
 
-class SearchEditPipeline:
+class SearchEditPipeline(Pipeline):
     """Takes the base's diffusers inpainting pipeline (built with `from_pipe`) and the
     text-segmentation model that makes the mask."""
 
-    name = "search-edit"
 
     def __init__(self, pipe, model: str = "", segmenter: TextSegmenter | None = None) -> None:
-        self.pipe, self.model, self.segmenter = pipe, model, segmenter
+        super().__init__(pipe, model)
+        self.segmenter = segmenter
 
-    def __call__(
+    def render(
         self,
         request: SearchEditRequest,
         on_progress: ProgressCallback | None = None,
@@ -44,16 +44,9 @@ class SearchEditPipeline:
         mask = search_mask(self.segmenter, request, image)
         painting = request.model_copy(update={"prompt": request.inpaint_prompt()})
         out = inpaint(self.pipe, painting, image, mask, request.strength, on_progress)
-        parameters = request.model_dump(exclude={"seed", "num_images"}) | {"model": self.model, "operation": self.name}
+        parameters = self.parameters(request)
         generated = with_seeds(out, request, parameters)
         if request.return_mask:
             generated.append(worked_from(mask, "mask", parameters))
         return generated
 
-
-class SearchReplacePipeline(SearchEditPipeline):
-    name = "search-replace"
-
-
-class SearchRecolorPipeline(SearchEditPipeline):
-    name = "search-recolor"

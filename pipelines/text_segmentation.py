@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .device import Placement
 from .masks import REPAINT
 
 
@@ -18,14 +17,6 @@ from .masks import REPAINT
 class TextSegmenter:
     model: object  # CLIPSegForImageSegmentation
     processor: object  # CLIPSegProcessor: image resizing and normalisation, tokenizer
-
-
-def load_text_segmenter(source: str, placement: Placement) -> TextSegmenter:
-    """CLIPSeg (e.g. CIDAS/clipseg-rd64-refined) from a hub id or a directory."""
-    from transformers import CLIPSegForImageSegmentation, CLIPSegProcessor
-
-    model = CLIPSegForImageSegmentation.from_pretrained(source, dtype=placement.dtype)
-    return TextSegmenter(model.to(placement.device).eval(), CLIPSegProcessor.from_pretrained(source))
 
 
 def match_probability(segmenter: TextSegmenter, image: Image.Image, text: str) -> np.ndarray:

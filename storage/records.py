@@ -114,6 +114,9 @@ class RunRecord(BaseModel):
     credits_held: bool = False
     credits_used: int | None = None
     credits_remaining: int | None = None
+    # The request as its operation's typed object, when this process made the run (a submit):
+    # admission prices it without reading `request` back. Never stored.
+    typed_request: Any = Field(None, exclude=True, repr=False)
 
     # Fields stored as JSON text inside the hash; the rest are plain strings.
     JSON_FIELDS: ClassVar[tuple[str, ...]] = ("request", "loras", "images", "timings", "error", "webhook")

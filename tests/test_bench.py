@@ -11,7 +11,7 @@ import redis
 
 from bench.report import render, targets
 from bench.stats import percentile
-from pipelines.requests import TextToImageRequest
+from pipelines.text_to_image.request import TextToImageRequest
 from devkit.sleep import SleepPipeline
 
 
@@ -23,7 +23,7 @@ def test_percentile_interpolates_between_ranks():
 def test_sleep_pipeline_reports_every_step_and_returns_images_of_the_requested_size():
     seen = []
     request = TextToImageRequest(prompt="x", width=64, height=96, num_inference_steps=3, seed=5, num_images=2)
-    images = SleepPipeline("sleep:0")(request, lambda step, total: seen.append((step, total)))
+    images = SleepPipeline(None, "sleep:0").render(request, lambda step, total: seen.append((step, total)))
     assert seen == [(1, 3), (2, 3), (3, 3)]
     assert [(i.image.size, i.seed) for i in images] == [((64, 96), 5), ((64, 96), 6)]
 

@@ -10,10 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from pipelines.control import canny_edges, depth_map, line_art, load_depth_estimator
+from pipelines.control import canny_edges, depth_map, line_art
+from pipelines.loading import load_depth_estimator
 from pipelines.device import choose_placement
-from pipelines.registry import OPERATIONS, build_pipeline
-from pipelines.requests import SketchRequest, StyleRequest, StyleTransferRequest, TextToImageRequest
+from pipelines.registry import OPERATIONS, pipeline_class
+from pipelines.sketch.request import SketchRequest
+from pipelines.style.request import StyleRequest
+from pipelines.style_transfer.request import StyleTransferRequest
+from pipelines.text_to_image.request import TextToImageRequest
 from tests.conftest import wait_for_run
 from tests.images import data_url, encode, noise
 from tests.test_operations import completed, fetch, submit, upload
@@ -90,12 +94,12 @@ def pixels(generated) -> np.ndarray:
 def test_sketch_output_follows_the_control_image_and_control_strength_matters(tiny_model, catalog_dir, cache):
     pipe = cache.pipe(tiny_model, "text-to-image", controlnet=str(catalog_dir / "tiny-controlnet-lineart"))
     assert pipe.unet is cache.pipe(tiny_model, "text-to-image").unet  # from_pipe shares the base
-    sketch = build_pipeline(OPERATIONS["sketch"], pipe, "tiny", {"control_type": "lineart"})
+    sketch = pipeline_class(OPERATIONS["sketch"])(pipe, "tiny", control_type="lineart")
     drawing = sketch_of_a_circle((84, 70))
 
     def render(strength: float):
         request = SketchRequest(prompt="a ring", image_asset_id="a", control_strength=strength, seed=5, **FAST)
-        return sketch(request, images={"image": drawing})
+        return sketch.render(request, images={"image": drawing})
 
     loose, strict = render(0.0), render(1.0)
     assert loose[0].image.size == (80, 64)  # the drawing's size, rounded down to multiples of 8
@@ -105,15 +109,15 @@ def test_sketch_output_follows_the_control_image_and_control_strength_matters(ti
 
 def test_sketch_returns_the_line_art_it_rendered_from_when_asked(tiny_model, catalog_dir, cache):
     pipe = cache.pipe(tiny_model, "text-to-image", controlnet=str(catalog_dir / "tiny-controlnet-lineart"))
-    sketch = build_pipeline(OPERATIONS["sketch"], pipe, "tiny", {"control_type": "lineart"})
+    sketch = pipeline_class(OPERATIONS["sketch"])(pipe, "tiny", control_type="lineart")
     drawing = sketch_of_a_circle((84, 70))
     request = SketchRequest(prompt="a ring", image_asset_id="a", seed=5, num_images=2, return_control_map=True, **FAST)
-    out = sketch(request, images={"image": drawing})
+    out = sketch.render(request, images={"image": drawing})
     assert [item.role for item in out] == ["image", "image", "control"] and [item.seed for item in out] == [5, 6, 0]
     expected = line_art(drawing.resize((80, 64), Image.Resampling.LANCZOS))  # at the output size
     assert out[-1].image.size == (80, 64) and (np.asarray(out[-1].image) == np.asarray(expected)).all()
     assert out[-1].parameters["role"] == "control"
-    assert [item.role for item in sketch(request.model_copy(update={"return_control_map": False}), images={"image": drawing})] == ["image", "image"]
+    assert [item.role for item in sketch.render(request.model_copy(update={"return_control_map": False}), images={"image": drawing})] == ["image", "image"]
 
 
 def ip_adapter(catalog_dir) -> tuple[str, dict]:
@@ -122,19 +126,19 @@ def ip_adapter(catalog_dir) -> tuple[str, dict]:
 
 def test_style_fidelity_matters_and_text_to_image_is_unchanged_after_a_style_run(tiny_model, catalog_dir, cache):
     text = TextToImageRequest(prompt="a mug", width=64, height=64, seed=9, **FAST)
-    before = pixels(build_pipeline(OPERATIONS["text-to-image"], cache.pipe(tiny_model, "text-to-image"), "tiny")(text))
+    before = pixels(pipeline_class(OPERATIONS["text-to-image"])(cache.pipe(tiny_model, "text-to-image"), "tiny").render(text))
     reference = noise(48, 40, seed=4)
 
     def render(fidelity: float):  # as the worker runs a job: the pipeline from the cache, then the render
-        style = build_pipeline(OPERATIONS["style"], cache.pipe(tiny_model, "text-to-image", ip_adapter=ip_adapter(catalog_dir)), "tiny")
+        style = pipeline_class(OPERATIONS["style"])(cache.pipe(tiny_model, "text-to-image", ip_adapter=ip_adapter(catalog_dir)), "tiny")
         request = StyleRequest(prompt="a mug", style_image_asset_id="a", fidelity=fidelity, width=80, height=64, seed=9, **FAST)
-        return style(request, images={"style_image": reference})
+        return style.render(request, images={"style_image": reference})
 
     plain, styled = render(0.0), render(1.0)
     assert styled[0].image.size == (80, 64)
     assert np.abs(pixels(plain) - pixels(styled)).mean() > 1
     # Back to a job without a style image: the IP-Adapter is switched off, the UNet is as before.
-    after = pixels(build_pipeline(OPERATIONS["text-to-image"], cache.pipe(tiny_model, "text-to-image"), "tiny")(text))
+    after = pixels(pipeline_class(OPERATIONS["text-to-image"])(cache.pipe(tiny_model, "text-to-image"), "tiny").render(text))
     assert (after == before).all()
     assert (pixels(render(1.0)) == pixels(styled)).all() and cache.stats.ip_adapter_loads == 1  # on again, no reload
 
@@ -142,12 +146,12 @@ def test_style_fidelity_matters_and_text_to_image_is_unchanged_after_a_style_run
 def test_style_transfer_keeps_the_content_at_zero_change_and_styles_it_otherwise(tiny_model, catalog_dir, cache):
     pipe = cache.pipe(tiny_model, "image-to-image", controlnet=str(catalog_dir / "tiny-controlnet-canny"),
                       ip_adapter=ip_adapter(catalog_dir))
-    transfer = build_pipeline(OPERATIONS["style-transfer"], pipe, "tiny", {"control_type": "canny"})
+    transfer = pipeline_class(OPERATIONS["style-transfer"])(pipe, "tiny", control_type="canny")
     content, reference = square(64), noise(40, 40, seed=8)
 
     def render(**knobs):  # 2 steps × change_strength 0.9: one denoising step
         request = StyleTransferRequest(image_asset_id="a", style_image_asset_id="b", seed=3, **FAST, **knobs)
-        return transfer(request, images={"image": content, "style_image": reference})
+        return transfer.render(request, images={"image": content, "style_image": reference})
 
     assert (pixels(render(change_strength=0.0)) == np.asarray(content)).all()
     kept, edges = render(change_strength=0.0, return_control_map=True)
@@ -162,7 +166,7 @@ def test_a_controlnet_render_stops_at_the_step_its_progress_callback_says_so(tin
     from pipelines.base import RenderInterrupted
 
     pipe = cache.pipe(tiny_model, "text-to-image", controlnet=str(catalog_dir / "tiny-controlnet-lineart"))
-    sketch = build_pipeline(OPERATIONS["sketch"], pipe, "tiny", {"control_type": "lineart"})
+    sketch = pipeline_class(OPERATIONS["sketch"])(pipe, "tiny", control_type="lineart")
     steps = []
 
     def progress(step: int, total: int) -> bool:
@@ -171,7 +175,7 @@ def test_a_controlnet_render_stops_at_the_step_its_progress_callback_says_so(tin
 
     request = SketchRequest(prompt="a ring", image_asset_id="a", seed=1, num_inference_steps=5, guidance_scale=1.0)
     with pytest.raises(RenderInterrupted):
-        sketch(request, progress, images={"image": sketch_of_a_circle((64, 64))})
+        sketch.render(request, progress, images={"image": sketch_of_a_circle((64, 64))})
     assert steps == [1, 2] and not pipe._interrupt  # the flag is reset for the next job
 
 

@@ -18,8 +18,9 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from api.app import create_app
 from api.inputs import validate_body
-from api.operation_schemas import CREATE_SCHEMAS, PNG_1PX
-from api.schemas import GenerationCreate
+from api.bodies import BODIES
+from pipelines.operation import PNG_1PX
+from api.bodies import GenerationCreate
 from api.templates import apply_template
 from storage.credits import ACCOUNT_PREFIX, HOLD_CHECK_SECONDS, HOLD_RUNS, HOLDS, CreditStore
 from storage.prices import DEFAULT_PRICES, PriceEntry, PriceTable, credits, millicredits
@@ -126,7 +127,7 @@ def test_estimate_cost_answers_alwrity_shape_and_full_operation_bodies(unit):
 def test_every_operation_has_an_estimate_priced_from_its_entry(unit):
     client, _ = unit
     needs = {"outpaint": {"direction": "RIGHT"}, "upscale": {"upscale_factor": 2}, "social-formats": {"platforms": ["instagram"]}}
-    for operation in ("text-to-image", *CREATE_SCHEMAS):
+    for operation in BODIES:
         body = {"operation": operation, "input_width": 256, "input_height": 192} | needs.get(operation, {})
         answer = client.post("/v1/estimate-cost", json=body)
         assert answer.status_code == 200, (operation, answer.text)
@@ -179,7 +180,7 @@ def test_out_of_credits_is_a_402_and_nothing_is_queued(unit):
 def test_every_route_that_submits_runs_documents_the_402(unit):
     client, _ = unit
     paths = client.get("/openapi.json").json()["paths"]
-    submits = ["/v1/generations", "/v1/batches", "/v1/generations/{run_id}/retry", *(f"/v1/{op}" for op in CREATE_SCHEMAS)]
+    submits = ["/v1/generations", "/v1/batches", "/v1/generations/{run_id}/retry", *(f"/v1/{op}" for op in BODIES if op != "text-to-image")]
     for path in submits:
         answer = paths[path]["post"]["responses"].get("402")
         assert answer is not None, path
@@ -504,7 +505,7 @@ def test_a_template_is_priced_at_the_size_and_quality_it_applies(unit):
     assert templated["estimated_cost"] > plain["estimated_cost"]
     # What submit reserves for the same body is what the estimate said.
     body, _ = apply_template(validate_body(GenerationCreate, {"prompt": "x", "template_id": "linkedin_post"}), services.templates)
-    request = body.to_render_request()
+    request = body.to_request()
     expected = TABLE.price("text-to-image", request.model_dump(), request.num_images * request.width * request.height)
     assert templated["estimated_cost"] == credits(expected)
     unknown = client.post("/v1/estimate-cost", json={"operation": "text-to-image", "template_id": "no_such_template"})

@@ -15,7 +15,9 @@ from PIL import Image
 from pipelines.base import NothingMatched
 from pipelines.masks import grow
 from pipelines.registry import OPERATIONS
-from pipelines.requests import GeneralEditRequest, SearchRecolorRequest, SearchReplaceRequest
+from pipelines.general_edit.request import GeneralEditRequest
+from pipelines.search_recolor.request import SearchRecolorRequest
+from pipelines.search_replace.request import SearchReplaceRequest
 from tests.conftest import tiny_catalog_for, wait_for_run
 from tests.images import data_url, decode, encode, noise
 from tests.test_operations import completed, submit
@@ -59,7 +61,7 @@ def test_grow_mask_adds_exactly_the_pixels_within_the_distance():
 def test_text_segmentation_and_pix2pix_models_load_from_local_paths(tiny_model):
     from pipelines.device import choose_placement
     from pipelines.loading import load_instruct_pix2pix
-    from pipelines.text_segmentation import load_text_segmenter
+    from pipelines.loading import load_text_segmenter
 
     catalog = Path(tiny_catalog_for(tiny_model)).parent
     segmenter = load_text_segmenter(str(catalog / "tiny-clipseg"), choose_placement("cpu"))
@@ -76,7 +78,7 @@ def test_the_tiny_pix2pix_builder_returns_the_directory_it_wrote(tiny_model, tmp
 
 
 def test_the_worker_keeps_the_segmenter_and_pix2pix_warm(runtime):
-    first = runtime.pipeline_for(OPERATIONS["search-recolor"], "", mask_model_id="tiny-clipseg")
+    first = runtime.pipeline_for(OPERATIONS["search-recolor"], "", OPERATIONS["search-recolor"].request.model_construct(mask_model_id="tiny-clipseg"))
     edit = runtime.pipeline_for(OPERATIONS["general-edit"], "")
     loads = runtime.models.stats.loads
     assert runtime.pipeline_for(OPERATIONS["search-replace"], "").segmenter is first.segmenter
@@ -91,7 +93,7 @@ def test_search_replace_keeps_every_pixel_outside_its_mask_and_returns_the_mask(
     threshold = median_threshold(runtime, source, "the cat")
     request = SearchReplaceRequest(image_asset_id="a", search_prompt="the cat", prompt="a dog", mask_threshold=threshold,
                                    grow_mask=0, return_mask=True, num_images=2, seed=3, **FAST)
-    out = runtime.pipeline_for(OPERATIONS["search-replace"], "")(request, None, images={"image": source})
+    out = runtime.pipeline_for(OPERATIONS["search-replace"], "").render(request, None, images={"image": source})
     assert [item.role for item in out] == ["image", "image", "mask"] and [item.seed for item in out] == [3, 4, 0]
     mask = np.asarray(out[-1].image)
     assert out[-1].image.size == source.size and set(np.unique(mask)) == {0, 255}
@@ -110,7 +112,7 @@ def test_grow_mask_only_grows_the_found_region(runtime):
     def mask(grow_mask: int) -> np.ndarray:
         request = SearchRecolorRequest(image_asset_id="a", select_prompt="the car", prompt="red", mask_threshold=threshold,
                                        grow_mask=grow_mask, return_mask=True, seed=1, **FAST)
-        return np.asarray(pipeline(request, None, images={"image": source})[-1].image) > 0
+        return np.asarray(pipeline.render(request, None, images={"image": source})[-1].image) > 0
 
     plain, grown = mask(0), mask(2)
     assert (grown >= plain).all() and grown.sum() > plain.sum()
@@ -119,7 +121,7 @@ def test_grow_mask_only_grows_the_found_region(runtime):
 def test_a_search_that_matches_nothing_raises_nothing_matched(runtime):
     request = SearchReplaceRequest(image_asset_id="a", search_prompt="x", prompt="y", mask_threshold=1.0, **FAST)
     with pytest.raises(NothingMatched, match="mask_threshold"):
-        runtime.pipeline_for(OPERATIONS["search-replace"], "")(request, None, images={"image": noise(64, 64)})
+        runtime.pipeline_for(OPERATIONS["search-replace"], "").render(request, None, images={"image": noise(64, 64)})
 
 
 def test_image_guidance_scale_changes_the_general_edit_and_the_seed_fixes_it(runtime):
@@ -128,7 +130,7 @@ def test_image_guidance_scale_changes_the_general_edit_and_the_seed_fixes_it(run
 
     def edit(**fields) -> np.ndarray:
         request = GeneralEditRequest(image_asset_id="a", prompt="make it winter", seed=9, **FAST | fields)
-        out = pipeline(request, None, images={"image": source})
+        out = pipeline.render(request, None, images={"image": source})
         assert out[0].image.size == source.size
         return np.asarray(out[0].image, dtype=int)
 
@@ -148,7 +150,7 @@ def test_a_general_edit_stops_at_the_step_its_progress_callback_says_so(runtime)
 
     request = GeneralEditRequest(image_asset_id="a", prompt="make it winter", seed=1, num_inference_steps=5)
     with pytest.raises(RenderInterrupted):
-        runtime.pipeline_for(OPERATIONS["general-edit"], "")(request, progress, images={"image": noise(64, 64)})
+        runtime.pipeline_for(OPERATIONS["general-edit"], "").render(request, progress, images={"image": noise(64, 64)})
     assert steps == [1, 2]
 
 

@@ -11,7 +11,9 @@ import pytest
 from PIL import Image
 
 from pipelines.masks import mask_from_color, pad
-from pipelines.requests import InputSizeError, OutpaintRequest, UpscaleRequest
+from pipelines.outpaint.request import OutpaintRequest
+from pipelines.request_parts import InputSizeError
+from pipelines.upscale.request import UpscaleRequest
 from storage.image_codec import ImageRejected, decode_base64, open_image
 from tests.images import encode, noise
 
@@ -111,15 +113,15 @@ def test_operations_on_one_base_share_its_components_and_load_it_once(tiny_model
 
 
 def test_loras_switch_without_reloading_the_base(tiny_model, catalog_dir):
-    from pipelines.registry import OPERATIONS, build_pipeline
-    from pipelines.requests import TextToImageRequest
+    from pipelines.registry import OPERATIONS, pipeline_class
+    from pipelines.text_to_image.request import TextToImageRequest
 
     cache = _cache()
     request = TextToImageRequest(prompt="mug", width=64, height=64, num_inference_steps=2, seed=1)
 
     def render(loras):
         pipe = cache.pipe(tiny_model, "text-to-image", {k: (str(catalog_dir / k), w) for k, w in loras.items()})
-        return np.asarray(build_pipeline(OPERATIONS["text-to-image"], pipe, "tiny")(request)[0].image)
+        return np.asarray(pipeline_class(OPERATIONS["text-to-image"])(pipe, "tiny").render(request)[0].image)
 
     plain, with_a, with_b, plain_again, with_a_again = (
         render(loras) for loras in ({}, {"tiny-lora": 1.0}, {"tiny-lora-b": 1.0}, {}, {"tiny-lora": 1.0})
@@ -209,8 +211,8 @@ def test_unreachable_image_storage_is_a_503_problem(local_client):
 
 def test_super_resolution_in_tiles_gives_the_full_image(catalog_dir):
     from pipelines.device import choose_placement
-    from pipelines.upscale import super_resolve
-    from pipelines.upscale import load_upscaler
+    from pipelines.upscale.pipeline import super_resolve
+    from pipelines.loading import load_upscaler
 
     model = load_upscaler(str(catalog_dir / "tiny-upscaler"), choose_placement("cpu"))
     image = noise(70, 45, seed=3)
@@ -233,21 +235,21 @@ def test_without_an_upscaler_auto_mode_is_fast_and_background_removal_is_refused
 
 
 def test_inpaint_and_outpaint_keep_original_pixels_at_sizes_off_the_8_pixel_grid(tiny_model):
-    from pipelines.inpaint import InpaintPipeline
-    from pipelines.outpaint import OutpaintPipeline
-    from pipelines.requests import InpaintRequest
+    from pipelines.inpaint.pipeline import InpaintPipeline
+    from pipelines.outpaint.pipeline import OutpaintPipeline
+    from pipelines.inpaint.request import InpaintRequest
 
     cache = _cache()
     source = noise(70, 66, seed=4)
     mask = Image.new("L", source.size, 0)
     mask.paste(255, (5, 5, 37, 29))
     request = InpaintRequest(prompt="x", image_asset_id="a", mask_asset_id="m", num_inference_steps=2, seed=1)
-    out = InpaintPipeline(cache.pipe(tiny_model, "inpaint"))(request, None, images={"image": source, "mask": mask})
+    out = InpaintPipeline(cache.pipe(tiny_model, "inpaint")).render(request, None, images={"image": source, "mask": mask})
     pixels, original, inside = np.asarray(out[0].image), np.asarray(source), np.asarray(mask) > 0
     assert out[0].image.size == (70, 66) and (pixels[~inside] == original[~inside]).all()
 
     request = OutpaintRequest(image_asset_id="a", expand_right=13, expand_up=3, num_inference_steps=2, seed=1)
-    out = OutpaintPipeline(cache.pipe(tiny_model, "inpaint"))(request, None, images={"image": source})
+    out = OutpaintPipeline(cache.pipe(tiny_model, "inpaint")).render(request, None, images={"image": source})
     pixels = np.asarray(out[0].image)
     assert out[0].image.size == (83, 69) and (pixels[3:, :70] == original).all()
 
@@ -259,7 +261,7 @@ def test_a_fast_upscale_loads_no_upscaler_even_where_one_is_served(tiny_model):
     from worker.runtime import Runtime
 
     runtime = Runtime(Settings(default_model=tiny_model, models_file=tiny_catalog_for(tiny_model), device="cpu"))
-    fast = runtime.pipeline_for(OPERATIONS["upscale"], "", uses_model=False)
-    assert fast.model is None and runtime._models == {}
-    served = runtime.pipeline_for(OPERATIONS["upscale"], "", uses_model=True)
-    assert served.model is not None and len(runtime._models) == 1
+    fast = runtime.pipeline_for(OPERATIONS["upscale"], "", OPERATIONS["upscale"].request.model_construct(mode="fast"))
+    assert fast.pipe is None and runtime._models == {}
+    served = runtime.pipeline_for(OPERATIONS["upscale"], "", OPERATIONS["upscale"].request.model_construct(mode="model"))
+    assert served.pipe is not None and len(runtime._models) == 1

@@ -7,14 +7,15 @@ import pytest
 from pipelines.base import RenderInterrupted
 from pipelines.device import choose_placement
 from pipelines.png import encode_png, read_parameters
-from pipelines.requests import TextToImageRequest
-from pipelines.text_to_image import TextToImagePipeline
+from pipelines.text_to_image.request import TextToImageRequest
+from pipelines.loading import load_text_to_image
+from pipelines.text_to_image.pipeline import TextToImagePipeline
 from devkit.tiny_model import is_tiny_model
 
 
 @pytest.fixture(scope="module")
 def pipeline(tiny_model) -> TextToImagePipeline:
-    return TextToImagePipeline(tiny_model, choose_placement("cpu"))
+    return TextToImagePipeline(load_text_to_image(tiny_model, choose_placement("cpu")), tiny_model)
 
 
 def request(**fields) -> TextToImageRequest:
@@ -30,21 +31,21 @@ def test_tiny_model_is_marked_and_small(tiny_model):
 
 
 def test_images_have_the_requested_size_and_consecutive_seeds(pipeline):
-    images = pipeline(request(width=64, height=128, num_images=3))
+    images = pipeline.render(request(width=64, height=128, num_images=3))
     assert [image.image.size for image in images] == [(64, 128)] * 3
     assert [image.seed for image in images] == [5, 6, 7]
 
 
 def test_an_image_depends_only_on_its_own_seed(pipeline):
-    batch = pipeline(request(num_images=2))
-    alone = pipeline(request(seed=6))
+    batch = pipeline.render(request(num_images=2))
+    alone = pipeline.render(request(seed=6))
     assert alone[0].image.tobytes() == batch[1].image.tobytes()
     assert batch[0].image.tobytes() != batch[1].image.tobytes()
 
 
 def test_progress_is_reported_after_every_step(pipeline):
     calls = []
-    pipeline(request(num_inference_steps=4), lambda step, total: calls.append((step, total)))
+    pipeline.render(request(num_inference_steps=4), lambda step, total: calls.append((step, total)))
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 
@@ -56,17 +57,17 @@ def test_a_progress_callback_can_stop_the_render(pipeline):
         return step < 2
 
     with pytest.raises(RenderInterrupted):
-        pipeline(request(num_inference_steps=10), stop_after_two)
+        pipeline.render(request(num_inference_steps=10), stop_after_two)
     assert calls == [1, 2]
-    assert len(pipeline(request())) == 1  # the pipeline is usable again
+    assert len(pipeline.render(request())) == 1  # the pipeline is usable again
 
 
 def test_png_carries_its_generation_parameters(pipeline):
-    image = pipeline(request())[0]
+    image = pipeline.render(request())[0]
     parameters = read_parameters(encode_png(image.image, image.parameters))
     assert parameters["prompt"] == "a mug" and parameters["seed"] == 5 and parameters["num_inference_steps"] == 3
 
 
 def test_a_missing_model_fails_to_load():
     with pytest.raises(Exception):
-        TextToImagePipeline("/nonexistent/model", choose_placement("cpu"))
+        load_text_to_image("/nonexistent/model", choose_placement("cpu"))

@@ -15,8 +15,8 @@ from PIL import Image
 
 from pipelines.base import OutputTooLarge
 from pipelines.png import read_parameters
-from pipelines.requests import SocialFormat, SocialFormatsRequest
-from pipelines.social_formats import SAFE_ZONE_LINE, SocialFormatsPipeline, encode_within
+from pipelines.social_formats.request import SocialFormat, SocialFormatsRequest
+from pipelines.social_formats.pipeline import SAFE_ZONE_LINE, SocialFormatsPipeline, encode_within
 from storage.platforms import DEFAULT_PLATFORMS_FILE, PlatformCatalog, _load
 from core.settings import Settings
 from tests.conftest import wait_for_run
@@ -40,7 +40,7 @@ def fmt(width: int, height: int, max_bytes: int = 10**7, **safe_zone) -> SocialF
 
 def render(image: Image.Image, *formats: SocialFormat, **options):
     request = SocialFormatsRequest(image_asset_id="ast_" + "0" * 24, formats=list(formats), **options)
-    return SocialFormatsPipeline()(request, images={"image": image})
+    return SocialFormatsPipeline().render(request, images={"image": image})
 
 
 def contains(outer, inner) -> bool:

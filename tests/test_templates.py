@@ -13,10 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from api.operation_schemas import SearchReplaceCreate
+from api.bodies import BODIES
 from api.templates import apply_template
 from pipelines.png import read_parameters
-from pipelines.requests import TextToImageRequest
+from pipelines.text_to_image.request import TextToImageRequest
 from core.settings import DATA_DIR, Settings
 from storage.templates import TemplateCatalog, _load
 from tests.conftest import wait_for_run
@@ -171,7 +171,7 @@ def test_batch_items_and_image_operations_take_templates(client):
     variations = submit(client, "/v1/variations", image=image, style_preset="pixel-art")["request"]
     assert variations["prompt"].startswith("pixel art, 16-bit")
     # search-replace: what is painted in gets the preset, the input keeps its size.
-    body = SearchReplaceCreate.model_validate(
+    body = BODIES["search-replace"].model_validate(
         {"image_asset_id": "ast_" + "0" * 24, "search_prompt": "the cat", "prompt": "a dog", "template_id": "youtube_thumbnail"}
     )
     replaced, applied = apply_template(body, TemplateCatalog.from_settings(Settings()))

@@ -6,7 +6,6 @@ are touched; models load in the render process, after the fork.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import socket
@@ -36,16 +35,8 @@ class InputMissing(Exception):
     """An input asset of the run is gone (expired between submit and render)."""
 
 
-# How a worker loads each catalog kind it serves besides bases ("module:function" under
-# pipelines/, called with (source, placement)). A kind in LRU_KINDS is as big as a base and shares
-# the base models' LRU and byte budget; the others are small and kept once loaded.
-LOADERS = {
-    "upscaler": "upscale:load_upscaler",
-    "background-removal": "remove_background:load_segmenter",
-    "text-segmentation": "text_segmentation:load_text_segmenter",
-    "depth-estimator": "control:load_depth_estimator",
-    "instruct-pix2pix": "loading:load_instruct_pix2pix",
-}
+# Kinds as big as a base (pipelines/loading.py LOADERS): they share the base models' LRU and
+# byte budget; the other kinds are small and kept once loaded.
 LRU_KINDS = {"instruct-pix2pix"}
 
 
@@ -110,25 +101,26 @@ class Runtime:
             raise ModelUnavailable(f"no {kind} model {model_id or '(default)'!r} is configured")
         return entry
 
-    def pipeline_for(self, operation, model_id: str, loras: dict[str, float] | None = None, uses_model: bool = True,
-                     mask_model_id: str = "", needs=None):
+    def pipeline_for(self, operation, model_id: str, request=None, loras: dict[str, float] | None = None):
         """The runnable pipeline of `operation` on `model_id` (a catalog id; the default when
-        empty) with `loras` ({lora id: weight}) active, for a search edit its text-segmentation
-        model `mask_model_id` (the first served when empty), and the ControlNet, IP-Adapter and
-        depth model the request's `needs` (pipelines.requests.ControlNeeds) name. Loads only what
-        is not warm yet, and nothing for a request that needs no model (`uses_model` False: a fast
-        upscale)."""
-        from pipelines.registry import build_pipeline
+        empty) with `loras` ({lora id: weight}) active, and the companion models `request` (its
+        defaults when None) asks for: a search edit's text-segmentation model (`mask_model()`,
+        the first served when empty), the ControlNet, IP-Adapter and depth model of its
+        `control_needs()`. Loads only what is not warm yet, and nothing for a request that needs
+        no model (a fast upscale)."""
+        from pipelines.registry import pipeline_class
 
+        build = pipeline_class(operation)
+        request = request if request is not None else operation.request.model_construct()
         if operation.model_kind == "base":
             entry = self._entry(model_id, "base")
             if self.settings.test_pipelines and operation.name == "text-to-image":
                 from devkit.sleep import SleepPipeline, is_sleep_model
 
                 if is_sleep_model(entry.source):  # benchmarks: the service around a fixed-cost render
-                    return SleepPipeline(entry.source)
+                    return SleepPipeline(None, entry.source)
             adapters = {name: (self._entry(name, "lora").source, weight) for name, weight in (loras or {}).items()}
-            controlnet, ip_adapter, options = self._control_models(needs, model_id)
+            controlnet, ip_adapter, options = self._control_models(request.control_needs(), model_id)
             started = time.perf_counter()
             try:
                 pipe = self.models.pipe(entry.source, operation.diffusers_task, adapters, controlnet, ip_adapter)
@@ -136,15 +128,15 @@ class Runtime:
                 raise ModelUnavailable(f"model {model_id or entry.source!r} could not be loaded: {exc}") from exc
             log.debug("pipeline %s/%s ready in %.3fs", entry.id, operation.name, time.perf_counter() - started)
             if operation.mask_model_kind:
-                options["segmenter"] = self._model(self._entry(mask_model_id, operation.mask_model_kind))
-            return build_pipeline(operation, pipe, entry.source if entry.id == DEFAULT_MODEL_ID else entry.id, options)
+                options["segmenter"] = self._model(self._entry(request.mask_model(), operation.mask_model_kind))
+            return build(pipe, entry.source if entry.id == DEFAULT_MODEL_ID else entry.id, **options)
         if operation.model_kind is None:  # model-free image code (social formats)
-            return build_pipeline(operation, None, "")
+            return build()
         no_upscaler = not model_id and self.catalog.first("upscaler") is None
-        if operation.model_kind == "upscaler" and (not uses_model or no_upscaler):
-            return build_pipeline(operation, None, "")  # fast (Lanczos) mode needs no model
+        if operation.model_kind == "upscaler" and (not request.uses_model or no_upscaler):
+            return build()  # fast (Lanczos) mode needs no model
         entry = self._entry(model_id, operation.model_kind)
-        return build_pipeline(operation, self._model(entry), entry.id, self._options(operation, entry))
+        return build(self._model(entry), entry.id, **self._options(operation, entry))
 
     def _control_models(self, needs, base_id: str) -> tuple[str | None, tuple[str, dict] | None, dict]:
         """(ControlNet source, (IP-Adapter source, load options), pipeline options) for `needs`
@@ -176,11 +168,12 @@ class Runtime:
         return {}
 
     def _model(self, entry):
-        """The loaded model of a catalog entry that is not a base (LOADERS), loaded once."""
-        module_name, function = LOADERS[entry.kind].split(":")
+        """The loaded model of a catalog entry that is not a base (pipelines/loading.py LOADERS),
+        loaded once."""
+        from pipelines.loading import LOADERS
 
         def load(source: str):
-            loader = getattr(importlib.import_module(f"pipelines.{module_name}"), function)
+            loader = LOADERS[entry.kind]
             try:
                 return loader(source, self.placement)
             except Exception as exc:
@@ -196,7 +189,7 @@ class Runtime:
     def load_inputs(self, request) -> dict:
         """Decoded input images of a request ({"image": …, "mask": …}), from their assets."""
         images = {}
-        for slot, asset_id in getattr(request, "input_assets", dict)().items():
+        for slot, asset_id in request.input_assets().items():
             asset = self.assets.get(asset_id)
             if asset is None:
                 raise InputMissing(f"input asset {asset_id} ({slot}) has expired or never existed")

@@ -9,16 +9,17 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
-from pipelines.base import NothingMatched, OutputTooLarge, RenderInterrupted
+from pipelines.base import GeneratedImage, Job, NothingMatched, OutputTooLarge, RenderInterrupted
 from pipelines.png import encode_png
 from pipelines.registry import OPERATIONS
+from pipelines.request_parts import RenderRequest
 from storage.assets import Asset, generated_asset_id
-from storage.destinations import DestinationFailed
-from storage.images import StorageUnavailable
+from storage.destinations import DestinationFailed, OutputTarget
+from storage.image_store import StorageUnavailable
 from core.logs import request_id_var, run_id_var
 from core.metrics import record_completed_run
 from core.problems import Problem
-from storage.records import StoredImage
+from storage.records import RunRecord, StoredImage
 from storage.runs import ProgressThrottle
 
 from core.queue import RENDER_TASK
@@ -68,40 +69,15 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
     if request_id_var.get() is None and record.request_id:  # re-enqueued by a reaper
         request_id_var.set(record.request_id)
     log.info("run %s attempt %d claimed", run_id, attempt)
-    started = time.perf_counter()
+    clock = [time.perf_counter()]  # started, loaded, rendered, stored
     with Heartbeat(runtime.runs, run_id, settings.heartbeat_interval):
         try:
             operation = OPERATIONS[record.operation]
-            request = operation.request_type.model_validate(record.request)
-            needs = request.control_needs() if hasattr(request, "control_needs") else None
-            pipeline = runtime.pipeline_for(operation, record.model_id, record.loras, getattr(request, "uses_model", True),
-                                            mask_model_id=getattr(request, "mask_model_id", ""), needs=needs)
-            inputs = runtime.load_inputs(request)
+            request = operation.request.model_validate(record.request)  # typed at submit, read back
             target = runtime.output_target(record)  # checked before rendering: a gone destination fails fast
-            loaded = time.perf_counter()
-            progress = ProgressThrottle(runtime.runs, run_id, settings.progress_min_interval)
-            generated = pipeline(request, progress, images=inputs) if inputs else pipeline(request, progress)
-            rendered = time.perf_counter()
-            stored = []
-            for index, item in enumerate(generated):
-                data = item.encoded if item.encoded is not None else encode_png(item.image, item.parameters)
-                key = f"{run_id}/{index}.{EXTENSIONS[item.content_type]}"  # fixed per run: a re-render overwrites
-                if target is not None:  # the tenant's own bucket: no copy, asset or URL of ours (Claid)
-                    stored.append(StoredImage(**target.put(key, data, item.content_type), width=item.image.width,
-                                              height=item.image.height, seed=item.seed, content_type=item.content_type,
-                                              bytes=len(data), role=item.role, **item.labels))
-                    continue
-                runtime.images.put(key, data, item.content_type)
-                # Every generated image is an asset too, so it can feed the next request.
-                asset = runtime.assets.register(Asset(
-                    asset_id=generated_asset_id(run_id, index), key=key, content_type=item.content_type, width=item.image.width,
-                    height=item.image.height, bytes=len(data), created_at=time.time(),
-                    expires_at=record.expires_at, source=run_id, tenant=record.tenant,
-                ))
-                stored.append(StoredImage(key=key, width=item.image.width, height=item.image.height, seed=item.seed,
-                                          content_type=item.content_type, bytes=len(data), asset_id=asset.asset_id,
-                                          role=item.role, **item.labels))
-            finished = time.perf_counter()
+            generated = render_images(runtime, record, request, clock)
+            stored = store_images(runtime, record, generated, target)
+            clock.append(time.perf_counter())
         except RenderInterrupted:  # the progress callback saw a cancel request
             log.info("run %s canceled at a denoising step", run_id)
             runtime.runs.stopped(run_id, attempt)
@@ -110,6 +86,7 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
             log.exception("run %s failed", run_id)
             runtime.runs.fail(run_id, attempt, problem_for(exc, settings.soft_time_limit))
             return "failed"
+    started, loaded, rendered, finished = clock
     timings = {
         "queue_seconds": round((record.started_at or time.time()) - record.created_at, 4),
         "load_seconds": round(loaded - started, 4),
@@ -123,12 +100,48 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
     # After completing: the caller's wait ends first; the estimate can be a moment late.
     # Work done: denoising steps × output megapixels (one "step" for model-free operations).
     pixels = sum(item.image.width * item.image.height for item in generated)
-    units = getattr(request, "num_inference_steps", 1) * pixels / 1e6
+    units = (request.steps() or 1) * pixels / 1e6
     if record.operation == "text-to-image":  # the rate estimate_seconds assumes: full steps, no input
         runtime.runs.record_render_rate((rendered - loaded) / max(units, 1e-6))
     log.info("run %s completed in %.2fs", run_id, timings["total_seconds"], extra={"timings": timings})
-    _record_metrics(runtime, record.operation, timings, getattr(request, "num_inference_steps", 0))
+    _record_metrics(runtime, record.operation, timings, request.steps())
     return "completed"
+
+
+def render_images(runtime: Runtime, record: RunRecord, request: RenderRequest, clock: list[float]) -> list[GeneratedImage]:
+    """The run's images: its pipeline (warm, or loaded now), its input images, one job.
+    Appends to `clock` when the model is ready and when the images are."""
+    operation = OPERATIONS[record.operation]
+    pipeline = runtime.pipeline_for(operation, record.model_id, request, record.loras)
+    images = runtime.load_inputs(request)
+    clock.append(time.perf_counter())
+    progress = ProgressThrottle(runtime.runs, record.run_id, runtime.settings.progress_min_interval)
+    [generated] = pipeline([Job(request, images, progress)])
+    clock.append(time.perf_counter())
+    return generated
+
+
+def store_images(runtime: Runtime, record: RunRecord, generated: list[GeneratedImage], target: OutputTarget | None) -> list[StoredImage]:
+    """Encode and write each image: to the tenant's own bucket (`target`) when the request named
+    an `output` (no copy, asset or URL of ours, as Claid), else to our store, as an asset too."""
+    stored = []
+    for index, item in enumerate(generated):
+        data = item.encoded if item.encoded is not None else encode_png(item.image, item.parameters)
+        key = f"{record.run_id}/{index}.{EXTENSIONS[item.content_type]}"  # fixed per run: a re-render overwrites
+        described = dict(width=item.image.width, height=item.image.height, seed=item.seed, content_type=item.content_type,
+                         bytes=len(data), role=item.role, **item.labels)
+        if target is not None:
+            stored.append(StoredImage(**target.put(key, data, item.content_type), **described))
+            continue
+        runtime.images.put(key, data, item.content_type)
+        # Every generated image is an asset too, so it can feed the next request.
+        asset = runtime.assets.register(Asset(
+            asset_id=generated_asset_id(record.run_id, index), key=key, content_type=item.content_type,
+            width=item.image.width, height=item.image.height, bytes=len(data), created_at=time.time(),
+            expires_at=record.expires_at, source=record.run_id, tenant=record.tenant,
+        ))
+        stored.append(StoredImage(key=key, asset_id=asset.asset_id, **described))
+    return stored
 
 
 def _record_metrics(runtime: Runtime, operation: str, timings: dict[str, float], steps: int) -> None:

@@ -17,10 +17,10 @@ from storage.render_stats import step_images
 from storage.runs import run_key
 
 from .. import submission
+from ..bodies import GenerationCreate
 from ..delivery_options import BatchCreated, BatchRunView, BatchView, WebhookView
 from ..problems import PROBLEM_RESPONSES, ProblemError, validation_problem
 from ..run_views import DEFAULT_RENDER_RATE
-from ..schemas import GenerationCreate
 from ..services import Services, get_services
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
@@ -109,12 +109,12 @@ def _submit(services: Services, items: list[Any], webhook_url: str | None) -> tu
         except ValidationError as exc:
             raise validation_problem(exc, prefix=f"item {index}: ", whole="item", index=index) from exc
         try:
-            records.append(submission.new_record(services, body, where=f"item {index}: ", checked_outputs=outputs, batch_id=batch_id))
+            prepared = submission.prepare(services, body)
+            records.append(submission.new_record(services, prepared, f"item {index}: ", outputs, batch_id=batch_id))
         except ProblemError as exc:
             exc.extra["index"] = index
             raise
-    services.runs.create_many(records, batch_id=batch_id, batch_webhook=batch_webhook)
-    submission.enqueue(services, records)
+    submission.create(services, records, batch_id=batch_id, batch_webhook=batch_webhook)
     return batch_id, records
 
 

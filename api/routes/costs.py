@@ -6,19 +6,17 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from pipelines.registry import OPERATIONS
-from pipelines.requests import InputSizeError
+from pipelines.request_parts import InputSizeError
 from storage.prices import credits
 
-from ..costs import Size, estimate
-from ..inputs import resolve_slot, validate_body
-from ..operation_schemas import CREATE_SCHEMAS, PLACEHOLDER_ASSET
+from .. import submission
+from ..bodies import BODIES
+from ..costs import estimate
+from ..inputs import validate_body
 from ..problems import PROBLEM_RESPONSES, ProblemError
-from ..schemas import GenerationCreate
 from ..services import Services, get_services
-from ..templates import TemplateFields, apply_template
 
 router = APIRouter(prefix="/v1", tags=["credits"])
 
@@ -78,41 +76,17 @@ class CreditsView(BaseModel):
 
 
 def _stand_ins(model: type[BaseModel]) -> dict:
-    """Values for the required fields a price does not depend on: texts (prompts) and asset ids."""
-    stand_ins = {}
-    for name, field in model.model_fields.items():
-        if field.is_required() and name.endswith("_asset_id"):
-            stand_ins[name] = PLACEHOLDER_ASSET
-        elif field.is_required() and field.annotation is str:
-            stand_ins[name] = "cost estimate"
-    return stand_ins
+    """Values for the required fields a price does not depend on: texts (prompts)."""
+    return {name: "cost estimate" for name, field in model.model_fields.items()
+            if field.is_required() and field.annotation is str}
 
 
-def _typed_request(operation: str, fields: dict, services: Services):
-    """(the pipeline request the fields stand for, the input sizes known)."""
-    if operation == "text-to-image":
-        # A template's size and quality are what gets priced, as at submit.
-        body, _ = apply_template(validate_body(GenerationCreate, _stand_ins(GenerationCreate) | fields), services.templates)
-        return body.to_render_request(), {}
-    schema = CREATE_SCHEMAS.get(operation)
-    if schema is None:  # an operation without a create body of its own: its request fields
-        request_type = OPERATIONS[operation].request_type
-        return validate_body(request_type, _stand_ins(request_type) | fields), {}
-    body = validate_body(schema, _stand_ins(schema) | fields)
-    if isinstance(body, TemplateFields):
-        body, _ = apply_template(body, services.templates)
-    body.resolve_defaults(services)
-    sizes: dict[str, Size] = {}
-    for slot in body.SLOTS:
-        image = resolve_slot(slot, body, {}, services.assets, services.settings, required=False)
-        if image is not None:
-            sizes[slot] = (image.info.width, image.info.height)
-    placeholders = {slot: PLACEHOLDER_ASSET for slot in (*body.REQUIRED_SLOTS, *sizes)}
-    try:
-        request = body.render_request(placeholders, seed=0)
-    except ValidationError as exc:
-        raise ProblemError("validation-error", 422, detail=str(exc).splitlines()[-1]) from None
-    return request, sizes
+def _prepared(operation: str, fields: dict, services: Services) -> submission.Prepared:
+    """The request the fields stand for, prepared as a submit would (template, deployment
+    defaults, input images given), without its models or required inputs."""
+    body_type = BODIES[operation]
+    body = validate_body(body_type, _stand_ins(body_type) | fields)
+    return submission.prepare(services, body, estimate=True)
 
 
 @router.post(
@@ -127,18 +101,18 @@ def estimate_cost(body: CostEstimateRequest, request: Request, services: Service
     send the image (base64 or asset id) or `input_width`/`input_height`; otherwise 512×512 is
     assumed and `assumed` says so."""
     operation = ALIASES.get(body.operation, body.operation.replace("_", "-"))  # ALwrity spells remove_background
-    if operation not in OPERATIONS:
-        raise ProblemError("validation-error", 422, detail=f"operation: unknown {body.operation!r}; one of {', '.join(OPERATIONS)}")
-    fields = dict(body.model_extra or {})
-    typed, sizes = _typed_request(operation, fields, services)
+    if operation not in BODIES:
+        raise ProblemError("validation-error", 422, detail=f"operation: unknown {body.operation!r}; one of {', '.join(BODIES)}")
+    prepared = _prepared(operation, dict(body.model_extra or {}), services)
+    sizes = prepared.input_sizes()
     if (body.input_width is None) != (body.input_height is None):
         raise ProblemError("validation-error", 422, detail="give both input_width and input_height, or neither")
     if body.input_width is not None and "image" not in sizes:
         sizes["image"] = (body.input_width, body.input_height)
     try:
-        if "image" in sizes and hasattr(typed, "check_input_sizes"):
-            typed.check_input_sizes(sizes)
-        priced = estimate(services.prices, operation, typed, sizes)
+        if "image" in sizes:
+            prepared.request.check_input_sizes(sizes)
+        priced = estimate(services.prices, operation, prepared.request, sizes)
     except InputSizeError as exc:
         raise ProblemError("invalid-image", 422, detail=str(exc)) from None
     account = services.credits.account(request.state.tenant)

@@ -10,7 +10,8 @@ from .. import submission
 from ..problems import PROBLEM_RESPONSES, ProblemError
 from ..prefer_wait import apply_prefer_wait
 from ..run_views import run_view_async, view_response
-from ..schemas import GenerationCreate, RunView
+from ..bodies import GenerationCreate
+from ..schemas import RunView
 from ..services import services_of
 
 router = APIRouter(prefix="/v1/generations", tags=["generations"])
@@ -36,7 +37,7 @@ async def submit_generation(
     # async, on redis.asyncio: the hottest routes skip the thread-pool hop a sync route costs,
     # and take the services from the request rather than a dependency FastAPI must solve.
     services = services_of(request)
-    record = await submission.submit(services, body)
+    record = await submission.submit_async(services, body)
     headers = {"Location": f"{router.prefix}/{record.run_id}"}
     record, status_code = await apply_prefer_wait(services, record, prefer, headers)
     return view_response(await run_view_async(record, services), status_code, headers)

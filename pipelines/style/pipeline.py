@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from PIL import Image
 
-from .base import GeneratedImage, ProgressCallback
-from .diffusion import run_diffusion, with_seeds
-from .requests import StyleRequest
+from ..base import GeneratedImage, Pipeline, ProgressCallback
+from ..diffusion import run_diffusion, with_seeds
+from .request import StyleRequest
 
 
-class StylePipeline:
+class StylePipeline(Pipeline):
     """Takes the base text-to-image pipeline with an IP-Adapter loaded and active (the worker's
     model cache switches it on for this job and off for the next job that has no style image)."""
 
-    name = "style"
+    operation = "style"
 
-    def __init__(self, pipe, model: str = "") -> None:
-        self.pipe, self.model = pipe, model
 
-    def __call__(
+    def render(
         self, request: StyleRequest, on_progress: ProgressCallback | None = None,
         images: dict[str, Image.Image] | None = None,
     ) -> list[GeneratedImage]:
@@ -27,5 +25,5 @@ class StylePipeline:
             self.pipe, request, request.num_inference_steps, on_progress,
             ip_adapter_image=images["style_image"].convert("RGB"), width=request.width, height=request.height,
         )
-        parameters = request.model_dump(exclude={"seed", "num_images"}) | {"model": self.model, "operation": self.name}
+        parameters = self.parameters(request)
         return with_seeds(out, request, parameters)

@@ -8,17 +8,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .base import GeneratedImage, ProgressCallback
-from .device import Placement
-from .requests import UpscaleRequest
-
-
-def load_upscaler(source: str, placement: Placement):
-    """A transformers super-resolution model (Swin2SR) from a hub id or a directory."""
-    from transformers import Swin2SRForImageSuperResolution
-
-    model = Swin2SRForImageSuperResolution.from_pretrained(source, dtype=placement.dtype)
-    return model.to(placement.device).eval()
+from ..base import GeneratedImage, Pipeline, ProgressCallback
+from .request import UpscaleRequest
 
 
 TILE = 512  # pixels of input per model call: attention memory grows with the square of a tile
@@ -58,13 +49,10 @@ def _super_resolve_once(model, image: Image.Image) -> Image.Image:
     return Image.fromarray((out.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8))
 
 
-class UpscalePipeline:
-    name = "upscale"
+class UpscalePipeline(Pipeline):
+    operation = "upscale"
 
-    def __init__(self, model=None, model_name: str = "") -> None:
-        self.model, self.model_name = model, model_name
-
-    def __call__(
+    def render(
         self,
         request: UpscaleRequest,
         on_progress: ProgressCallback | None = None,
@@ -75,13 +63,13 @@ class UpscalePipeline:
         alpha = source.getchannel("A") if "A" in source.getbands() else None
         rgb = source.convert("RGB")
         if request.mode == "model":
-            if self.model is None:
+            if self.pipe is None:
                 raise ValueError("mode 'model' needs an upscaler model; none is configured")
-            rgb = super_resolve(self.model, rgb)
+            rgb = super_resolve(self.pipe, rgb)
         out = rgb.resize(target, Image.Resampling.LANCZOS) if rgb.size != target else rgb
         if alpha is not None:  # the alpha channel is resampled, never invented
             out.putalpha(alpha.resize(target, Image.Resampling.LANCZOS))
         if on_progress is not None:
             on_progress(1, 1)
-        parameters = request.model_dump() | {"operation": self.name, "model": self.model_name if request.mode == "model" else "lanczos"}
+        parameters = request.model_dump() | {"operation": self.operation, "model": self.model if request.mode == "model" else "lanczos"}
         return [GeneratedImage(image=out, seed=0, parameters=parameters)]

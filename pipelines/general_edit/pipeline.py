@@ -5,20 +5,19 @@ from __future__ import annotations
 
 from PIL import Image
 
-from .base import GeneratedImage, ProgressCallback
-from .diffusion import run_diffusion, with_seeds
-from .requests import GeneralEditRequest, fit_side
+from ..base import GeneratedImage, Pipeline, ProgressCallback
+from ..diffusion import run_diffusion, with_seeds
+from .request import GeneralEditRequest
+from ..request_parts import fit_side
 
 
-class GeneralEditPipeline:
+class GeneralEditPipeline(Pipeline):
     """Takes a diffusers StableDiffusionInstructPix2PixPipeline (pipelines/loading.py)."""
 
-    name = "general-edit"
+    operation = "general-edit"
 
-    def __init__(self, pipe, model: str = "") -> None:
-        self.pipe, self.model = pipe, model
 
-    def __call__(
+    def render(
         self,
         request: GeneralEditRequest,
         on_progress: ProgressCallback | None = None,
@@ -34,5 +33,5 @@ class GeneralEditPipeline:
         )
         out = [image.resize(original.size, Image.Resampling.LANCZOS) if image.size != original.size else image
                for image in out]
-        parameters = request.model_dump(exclude={"seed", "num_images"}) | {"model": self.model, "operation": self.name}
+        parameters = self.parameters(request)
         return with_seeds(out, request, parameters)

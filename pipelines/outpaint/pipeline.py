@@ -5,20 +5,18 @@ from __future__ import annotations
 
 from PIL import Image
 
-from .base import GeneratedImage, ProgressCallback
-from .diffusion import with_seeds
-from .inpaint import inpaint
-from .masks import pad
-from .requests import OutpaintRequest
+from ..base import GeneratedImage, Pipeline, ProgressCallback
+from ..diffusion import with_seeds
+from ..inpaint.pipeline import inpaint
+from ..masks import pad
+from .request import OutpaintRequest
 
 
-class OutpaintPipeline:
-    name = "outpaint"
+class OutpaintPipeline(Pipeline):
+    operation = "outpaint"
 
-    def __init__(self, pipe, model: str = "") -> None:
-        self.pipe, self.model = pipe, model
 
-    def __call__(
+    def render(
         self,
         request: OutpaintRequest,
         on_progress: ProgressCallback | None = None,
@@ -28,5 +26,5 @@ class OutpaintPipeline:
         _, box = request.canvas(image.size)
         canvas, mask = pad(image, box, request.padding(image.size))
         out = inpaint(self.pipe, request, canvas, mask, request.strength, on_progress)
-        parameters = request.model_dump(exclude={"seed", "num_images"}) | {"model": self.model, "operation": self.name}
+        parameters = self.parameters(request)
         return with_seeds(out, request, parameters)

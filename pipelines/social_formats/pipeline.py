@@ -27,9 +27,9 @@ import json
 from PIL import Image, ImageDraw, ImageFilter, PngImagePlugin
 from smartcrop import SmartCrop
 
-from .base import GeneratedImage, OutputTooLarge, ProgressCallback, RenderInterrupted
-from .png import PARAMETERS_KEY
-from .requests import FocalPoint, SafeZone, SocialFormat, SocialFormatsRequest
+from ..base import GeneratedImage, OutputTooLarge, Pipeline, ProgressCallback, RenderInterrupted
+from ..png import PARAMETERS_KEY
+from .request import FocalPoint, SafeZone, SocialFormat, SocialFormatsRequest
 
 ANALYSIS_SIDE = 384  # pixels: smartcrop's cost grows with the area it scores
 MIN_ANALYSIS_SIDE = 16  # a thinner window is centred: smartcrop scores on an 8× downsampled grid
@@ -162,16 +162,13 @@ def _save(image: Image.Image, **options) -> bytes:
     return buffer.getvalue()
 
 
-class SocialFormatsPipeline:
+class SocialFormatsPipeline(Pipeline):
     """The image in every format of the request: crop (or letterbox), resize to the exact
     size, optional safe-zone overlay, encoded within the format's max file size."""
 
-    name = "social-formats"
+    operation = "social-formats"
 
-    def __init__(self, model=None, model_name: str = "") -> None:
-        self.model_name = model_name  # no model: the same constructor as the other pipelines
-
-    def __call__(
+    def render(
         self,
         request: SocialFormatsRequest,
         on_progress: ProgressCallback | None = None,
@@ -193,7 +190,7 @@ class SocialFormatsPipeline:
             if request.show_safe_zones:
                 image = draw_safe_zones(image, fmt.safe_zone)
             parameters = {
-                "operation": self.name, "platform": fmt.platform, "format_id": fmt.format_id, "format": fmt.name,
+                "operation": self.operation, "platform": fmt.platform, "format_id": fmt.format_id, "format": fmt.name,
                 "crop_mode": request.crop_mode, "crop_box": box, "focal_point": request.focal_point and request.focal_point.model_dump(),
                 "image_asset_id": request.image_asset_id,
             }

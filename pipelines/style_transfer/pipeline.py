@@ -4,29 +4,29 @@ from __future__ import annotations
 
 from PIL import Image
 
-from .base import GeneratedImage, ProgressCallback
-from .control import canny_edges, control_input, with_control_map
-from .diffusion import run_diffusion, steps_run, with_seeds
-from .requests import StyleTransferRequest
+from ..base import GeneratedImage, Pipeline, ProgressCallback
+from ..control import canny_edges, control_input, with_control_map
+from ..diffusion import run_diffusion, steps_run, with_seeds
+from .request import StyleTransferRequest
 
 
-class StyleTransferPipeline:
+class StyleTransferPipeline(Pipeline):
     """Takes a diffusers ControlNet image-to-image pipeline (Canny ControlNet, `from_pipe` of
     the base) with an IP-Adapter active. Three knobs, one mechanism each: `change_strength` is
     the image-to-image strength from the content image, `composition_fidelity` the ControlNet
     scale on the content's Canny edges, `style_strength` the IP-Adapter scale."""
 
-    name = "style-transfer"
+    operation = "style-transfer"
 
     def __init__(self, pipe, model: str = "", control_type: str = "canny") -> None:
-        self.pipe, self.model = pipe, model  # control_type: always canny here (the request asks for no other)
+        super().__init__(pipe, model)  # control_type: always canny here (the request asks for no other)
 
-    def __call__(
+    def render(
         self, request: StyleTransferRequest, on_progress: ProgressCallback | None = None,
         images: dict[str, Image.Image] | None = None,
     ) -> list[GeneratedImage]:
         content = control_input(images["image"], request.output_size(images["image"].size))
-        parameters = request.model_dump(exclude={"seed", "num_images"}) | {"model": self.model, "operation": self.name}
+        parameters = self.parameters(request)
         edges = canny_edges(content)
         steps = steps_run(request, request.change_strength)
         if steps < 1:  # no change asked for: the content image as it is (diffusers refuses zero steps)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from PIL import Image
 
-from .base import GeneratedImage, ProgressCallback
-from .diffusion import run_diffusion, steps_run, with_seeds
-from .masks import keep_outside_mask, mask_from_color, mask_from_image
-from .requests import DiffusionRequest, InpaintRequest, fit_side
+from ..base import GeneratedImage, Pipeline, ProgressCallback
+from ..diffusion import run_diffusion, steps_run, with_seeds
+from ..masks import keep_outside_mask, mask_from_color, mask_from_image
+from .request import InpaintRequest
+from ..request_parts import DiffusionRequest, fit_side
 
 TRANSPARENT = [0, 0, 0, 0]  # LimeWire's default mask colour
 
@@ -39,15 +40,13 @@ def inpaint(pipe, request: DiffusionRequest, image: Image.Image, mask: Image.Ima
     return [keep_outside_mask(original, generated, mask) for generated in out]
 
 
-class InpaintPipeline:
+class InpaintPipeline(Pipeline):
     """Takes a diffusers inpainting pipeline (built from the base with `from_pipe`)."""
 
-    name = "inpaint"
+    operation = "inpaint"
 
-    def __init__(self, pipe, model: str = "") -> None:
-        self.pipe, self.model = pipe, model
 
-    def __call__(
+    def render(
         self,
         request: InpaintRequest,
         on_progress: ProgressCallback | None = None,
@@ -56,5 +55,5 @@ class InpaintPipeline:
         image = images["image"]
         mask = resolve_mask(request, image, images.get("mask"))
         out = inpaint(self.pipe, request, image, mask, request.strength, on_progress)
-        parameters = request.model_dump(exclude={"seed", "num_images"}) | {"model": self.model, "operation": self.name}
+        parameters = self.parameters(request)
         return with_seeds(out, request, parameters)

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from PIL import Image
 
-from .base import GeneratedImage, ProgressCallback
-from .diffusion import run_diffusion, steps_run, with_seeds
-from .requests import ImageToImageRequest
+from ..base import GeneratedImage, Pipeline, ProgressCallback
+from ..diffusion import run_diffusion, steps_run, with_seeds
+from .request import ImageToImageRequest
 
 
-class ImageToImagePipeline:
+class ImageToImagePipeline(Pipeline):
     """Takes a diffusers image-to-image pipeline (built from the base with `from_pipe`)."""
 
-    name = "image-to-image"
+    operation = "image-to-image"
 
-    def __init__(self, pipe, model: str = "") -> None:
-        self.pipe, self.model = pipe, model
 
-    def __call__(
+    def render(
         self,
         request: ImageToImageRequest,
         on_progress: ProgressCallback | None = None,
@@ -26,7 +24,7 @@ class ImageToImagePipeline:
         source = images["image"].convert("RGB")
         width, height = request.output_size(source.size)
         source = source.resize((width, height), Image.Resampling.LANCZOS)
-        parameters = request.model_dump(exclude={"seed", "num_images"}) | {"model": self.model, "operation": self.name}
+        parameters = self.parameters(request)
         steps = steps_run(request, request.strength)
         if steps < 1:  # strength this low changes nothing; diffusers would refuse zero steps
             out = [source.copy() for _ in range(request.num_images)]

@@ -9,19 +9,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .base import GeneratedImage, ProgressCallback
-from .device import Placement
-from .requests import RemoveBackgroundRequest
+from ..base import GeneratedImage, Pipeline, ProgressCallback
+from .request import RemoveBackgroundRequest
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def load_segmenter(source: str, placement: Placement):
-    from transformers import AutoModelForSemanticSegmentation
-
-    model = AutoModelForSemanticSegmentation.from_pretrained(source, dtype=placement.dtype)
-    return model.to(placement.device).eval()
 
 
 def foreground_probability(model, image: Image.Image, background_label: int, input_size: int) -> np.ndarray:
@@ -37,24 +29,24 @@ def foreground_probability(model, image: Image.Image, background_label: int, inp
     return (1 - background).cpu().numpy()
 
 
-class RemoveBackgroundPipeline:
-    name = "remove-background"
+class RemoveBackgroundPipeline(Pipeline):
+    operation = "remove-background"
 
-    def __init__(self, model, model_name: str = "", background_label: int = 0, input_size: int = 512) -> None:
-        self.model, self.model_name = model, model_name
+    def __init__(self, pipe, model: str = "", background_label: int = 0, input_size: int = 512) -> None:
+        super().__init__(pipe, model)
         self.background_label, self.input_size = background_label, input_size
 
-    def __call__(
+    def render(
         self,
         request: RemoveBackgroundRequest,
         on_progress: ProgressCallback | None = None,
         images: dict[str, Image.Image] | None = None,
     ) -> list[GeneratedImage]:
         source = images["image"]
-        alpha = foreground_probability(self.model, source, self.background_label, self.input_size)
+        alpha = foreground_probability(self.pipe, source, self.background_label, self.input_size)
         out = source.convert("RGBA")
         out.putalpha(Image.fromarray((alpha * 255).round().astype(np.uint8), mode="L"))
         if on_progress is not None:
             on_progress(1, 1)
-        parameters = request.model_dump() | {"operation": self.name, "model": self.model_name}
+        parameters = request.model_dump() | {"operation": self.operation, "model": self.model}
         return [GeneratedImage(image=out, seed=0, parameters=parameters)]
