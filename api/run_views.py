@@ -14,7 +14,6 @@ from storage.redis_ops import Op, run, run_async
 from storage.render_stats import RenderStats
 
 from .delivery_options import WebhookView
-from .estimates import DEFAULT_RENDER_RATE  # noqa: F401  (api/routes/batches.py imports it from here)
 from .schemas import ImageView, RunView
 from .services import Services
 

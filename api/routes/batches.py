@@ -20,7 +20,7 @@ from .. import submission
 from ..bodies import GenerationCreate
 from ..delivery_options import BatchCreated, BatchRunView, BatchView, WebhookView
 from ..problems import PROBLEM_RESPONSES, ProblemError, validation_problem
-from ..run_views import DEFAULT_RENDER_RATE
+from ..estimates import DEFAULT_RENDER_RATE
 from ..services import Services, get_services
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
