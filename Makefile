@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.renderq-installed
 
-.PHONY: dev test bench install
+.PHONY: dev test test-fast bench install
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,6 +22,10 @@ dev: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/pytest -q
+
+# The fast tier only: no process started (under 90 s on 2 cores). `make test` runs both tiers.
+test-fast: $(STAMP)
+	$(VENV)/bin/pytest -q -m "not integration"
 
 BENCH_STAMP := $(VENV)/.renderq-bench-installed
 

@@ -1,9 +1,25 @@
-"""Fixtures: the tiny model, and a real stack (redis-server, SeaweedFS, Celery workers, API)."""
+"""Fixtures: the tiny model, and a real stack (redis-server, SeaweedFS, Celery workers, API).
+
+Two tiers. A test that starts a process (redis-server, `weed mini`, `renderq worker|api|dev`,
+a `renderq` CLI run, any subprocess) is an `integration` test; every other test is in the
+fast tier, which runs in-process only (fakeredis, in-memory broker, local storage):
+
+    pytest -m "not integration"   # fast tier (`make test-fast`), no subprocess at all
+    pytest                        # both tiers (`make test`, CI)
+
+Held by mechanism, not by care: pytest_collection_modifyitems below marks `integration` every
+test whose fixtures include one of PROCESS_FIXTURES (the fixtures of the real stack; a test
+module's own stack fixtures build on them); a test that starts processes some other way
+says so with `pytestmark = pytest.mark.integration`. In every test not so marked, starting a
+process fails the test ("this fast test starts a process: mark it integration"), during its
+fixtures' setup and teardown too.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +31,69 @@ from devkit.procs import Proc, start_api, start_redis, start_seaweedfs, start_wo
 
 S3_ACCESS_KEY = "renderq-test"
 S3_SECRET_KEY = "renderq-test-secret"
+
+# The fixtures that start processes (through devkit/procs.py). pytest's `fixturenames` is the
+# transitive closure, so a fixture built on any of these (make_stack needs redis_url and
+# s3_endpoint) marks its tests too.
+PROCESS_FIXTURES = frozenset({"redis_url", "s3_endpoint", "stack", "api"})
+
+INTEGRATION_REASON = "this fast test starts a process: mark it integration"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
+def _refuse_processes(item):
+    """Every way this interpreter can start a process, made to fail the test: pytest.fail
+    raises an OutcomeException (a BaseException), which no `except Exception` swallows."""
+
+    def refuse(what):
+        def refused(*args, **kwargs):
+            pytest.fail(f"{INTEGRATION_REASON} ({item.nodeid} called {what})", pytrace=True)
+
+        return refused
+
+    import multiprocessing.util
+
+    patch = pytest.MonkeyPatch()
+    # Popen.__init__ starts the child in _execute_child: subprocess.run/call/check_output,
+    # asyncio subprocesses, devkit.procs.Proc and `from subprocess import Popen` all go there.
+    patch.setattr(subprocess.Popen, "_execute_child", refuse("subprocess.Popen"))
+    for name in ("system", "fork", "forkpty", "posix_spawn", "posix_spawnp"):  # os.spawn*, popen: fork/posix_spawn
+        if hasattr(os, name):
+            patch.setattr(os, name, refuse(f"os.{name}"))
+    patch.setattr(multiprocessing.util, "spawnv_passfds", refuse("multiprocessing (spawn)"))
+    return patch
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    return (yield from _fast_only(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    return (yield from _fast_only(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    return (yield from _fast_only(item))
+
+
+def _fast_only(item):
+    """Around each phase of a test (setup includes session and module fixtures it is the first
+    to need): processes refused unless the test is marked integration."""
+    if item.get_closest_marker("integration") is not None:
+        return (yield)
+    patch = _refuse_processes(item)
+    try:
+        return (yield)
+    finally:
+        patch.undo()
 
 
 @pytest.fixture(scope="session")

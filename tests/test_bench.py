@@ -63,6 +63,8 @@ def test_render_message_is_the_message_send_task_publishes(redis_url):
     assert set(ours) == set(sent) and set(ours["properties"]) == set(sent["properties"])
 
 
+# render() describes the machine with platform.processor(), which runs `uname -p`: a process.
+@pytest.mark.integration
 def test_report_renders_targets_from_results():
     results = {
         "bare": {"median": 0.03, "seconds": [0.03] * 3, "images_per_second": 30.0, "images_per_cpu_second": 31.0,

@@ -6,10 +6,14 @@ import io
 import os
 
 import httpx
+import pytest
 from PIL import Image
 
 from tests.conftest import wait_for_run
 from devkit.procs import Proc, free_port, renderq_command, wait_until
+
+# Starts `renderq dev` itself (no stack fixture).
+pytestmark = pytest.mark.integration
 
 
 def test_dev_mode_renders_and_serves_a_png_with_nothing_installed(tmp_path):

@@ -18,6 +18,9 @@ import pytest
 from tests.conftest import S3_ACCESS_KEY, S3_SECRET_KEY, Stack, make_stack, wait_for_run
 from devkit.procs import Proc, start_redis, start_seaweedfs, wait_until
 
+# Its own Redis and SeaweedFS (started here, not through the stack fixtures).
+pytestmark = pytest.mark.integration
+
 SMALL = {"prompt": "a teapot", "width": 64, "height": 64, "num_inference_steps": 2}
 MEDIUM = {"prompt": "a teapot", "width": 128, "height": 128, "num_inference_steps": 12}
 SOFT_LIMIT = 10
