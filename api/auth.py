@@ -28,7 +28,7 @@ from storage.records import RunRecord
 from storage.redis_ops import Op, run_async
 from core.tenancy import current_tenant
 
-from .problems import ProblemError
+from core.problems import ProblemError
 from .rate_limits import STATE_KEY, check_rate
 from .services import Services
 

@@ -21,7 +21,7 @@ from storage.records import RunRecord
 from storage.redis_ops import Batch, Op
 
 from .auth import admit_runs
-from .problems import ProblemError
+from core.problems import ProblemError
 
 Size = tuple[int, int]
 

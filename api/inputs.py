@@ -16,7 +16,7 @@ from storage.assets import Asset, AssetStore
 from storage.image_codec import ImageInfo, ImageRejected, decode_base64, open_image
 from core.settings import Settings
 
-from .problems import ProblemError
+from core.problems import ProblemError
 
 MULTIPART = "multipart/form-data"
 

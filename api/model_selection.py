@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from storage.models_catalog import DEFAULT_MODEL_ID, ModelCatalog
 
-from .problems import ProblemError
+from core.problems import ProblemError
 
 MAX_LORAS = 4
 LORA_WEIGHT_LIMIT = 2.0

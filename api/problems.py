@@ -1,4 +1,5 @@
-"""Every error the API answers is an RFC 9457 problem document (application/problem+json)."""
+"""Every error the API answers is an RFC 9457 problem document (application/problem+json):
+the HTTP side of core/problems.py."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.problems import Problem
+from core.problems import Problem, ProblemError
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +31,6 @@ _SLUG_BY_STATUS = {
     429: "rate-limited",
     503: "service-unavailable",
 }
-
-
-class ProblemError(Exception):
-    """Raised by a route to answer with a problem document."""
-
-    def __init__(self, slug: str, status: int, detail: str | None = None, headers: dict | None = None, **extra) -> None:
-        super().__init__(detail or slug)
-        self.slug, self.status, self.detail, self.headers, self.extra = slug, status, detail, headers, extra
 
 
 def problem_response(problem: Problem, headers: dict | None = None) -> JSONResponse:

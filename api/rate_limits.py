@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.settings import Settings
 
-from .problems import ProblemError
+from core.problems import ProblemError
 
 STATE_KEY = "rate_limit_headers"
 

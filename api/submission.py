@@ -23,7 +23,7 @@ from storage.webhook_targets import UnsafeWebhookUrl, check_webhook_url
 from .bodies import OperationCreate
 from .inputs import InputImage, resolve_slot
 from .model_selection import resolve_control_models, resolve_models
-from .problems import ProblemError
+from core.problems import ProblemError
 from .services import Services
 from .templates import Applied, apply_template
 

@@ -18,7 +18,9 @@ from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 from pipelines.request_parts import MAX_PROMPT, render_side
 from storage.templates import ID_PATTERN, NO_STYLE, Template, TemplateCatalog
 
-from .problems import ProblemError, validation_problem
+from core.problems import ProblemError
+
+from .problems import validation_problem
 
 SIZE_FIELDS = frozenset({"width", "height", "aspect_ratio", "output_width", "output_height"})
 TEMPLATE_FIELDS = ("template_id", "style_preset")

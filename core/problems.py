@@ -1,7 +1,9 @@
 """Problem details (RFC 9457): the one shape every renderq error takes.
 
-Run records keep the problem of a failed run, so the type lives here, below both the API
-(which answers with problems) and the worker (which records them).
+The one module that says what a problem is: its types (slug, title, meaning), the document,
+and the exception that carries one to the edge that answers it. Run records keep the problem of
+a failed run, so it lives here, below both the API (which answers with problems, api/problems.py
+installs the HTTP handlers) and the worker (which records them).
 """
 
 from __future__ import annotations
@@ -68,3 +70,12 @@ class Problem(BaseModel):
     def of(cls, slug: str, status: int, detail: str | None = None, instance: str | None = None, **extra) -> "Problem":
         title, _ = PROBLEM_TYPES[slug]
         return cls(type=PROBLEM_BASE + slug, title=title, status=status, detail=detail, instance=instance, **extra)
+
+
+class ProblemError(Exception):
+    """Raised where the cause is known, to be answered (the API) or recorded as the problem
+    `slug` with `status`; `extra` fields join the document."""
+
+    def __init__(self, slug: str, status: int, detail: str | None = None, headers: dict | None = None, **extra) -> None:
+        super().__init__(detail or slug)
+        self.slug, self.status, self.detail, self.headers, self.extra = slug, status, detail, headers, extra

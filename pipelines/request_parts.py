@@ -215,6 +215,7 @@ class SearchEditRequest(ImageInput, DiffusionRequest):
         return self.prompt
 
 
+@dataclass(frozen=True)
 class ControlNeeds:
     """The companion models a control request renders with, beside its base model."""
 

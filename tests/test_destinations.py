@@ -64,7 +64,7 @@ def test_credentials_are_stored_encrypted_and_the_worker_refuses_a_private_endpo
 
 
 def test_dev_mode_generates_its_secrets_key_once(tmp_path, monkeypatch):
-    from client import embedded
+    from ops import embedded
 
     monkeypatch.setattr(embedded, "DEV_HOME", tmp_path / ".renderq")
     key = embedded._ensure_secrets_key()

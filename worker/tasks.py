@@ -34,26 +34,28 @@ log = logging.getLogger(__name__)
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg"}  # of the image objects a run stores
 
 
+# What a failed render records, by what raised: the first entry the exception is an instance of.
+FAILURES: tuple[tuple[tuple[type[BaseException], ...], str, int], ...] = (
+    ((StorageUnavailable,), "storage-failed", 503),
+    ((DestinationFailed,), "destination-failed", 502),
+    ((ModelUnavailable,), "model-unavailable", 422),
+    ((OutputTooLarge,), "output-too-large", 422),
+    ((InputMissing,), "unknown-asset", 422),
+    ((NothingMatched,), "nothing-matched", 422),
+)
+
+
 def problem_for(exc: BaseException, soft_time_limit: int) -> Problem:
-    """The problem document a failed render records, by what raised."""
+    """The problem document a failed render records (core/problems.py types)."""
     import torch
 
     if isinstance(exc, (SoftTimeLimitExceeded, TimeLimitExceeded)):
         return Problem.of("render-timeout", 504, detail=f"render exceeded its time limit of {soft_time_limit}s")
     if isinstance(exc, torch.OutOfMemoryError):
         return Problem.of("out-of-memory", 507, detail=str(exc).splitlines()[0])
-    if isinstance(exc, StorageUnavailable):
-        return Problem.of("storage-failed", 503, detail=str(exc))
-    if isinstance(exc, DestinationFailed):
-        return Problem.of("destination-failed", 502, detail=str(exc))
-    if isinstance(exc, ModelUnavailable):
-        return Problem.of("model-unavailable", 422, detail=str(exc))
-    if isinstance(exc, OutputTooLarge):
-        return Problem.of("output-too-large", 422, detail=str(exc))
-    if isinstance(exc, InputMissing):
-        return Problem.of("unknown-asset", 422, detail=str(exc))
-    if isinstance(exc, NothingMatched):
-        return Problem.of("nothing-matched", 422, detail=str(exc))
+    for types, slug, status in FAILURES:
+        if isinstance(exc, types):
+            return Problem.of(slug, status, detail=str(exc))
     return Problem.of("render-failed", 500, detail=f"{type(exc).__name__}: {exc}")
 
 

@@ -15,7 +15,8 @@ from storage.image_codec import ImageRejected, decode_base64, open_image
 from storage.images import url_lifetime
 
 from ..inputs import MULTIPART, read_body, rejected, store_upload
-from ..problems import PROBLEM_RESPONSES, ProblemError
+from core.problems import ProblemError
+from ..problems import PROBLEM_RESPONSES
 from ..services import Services, get_services
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])

@@ -19,7 +19,8 @@ from storage.runs import run_key
 from .. import submission
 from ..bodies import GenerationCreate
 from ..delivery_options import BatchCreated, BatchRunView, BatchView, WebhookView
-from ..problems import PROBLEM_RESPONSES, ProblemError, validation_problem
+from core.problems import ProblemError
+from ..problems import PROBLEM_RESPONSES, validation_problem
 from ..estimates import DEFAULT_RENDER_RATE
 from ..services import Services, get_services
 

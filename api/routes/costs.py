@@ -15,7 +15,8 @@ from .. import submission
 from ..bodies import BODIES
 from ..costs import estimate
 from ..inputs import validate_body
-from ..problems import PROBLEM_RESPONSES, ProblemError
+from core.problems import ProblemError
+from ..problems import PROBLEM_RESPONSES
 from ..services import Services, get_services
 
 router = APIRouter(prefix="/v1", tags=["credits"])

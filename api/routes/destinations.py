@@ -18,7 +18,9 @@ from core import tenancy
 from storage.destinations import NAME_PATTERN, Destination, DestinationFailed, DestinationsDisabled
 from storage.webhook_targets import UnsafeWebhookUrl, check_webhook_url
 
-from ..problems import PROBLEM_RESPONSES, ProblemError
+from core.problems import ProblemError
+
+from ..problems import PROBLEM_RESPONSES
 from ..services import Services, get_services
 
 router = APIRouter(prefix="/v1/destinations", tags=["destinations"])

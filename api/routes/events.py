@@ -18,7 +18,9 @@ from storage.records import RunRecord, RunStatus
 from storage.redis_client import make_async_redis
 from storage.run_events import events_channel, run_summary
 
-from ..problems import PROBLEM_RESPONSES, ProblemError
+from core.problems import ProblemError
+
+from ..problems import PROBLEM_RESPONSES
 from ..run_views import run_view
 from ..services import Services, get_services
 from .generations import RunId

@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse
 
 from storage.local import FILES_ROUTE, LocalImageStore
 
-from ..problems import ProblemError
+from core.problems import ProblemError
 from ..services import Services, get_services
 
 router = APIRouter(tags=["files"], include_in_schema=False)

@@ -7,7 +7,8 @@ from fastapi import APIRouter, Header, Path, Request, Response
 from storage.redis_ops import run_async
 
 from .. import submission
-from ..problems import PROBLEM_RESPONSES, ProblemError
+from core.problems import ProblemError
+from ..problems import PROBLEM_RESPONSES
 from ..prefer_wait import apply_prefer_wait
 from ..run_views import run_view_async, view_response
 from ..bodies import GenerationCreate

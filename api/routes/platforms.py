@@ -8,7 +8,9 @@ from pydantic import BaseModel, Field
 
 from storage.platforms import Platform, PlatformFormat, SafeZone
 
-from ..problems import PROBLEM_RESPONSES, ProblemError
+from core.problems import ProblemError
+
+from ..problems import PROBLEM_RESPONSES
 from ..services import Services, get_services
 
 router = APIRouter(prefix="/v1/platforms", tags=["platforms"])

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from core.problems import PROBLEM_BASE, PROBLEM_TYPES
 
-from ..problems import ProblemError
+from core.problems import ProblemError
 
 router = APIRouter(tags=["problems"])
 

@@ -8,7 +8,8 @@ from pydantic import BaseModel, Field
 from storage.records import RunStatus
 
 from .. import submission
-from ..problems import PROBLEM_RESPONSES, ProblemError
+from core.problems import ProblemError
+from ..problems import PROBLEM_RESPONSES
 from ..run_views import run_view
 from ..schemas import RunView
 from ..services import Services, get_services

@@ -7,7 +7,9 @@ from pydantic import BaseModel, Field
 
 from storage.templates import ID_PATTERN, StylePreset, Template
 
-from ..problems import PROBLEM_RESPONSES, ProblemError
+from core.problems import ProblemError
+
+from ..problems import PROBLEM_RESPONSES
 from ..services import Services, get_services
 
 router = APIRouter(prefix="/v1", tags=["templates"])
