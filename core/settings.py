@@ -22,32 +22,46 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RENDERQ_", extra="ignore", hide_input_in_errors=True)
 
     # Run records and the Celery broker.
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Run records live here.")
-    broker_url: str | None = Field(None, description="Celery broker; defaults to redis_url.")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis of the run records, keys, credits, idempotency answers and metrics (and the broker, unless "
+        "RENDERQ_BROKER_URL says otherwise).",
+    )
+    broker_url: str | None = Field(None, description="Celery broker; unset: RENDERQ_REDIS_URL.")
     embedded: bool = Field(
-        False, description="fakeredis + in-memory Celery transport in one process (`renderq dev`)."
+        False,
+        description="fakeredis + in-memory Celery transport in one process (`renderq dev` sets it); also serves /v1 "
+        "without keys.",
     )
 
     # Image objects.
-    storage: Literal["s3", "local"] = "s3"
-    s3_endpoint: str | None = Field(None, description="S3 API endpoint the workers write to.")
-    s3_public_endpoint: str | None = Field(
-        None, description="Endpoint put in presigned URLs handed to callers; defaults to s3_endpoint."
+    storage: Literal["s3", "local"] = Field(
+        "s3", description="Where image objects live: an S3-compatible bucket, or local disk with HMAC-signed URLs."
     )
-    s3_bucket: str = "renderq"
-    s3_access_key: SecretStr | None = None
-    s3_secret_key: SecretStr | None = None
-    s3_region: str = "us-east-1"
-    local_dir: Path = Path(".renderq/images")
+    s3_endpoint: str | None = Field(None, description="S3 API endpoint the API and the workers use; unset: AWS S3.")
+    s3_public_endpoint: str | None = Field(
+        None,
+        description="Host put in the presigned URLs handed to callers (what they can reach); "
+        "unset: RENDERQ_S3_ENDPOINT.",
+    )
+    s3_bucket: str = Field(
+        "renderq", description="Bucket of the image objects; created if missing, with a 1-day lifecycle rule."
+    )
+    s3_access_key: SecretStr | None = Field(None, description="S3 access key; unset: boto3's credential chain.")
+    s3_secret_key: SecretStr | None = Field(None, description="S3 secret key; unset: boto3's credential chain.")
+    s3_region: str = Field("us-east-1", description="S3 region.")
+    local_dir: Path = Field(Path(".renderq/images"), description="Directory of the local storage backend.")
     public_base_url: str = Field(
         "http://127.0.0.1:8000", description="Base of the API's own signed file URLs (local storage)."
     )
     url_secret: SecretStr = Field(
-        SecretStr("renderq-dev-url-secret"), description="HMAC key for local signed URLs."
+        SecretStr("renderq-dev-url-secret"), description="HMAC key of local signed URLs; set your own in production."
     )
 
     # Expiry: records, objects and URLs all end at created_at + retention.
-    retention_seconds: int = Field(24 * 3600, gt=0)
+    retention_seconds: int = Field(
+        24 * 3600, gt=0, description="Life of run records, assets, image objects and URLs (24 h)."
+    )
     url_ttl_seconds: int = Field(
         900, gt=0, description="Presigned URLs are re-signed on every read and live at most this long."
     )
@@ -56,14 +70,17 @@ class Settings(BaseSettings):
     default_model: str = Field(
         "", description="Hub id or local directory; empty in `renderq dev` builds the tiny model."
     )
-    device: Literal["auto", "cuda", "cpu"] = "auto"
+    device: Literal["auto", "cuda", "cpu"] = Field(
+        "auto", description="Where workers render: `auto` is CUDA with fp16 where present, else CPU."
+    )
     test_pipelines: bool = Field(
         False, description="Accept `sleep:SECONDS` model ids (a fixed-cost fake render); benchmarks and tests only."
     )
     models_file: Path | None = Field(
         None,
-        description="JSON catalog of the base models, LoRAs, upscalers and background removers served "
-        "(GET /v1/models); without it only the default model is served.",
+        description="JSON catalog of the base models, LoRAs, upscalers, background removers, text segmenters, "
+        "InstructPix2Pix models, ControlNets, IP-Adapters and depth models served (GET /v1/models); without it only "
+        "the default model is served.",
     )
     templates_file: Path = Field(
         DATA_DIR / "templates.json",
@@ -78,11 +95,18 @@ class Settings(BaseSettings):
         description="JSON file of the social platforms and their formats (GET /v1/platforms); the shipped set by default.",
     )
     model_cache_bytes: int = Field(
-        8 * 2**30, gt=0, description="Worker LRU of loaded base models: weights kept up to this many bytes."
+        8 * 2**30,
+        gt=0,
+        description="Worker LRU of loaded base models (with their ControlNets, IP-Adapters and InstructPix2Pix "
+        "models): weights kept up to this many bytes.",
     )
 
     # Input images (uploads, base64, data URLs).
-    max_upload_bytes: int = Field(10 * 2**20, gt=0, description="Largest input image file (LimeWire: 10 MB).")
+    max_upload_bytes: int = Field(
+        10 * 2**20,
+        gt=0,
+        description="Largest input image file (LimeWire: 10 MB); the request body limit is derived from it.",
+    )
     max_input_pixels: int = Field(
         4096 * 4096, gt=0, description="Largest input image in pixels; refused before decoding (decompression bombs)."
     )
@@ -93,7 +117,9 @@ class Settings(BaseSettings):
     render_process_start_timeout: float = Field(
         300.0, gt=0, description="Seconds a new render process may take to load its model before Celery gives up on it."
     )
-    heartbeat_interval: float = Field(1.0, gt=0)
+    heartbeat_interval: float = Field(
+        1.0, gt=0, description="Seconds between a rendering worker's heartbeats (dead-worker detection)."
+    )
     heartbeat_stale_after: float = Field(
         6.0, gt=0, description="A running run whose worker is silent this long is re-enqueued."
     )
@@ -129,8 +155,10 @@ class Settings(BaseSettings):
     )
 
     # Logs: one JSON object per line for machines, or plain text for a terminal.
-    log_format: Literal["json", "text"] = "json"
-    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = Field(
+        "json", description="Log lines: one JSON object per line, or text for a terminal (`renderq dev` uses text)."
+    )
+    log_level: str = Field("INFO", description="Logging level of the API and worker processes.")
     access_log: bool = Field(False, description="One JSON line per API request (`renderq api --access-log`).")
 
     @field_validator("templates_file", "style_presets_file", "platforms_file", "prices_file", mode="before")
