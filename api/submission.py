@@ -130,8 +130,9 @@ def new_record(services: Services, prepared: Prepared, where: str = "", checked_
     """The run record of a prepared body: its input images stored as assets, its delivery
     options checked (webhook URL, output destination)."""
     body, now = prepared.body, time.time()
-    asset_ids = {slot: image.store(services.assets) for slot, image in prepared.inputs.items()}
-    request = prepared.request.model_copy(update={f"{slot}_asset_id": asset_id for slot, asset_id in asset_ids.items()})
+    request = prepared.request
+    if prepared.inputs:
+        request = request.model_copy(update={f"{slot}_asset_id": image.store(services.assets) for slot, image in prepared.inputs.items()})
     record = RunRecord(
         run_id=new_run_id(), operation=body.OPERATION.name, model_id=prepared.model_id, loras=prepared.loras or {},
         request=request.model_dump(mode="json"), created_at=now, priority=body.priority,
