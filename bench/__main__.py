@@ -1,8 +1,10 @@
-"""`python -m bench [--quick] [--only overhead,drain,...]`: run the benchmarks, print the
-figures, write BENCHMARKS.md, its plots and raw results.
+"""`python -m bench [--quick] [--only overhead,drain,...] [--device cuda]`: run the benchmarks,
+print the figures, write BENCHMARKS.md, its plots and raw results.
 
 Everything runs on the real stack this command starts (redis-server, `weed mini`, Celery
-workers, the API) and stops again; nothing else needs to be running.
+workers, the API) and stops again; nothing else needs to be running. `--device cuda` runs the
+measurements that render with the workers and the bare pipeline on the GPU and writes them as
+a section of their own (bench/gpu.py); without a CUDA device it refuses (exit status 2).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from .stack import TINY_JOB, Infra
 
 # In the order they run; each has its runner in `_RUNNERS` below.
 SECTIONS = ("bare", "overhead", "drain", "medium", "scaling", "api", "cold")
+# The ones a device changes: scaling runs the sleep pipeline, api no worker at all.
+GPU_SECTIONS = ("bare", "overhead", "drain", "medium", "cold")
 # A larger job for the throughput ratio: shows how the fixed per-job cost fades with job size.
 MEDIUM_JOB = TINY_JOB | {"width": 128, "height": 128, "num_inference_steps": 8}
 
@@ -44,41 +48,67 @@ FULL = Sizes(150, 150, 500, 300, 30, 0.1, 10, 8, 3, 40, 15)
 QUICK = Sizes(30, 30, 100, 60, 8, 0.1, 3, 8, 1, 8, 4)
 
 
+@dataclass(frozen=True)
+class Options:
+    quick: bool
+    sizes: Sizes
+    only: list[str]
+    out: Path
+    device: str  # "cpu" or "cuda"
+
+
 def main(argv: list[str] | None = None) -> int:
-    quick, sizes, only, out = _parse_args(argv)
-    results: dict = {"quick": quick, "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    options = _parse_args(argv)
+    results: dict = {"quick": options.quick, "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    if options.device == "cuda":
+        from .gpu import cuda_device, gpu_settings
+
+        device = cuda_device()
+        if device is None:
+            print("python -m bench --device cuda: no CUDA device here (torch.cuda.is_available() is False); "
+                  "run it on a machine with an NVIDIA GPU and CUDA torch", file=sys.stderr)
+            return 2
+        results["gpu"] = device | {"settings": gpu_settings()}
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="renderq-bench-") as tmp:
         workdir = Path(tmp)
         from devkit.tiny_model import build_tiny_model
 
         print("building the tiny model …", flush=True)
-        infra = Infra(workdir=workdir, tiny_model=str(build_tiny_model(workdir / "tiny-model"))).start()
+        tiny = str(build_tiny_model(workdir / "tiny-model"))
+        infra = Infra(workdir=workdir, tiny_model=tiny, device=options.device).start()
         try:
             for name in SECTIONS:
                 # The overhead is read against the bare pipeline, so it brings that along.
-                if name in only or (name == "bare" and "overhead" in only):
-                    _RUNNERS[name](infra, sizes, results)
+                if name in options.only or (name == "bare" and "overhead" in options.only):
+                    _RUNNERS[name](infra, options.sizes, results)
         finally:
             infra.stop()
     results["seconds"] = time.monotonic() - began
-    write_report(results, out)
-    print(f"wrote {out} in {results['seconds']:.0f}s total")
+    if options.device == "cuda":
+        from .gpu import write_gpu_report
+
+        write_gpu_report(results, options.out)
+    else:
+        write_report(results, options.out)
+    print(f"wrote {options.out} in {results['seconds']:.0f}s total")
     return 0
 
 
-def _parse_args(argv: list[str] | None) -> tuple[bool, Sizes, list[str], Path]:
-    """(quick, the sizes it means, the sections to run, the report's path)."""
+def _parse_args(argv: list[str] | None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run in about two minutes")
-    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
+    parser.add_argument("--only", default="", help=f"comma-separated subset of {','.join(SECTIONS)} (with --device cuda: of {','.join(GPU_SECTIONS)})")
     parser.add_argument("--out", default="BENCHMARKS.md", help="report to write (plots go to bench/results/ next to it)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where workers and the bare pipeline render; cuda writes the report's GPU section")
     args = parser.parse_args(argv)
-    only = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = set(only) - set(SECTIONS)
+    allowed = GPU_SECTIONS if args.device == "cuda" else SECTIONS
+    only = [name.strip() for name in args.only.split(",") if name.strip()] or list(allowed)
+    unknown = set(only) - set(allowed)
     if unknown:
-        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
-    return args.quick, QUICK if args.quick else FULL, only, Path(args.out)
+        parser.error(f"unknown sections{' on cuda' if args.device == 'cuda' else ''}: {', '.join(sorted(unknown))}")
+    return Options(args.quick, QUICK if args.quick else FULL, only, Path(args.out), args.device)
 
 
 # Each section runs its benchmark on the started stack, stores its figures in `results` under

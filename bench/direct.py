@@ -16,13 +16,15 @@ from bench.stack import TINY_JOB
 
 def main(model: str, count: int, job: dict) -> dict:
     started = time.perf_counter()
-    from pipelines.device import choose_placement
+    from core.settings import Settings
     from pipelines.text_to_image.request import TextToImageRequest
     from pipelines.loading import load_text_to_image
     from pipelines.text_to_image.pipeline import TextToImagePipeline
+    from worker.placement import placement_for
 
     imported = time.perf_counter()
-    pipeline = TextToImagePipeline(load_text_to_image(model, choose_placement("cpu")), model)
+    # Placed as a worker places it, from the same environment (RENDERQ_DEVICE, RENDERQ_DTYPE, …).
+    pipeline = TextToImagePipeline(load_text_to_image(model, placement_for(Settings())), model)
     loaded = time.perf_counter()
     request = TextToImageRequest.model_validate(job)
     pipeline.render(request)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psutil
 
+from .gpu_section import gpu_section_of, with_gpu_section
 from .report_notes import NOTES
 from .report_plots import draw_plots
 from .stats import MiB
@@ -24,7 +25,9 @@ def write_report(results: dict, out: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "results.json").write_text(json.dumps(results, indent=1, default=str))
     plots = draw_plots(results, directory)
-    out.write_text(render(results, {name: path.relative_to(out.parent).as_posix() for name, path in plots.items()}))
+    text = render(results, {name: path.relative_to(out.parent).as_posix() for name, path in plots.items()})
+    kept = gpu_section_of(out.read_text(encoding="utf-8")) if out.exists() else ""
+    out.write_text(with_gpu_section(text, kept) if kept else text)  # the GPU run's section stays (bench/gpu.py)
 
 
 def _fmt(value: float, unit: str = "", digits: int = 1) -> str:

@@ -30,6 +30,7 @@ class Infra:
 
     workdir: Path
     tiny_model: str
+    device: str = "cpu"  # where workers and the bare pipeline render (`python -m bench --device cuda`)
     redis_url: str = ""
     s3_endpoint: str = ""
     procs: list[Proc] = field(default_factory=list)
@@ -58,7 +59,7 @@ class Infra:
             "RENDERQ_S3_ACCESS_KEY": ACCESS_KEY,
             "RENDERQ_S3_SECRET_KEY": SECRET_KEY,
             "RENDERQ_DEFAULT_MODEL": self.tiny_model,
-            "RENDERQ_DEVICE": "cpu",
+            "RENDERQ_DEVICE": self.device,
             "RENDERQ_TEST_PIPELINES": "1",
             # Workers at INFO: devkit/procs.start_worker waits for Celery's "ready." line and the
             # cold-start benchmark reads the model-load line (since issue 5 the worker's

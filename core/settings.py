@@ -71,7 +71,44 @@ class Settings(BaseSettings):
         "", description="Hub id or local directory; empty in `renderq dev` builds the tiny model."
     )
     device: Literal["auto", "cuda", "cpu"] = Field(
-        "auto", description="Where workers render: `auto` is CUDA with fp16 where present, else CPU."
+        "auto",
+        description="Where workers render: `auto` is CUDA where present (in float16 unless RENDERQ_DTYPE says "
+        "otherwise), else CPU.",
+    )
+    # How a worker places and tunes its diffusion models (pipelines/device.py; docs/deployment.md#on-gpus).
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = Field(
+        "auto",
+        description="Weights and arithmetic of the models: `auto` is float16 on CUDA, float32 on CPU; bfloat16 needs "
+        "an Ampere or newer GPU.",
+    )
+    channels_last: bool = Field(
+        True, description="On CUDA, UNet, VAE and ControlNet weights in the channels_last memory format; not on CPU."
+    )
+    vae_tiling: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Decode and encode in overlapping VAE tiles, bounding the VAE's memory: `auto` tiles images above "
+        "RENDERQ_VAE_TILING_PIXELS, `on` every image larger than one tile (the model's native size).",
+    )
+    vae_tiling_pixels: int = Field(
+        1024 * 1024, gt=0, description="With RENDERQ_VAE_TILING=auto, images above this many pixels are tiled."
+    )
+    vae_slicing: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Decode the images of one model call one at a time, so the VAE's memory does not grow with the "
+        "batch: `auto` is on on CUDA, off on CPU.",
+    )
+    torch_compile: bool = Field(
+        False,
+        description="On CUDA, compile each loaded model's UNet with torch.compile and warm RENDERQ_COMPILE_SHAPES at "
+        "load (the worker's start); ignored on CPU.",
+    )
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = Field(
+        "default", description="torch.compile's mode when RENDERQ_TORCH_COMPILE is on."
+    )
+    compile_shapes: str = Field(
+        "512x512",
+        description="WIDTHxHEIGHT sizes, comma-separated, each rendered once for 2 steps when a model loads with "
+        "RENDERQ_TORCH_COMPILE on, so their first jobs do not wait for compilation; other sizes compile on first use.",
     )
     test_pipelines: bool = Field(
         False, description="Accept `sleep:SECONDS` model ids (a fixed-cost fake render); benchmarks and tests only."
@@ -123,6 +160,12 @@ class Settings(BaseSettings):
     heartbeat_stale_after: float = Field(
         6.0, gt=0, description="A running run whose worker is silent this long is re-enqueued."
     )
+    max_batch: int = Field(
+        8, ge=1, le=64,
+        description="Runs a worker renders in one model call: when it starts a run, it takes up to this many minus "
+        "one more queued runs that can share the call (same operation, model, LoRAs, priority, size, steps and "
+        "guidance; text-to-image), never waiting for any. 1 renders every run alone.",
+    )
     progress_min_interval: float = Field(
         0.2, ge=0, description="Progress writes to Redis are throttled to one per this many seconds."
     )
@@ -168,6 +211,18 @@ class Settings(BaseSettings):
         if value is None or not str(value).strip():
             return cls.model_fields[info.field_name].default
         return value
+
+    @field_validator("compile_shapes")
+    @classmethod
+    def _sizes_list(cls, value: str) -> str:
+        # "512x512, 768x768" → "512x512,768x768"; each side a positive multiple of 8 (latents are 1/8).
+        sizes = [size.strip().lower() for size in value.split(",") if size.strip()]
+        for size in sizes:
+            width, _, height = size.partition("x")
+            if not (width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0
+                    and int(width) % 8 == 0 and int(height) % 8 == 0):
+                raise ValueError(f"RENDERQ_COMPILE_SHAPES: {size!r} is not WIDTHxHEIGHT in multiples of 8")
+        return ",".join(sizes)
 
     @model_validator(mode="after")
     def _hard_limit_after_soft(self) -> "Settings":
@@ -231,6 +286,11 @@ class Settings(BaseSettings):
         """kombu redelivers unacked messages after this; kept above the hard limit so that a
         long render is never handed to a second worker while the first still holds it."""
         return self.hard_time_limit * 2 + 60
+
+    @property
+    def compile_sizes(self) -> tuple[tuple[int, int], ...]:
+        """RENDERQ_COMPILE_SHAPES as (width, height) pairs."""
+        return tuple((int(w), int(h)) for w, _, h in (size.partition("x") for size in self.compile_shapes.split(",") if size))
 
 
 @lru_cache(maxsize=1)

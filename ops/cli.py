@@ -124,6 +124,8 @@ def _cmd_credits(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
+    if args.gpus:
+        return _gpu_workers(args)
     from core.settings import get_settings
     from core.queue import DEFAULT_WORKER_QUEUES, RENDER_QUEUES
     from worker.celery_app import app
@@ -146,6 +148,18 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gpu_workers(args: argparse.Namespace) -> int:
+    """`--gpus`: one `renderq worker` process per GPU (ops/gpu_workers.py), supervised here."""
+    from .gpu_workers import GpuListError, run_workers, worker_commands
+
+    try:
+        commands = worker_commands(args)
+    except GpuListError as exc:
+        print(f"renderq worker: {exc}", file=sys.stderr)
+        return 2
+    return run_workers(commands)
+
+
 def _cmd_tiny_model(args: argparse.Namespace) -> int:
     from devkit.tiny_model import build_tiny_model
 
@@ -156,6 +170,27 @@ def _cmd_tiny_model(args: argparse.Namespace) -> int:
 
         print(build_tiny_catalog(path, args.catalog))  # point RENDERQ_MODELS_FILE at it
     return 0
+
+
+def _add_worker_parser(sub) -> None:
+    """`renderq worker` and its options."""
+    worker = sub.add_parser("worker", help="a render worker (one per GPU; --gpus starts one per listed GPU)")
+    worker.add_argument(
+        "--queues",
+        default="",
+        help="comma-separated, in priority order; default renderq.render.high,renderq.render,renderq.render.low. "
+        "A webhook worker: --queues=renderq.webhooks",
+    )
+    worker.add_argument("--concurrency", type=int, default=8, help="threads of a webhook-only worker")
+    worker.add_argument("--hostname", default="", help="Celery node name; with --gpus each worker's gets -gpu<N>")
+    worker.add_argument(
+        "--gpus",
+        default="",
+        help="one worker process per GPU, each with CUDA_VISIBLE_DEVICES set to its own: GPU indexes (0,1) or "
+        "UUIDs, or `all`. Without it: one worker in this process, on what CUDA_VISIBLE_DEVICES lets it see",
+    )
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(func=_cmd_worker)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -174,17 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False, help="log every request")
     api.set_defaults(func=_cmd_api)
 
-    worker = sub.add_parser("worker", help="a render worker (one per GPU)")
-    worker.add_argument(
-        "--queues",
-        default="",
-        help="comma-separated, in priority order; default renderq.render.high,renderq.render,renderq.render.low. "
-        "A webhook worker: --queues=renderq.webhooks",
-    )
-    worker.add_argument("--concurrency", type=int, default=8, help="threads of a webhook-only worker")
-    worker.add_argument("--hostname", default="")
-    worker.add_argument("--loglevel", default="INFO")
-    worker.set_defaults(func=_cmd_worker)
+    _add_worker_parser(sub)
 
     keys = sub.add_parser("keys", help="create, list and revoke API keys (stored hashed in Redis)")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)

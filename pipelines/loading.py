@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from .control import DepthEstimator
-from .device import Placement
+from .device import Placement, optimise, optimise_model
 from .text_segmentation import TextSegmenter
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,9 @@ def load_instruct_pix2pix(model: str, placement: Placement):
 
 
 def load_pipeline(pipeline_class, model: str, placement: Placement):
-    """`pipeline_class.from_pretrained(model)` on `placement`, without safety checker or progress bars."""
+    """`pipeline_class.from_pretrained(model)` on `placement`, without safety checker or progress
+    bars, then tuned for its device by `optimise` (pipelines/device.py) with the placement's
+    options."""
     from diffusers.utils import logging as diffusers_logging
 
     from transformers.utils import logging as transformers_logging
@@ -56,7 +58,7 @@ def load_pipeline(pipeline_class, model: str, placement: Placement):
     )
     pipe.to(placement.device)
     pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return optimise(pipe, placement)  # attention, VAE tiling/slicing; on CUDA channels_last, compile
 
 
 def load_controlnet(source: str, placement: Placement):
@@ -64,7 +66,7 @@ def load_controlnet(source: str, placement: Placement):
     from diffusers import ControlNetModel
 
     log.info("loading ControlNet %s on %s", source, placement.device)
-    return ControlNetModel.from_pretrained(source, dtype=placement.dtype).to(placement.device)
+    return optimise_model(ControlNetModel.from_pretrained(source, dtype=placement.dtype).to(placement.device), placement)
 
 
 def load_upscaler(source: str, placement: Placement):
