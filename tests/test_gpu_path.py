@@ -267,3 +267,24 @@ def test_the_gpu_section_of_benchmarks_md_is_replaced_and_kept():
     # A CPU run rewrites the file: the GPU section it had is carried over.
     assert gpu_section_of(second) in with_gpu_section("# rewritten\n", gpu_section_of(second))
     assert gpu_section_of(cpu) == ""
+
+
+@pytest.mark.integration
+def test_the_supervisor_stops_every_worker_when_one_exits(tmp_path):
+    """run_workers with stand-in workers: the first to exit (status 3) has the others stopped
+    by SIGTERM, and its status is the command's."""
+    import sys
+
+    from ops.gpu_workers import WorkerCommand, run_workers
+
+    def stand_in(gpu: str, code: str) -> WorkerCommand:
+        script = ("import os, signal, sys, time\n"
+                  f"open({str(tmp_path)!r} + '/' + os.environ['CUDA_VISIBLE_DEVICES'], 'w').write('up')\n"
+                  "signal.signal(signal.SIGTERM, lambda *a: (open(" + repr(str(tmp_path)) + " + '/term-' + os.environ['CUDA_VISIBLE_DEVICES'], 'w').write('x'), sys.exit(0)))\n"
+                  + code)
+        return WorkerCommand(gpu, f"gpu{gpu}@%h", [sys.executable, "-c", script], {"CUDA_VISIBLE_DEVICES": gpu})
+
+    status = run_workers([stand_in("0", "time.sleep(60)"), stand_in("1", "time.sleep(2); sys.exit(3)")], poll_seconds=0.05)
+    assert status == 3
+    assert (tmp_path / "0").exists() and (tmp_path / "1").exists()
+    assert (tmp_path / "term-0").exists() and not (tmp_path / "term-1").exists()
