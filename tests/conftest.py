@@ -32,12 +32,36 @@ from devkit.procs import Proc, start_api, start_redis, start_seaweedfs, start_wo
 S3_ACCESS_KEY = "renderq-test"
 S3_SECRET_KEY = "renderq-test-secret"
 
+# One intra-op thread for the torch of the in-process tests (set before any test module imports
+# torch; the stack's processes get the same from make_stack). The tiny models gain nothing from
+# two, and on a 2-core machine shared with other processes torch's OpenMP threads spin waiting
+# for each other: the in-process pipeline tests took 51-81 s so instead of 16-22 s.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 # The fixtures that start processes (through devkit/procs.py). pytest's `fixturenames` is the
 # transitive closure, so a fixture built on any of these (make_stack needs redis_url and
 # s3_endpoint) marks its tests too.
 PROCESS_FIXTURES = frozenset({"redis_url", "s3_endpoint", "stack", "api"})
 
 INTEGRATION_REASON = "this fast test starts a process: mark it integration"
+
+# Whether this run is the fast tier: its -m leaves the integration tests out. Set before any
+# test module is imported; tests/test_fuzz.py takes its default depth from it.
+FAST_TIER = False
+
+
+def pytest_configure(config):
+    global FAST_TIER
+    FAST_TIER = _leaves_out_integration(config.getoption("markexpr") or "")
+
+
+def _leaves_out_integration(markexpr: str) -> bool:
+    """Whether `-m markexpr` deselects a test marked `integration`, by pytest's own -m evaluation."""
+    if not markexpr.strip():
+        return False
+    from _pytest.mark.expression import Expression
+
+    return not Expression.compile(markexpr).evaluate(lambda name, **kwargs: name == "integration")
 
 
 def pytest_collection_modifyitems(config, items):

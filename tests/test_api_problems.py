@@ -118,11 +118,15 @@ def test_an_unexpected_error_is_a_500_problem_without_a_traceback(tmp_path):
 
 def test_redis_down_is_a_503_problem(tmp_path):
     import redis as redis_lib
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     from storage.runs import RunStore
 
     services = unit_services(tmp_path)
-    services.runs = RunStore(redis_lib.Redis(port=1, socket_connect_timeout=0.2), 3600)
+    # No retries: redis-py's default three, with backoff, made each refused connection take 4 s.
+    down = redis_lib.Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    services.runs = RunStore(down, 3600)
     with TestClient(create_app(services), raise_server_exceptions=False) as client:
         response = client.get("/v1/generations/gen_x")
         ready = client.get("/readyz")
