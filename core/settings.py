@@ -108,7 +108,8 @@ class Settings(BaseSettings):
     compile_shapes: str = Field(
         "512x512",
         description="WIDTHxHEIGHT sizes, comma-separated, each rendered once for 2 steps when a model loads with "
-        "RENDERQ_TORCH_COMPILE on, so their first jobs do not wait for compilation; other sizes compile on first use.",
+        "RENDERQ_TORCH_COMPILE on, so jobs do not wait for compilation; two sizes differing in both sides make the "
+        "compiled graph serve every size and batch (docs/deployment.md#on-gpus).",
     )
     test_pipelines: bool = Field(
         False, description="Accept `sleep:SECONDS` model ids (a fixed-cost fake render); benchmarks and tests only."

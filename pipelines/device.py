@@ -105,7 +105,10 @@ def optimise(pipe, placement: Placement):
         log.warning("torch.compile is applied on CUDA only; the UNet stays uncompiled on %s", placement.device)
     unet = getattr(pipe, "unet", None)
     if options.torch_compile and cuda and unet is not None:
-        unet.compile(mode=options.compile_mode, dynamic=False)
+        # torch's automatic dynamic shapes: the first shape gets a specialised graph, a second size
+        # or batch one graph with those dimensions dynamic, which then serves every later one (a
+        # few compilations in all, however many sizes and micro-batch sizes the jobs bring).
+        unet.compile(mode=options.compile_mode)
         applied.append(f"compiled ({options.compile_mode})")
         if options.compile_shapes and _renders_from_text(pipe):
             warm_up(pipe, options.compile_shapes)
@@ -205,11 +208,13 @@ def _renders_from_text(pipe) -> bool:
 
 def warm_up(pipe, shapes, steps: int = WARM_UP_STEPS) -> None:
     """Render each (width, height) once for `steps` steps, latents only, as a job would (one
-    image with guidance, under inference mode): a compiled UNet compiles its graph for that
-    shape now rather than in the first job of that size."""
-    for width, height in shapes:
+    image with guidance, under inference mode), then the first again with two images: a
+    compiled UNet compiles its graphs for those sizes, and for other batch sizes (several
+    images, micro-batches), now rather than in the first jobs that bring them."""
+    runs = [(shape, 1) for shape in shapes] + [(shape, 2) for shape in list(shapes)[:1]]
+    for (width, height), images in runs:
         started = time.perf_counter()
         with torch.inference_mode():
             pipe(prompt="", width=width, height=height, num_inference_steps=steps, guidance_scale=7.5,
-                 num_images_per_prompt=1, output_type="latent")
-        log.info("warmed %dx%d in %.1fs", width, height, time.perf_counter() - started)
+                 num_images_per_prompt=images, output_type="latent")
+        log.info("warmed %dx%d ×%d in %.1fs", width, height, images, time.perf_counter() - started)

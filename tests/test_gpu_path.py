@@ -145,7 +145,7 @@ def test_a_cuda_placement_applies_channels_last_slicing_and_compile(tiny_model):
     assert again.unet.conv_in.weight.is_contiguous() and again.unet._compiled_call_impl is None
 
 
-def test_warm_up_renders_each_configured_shape_for_two_steps(tiny_model):
+def test_warm_up_renders_each_configured_shape_for_two_steps_and_a_second_batch_size(tiny_model):
     pipe = load_text_to_image(tiny_model, _cpu())
     seen = []
     hook = pipe.unet.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape)))
@@ -153,8 +153,9 @@ def test_warm_up_renders_each_configured_shape_for_two_steps(tiny_model):
         warm_up(pipe, ((64, 64), (96, 64)))
     finally:
         hook.remove()
-    # One image with guidance: a batch of 2 latents, 4 channels, height/8 × width/8; 2 steps each.
-    assert seen == [(2, 4, 8, 8)] * 2 + [(2, 4, 8, 12)] * 2
+    # One image with guidance: a batch of 2 latents, 4 channels, height/8 × width/8; 2 steps each;
+    # then the first size with two images (a batch of 4), so other batch sizes are compiled too.
+    assert seen == [(2, 4, 8, 8)] * 2 + [(2, 4, 8, 12)] * 2 + [(4, 4, 8, 8)] * 2
 
 
 def test_the_controlnet_loader_tunes_its_model_too(monkeypatch):
