@@ -31,6 +31,8 @@ class OperationCreate(DeliveryOptions):
     OPERATION: ClassVar[Operation]
     SLOTS: ClassVar[tuple[str, ...]] = ()
     REQUIRED_SLOTS: ClassVar[tuple[str, ...]] = ()
+    # The request's fields this body carries as they are (its input slots become asset ids).
+    REQUEST_FIELDS: ClassVar[tuple[str, ...]] = ()
     # Fields of the edge, never of the request: the request reads what they settled.
     EDGE_FIELDS: ClassVar[frozenset[str]] = frozenset(
         {"model_id", "loras", "lora_weight", "quality", "aspect_ratio", *TEMPLATE_FIELDS, *DELIVERY_FIELDS}
@@ -49,9 +51,8 @@ class OperationCreate(DeliveryOptions):
         the body is a subclass of the request, so every rule of the request has held), its input
         slots as the asset ids they were stored as, and a seed chosen now when none was given."""
         request_type = self.OPERATION.request
-        slots = set(self.SLOTS) | {f"{slot}_asset_id" for slot in self.SLOTS}
-        fields = {name: getattr(self, name) for name in request_type.model_fields
-                  if name not in slots and name in type(self).model_fields}
+        values = self.__dict__
+        fields = {name: values[name] for name in self.REQUEST_FIELDS}
         fields |= self.request_fields()
         fields |= {f"{slot}_asset_id": asset_id for slot, asset_id in (asset_ids or {}).items()}
         if "seed" in request_type.model_fields and fields.get("seed") is None:
@@ -97,7 +98,10 @@ def body_type(operation: Operation) -> type[OperationCreate]:
     }
     if operation.templates:
         namespace["TEMPLATE_APPLIES"] = operation.templates
-    return type(operation.schema_name, tuple(bases), namespace)
+    body = type(operation.schema_name, tuple(bases), namespace)
+    slots = {name for slot in operation.slots for name in (slot.name, f"{slot.name}_asset_id")}
+    body.REQUEST_FIELDS = tuple(name for name in operation.request.model_fields if name in body.model_fields and name not in slots)
+    return body
 
 
 BODIES: dict[str, type[OperationCreate]] = {name: body_type(operation) for name, operation in OPERATIONS.items()}

@@ -51,6 +51,9 @@ class Job:
     request: Any
     images: dict[str, Image.Image] = field(default_factory=dict)
     on_progress: ProgressCallback | None = None
+    # Set when its progress callback asked it to stop: its images are dropped (the others of
+    # a batched call go on).
+    stopped: bool = False
 
 
 class Pipeline(ABC):
@@ -67,7 +70,14 @@ class Pipeline(ABC):
         self.pipe, self.model, self.options = pipe, model, options
 
     def __call__(self, jobs: Sequence[Job]) -> list[list[GeneratedImage]]:
-        return [self.render(job.request, job.on_progress, job.images) for job in jobs]
+        out = []
+        for job in jobs:
+            try:
+                out.append(self.render(job.request, job.on_progress, job.images))
+            except RenderInterrupted:  # its cancel: the next job still renders
+                job.stopped = True
+                out.append([])
+        return out
 
     @abstractmethod
     def render(self, request: Any, on_progress: ProgressCallback | None = None,
@@ -82,3 +92,22 @@ class Pipeline(ABC):
 
 class NothingMatched(ValueError):
     """A search found nothing to edit in the image (its mask is empty)."""
+
+
+def batch_progress(jobs: Sequence[Job]) -> ProgressCallback:
+    """One progress callback for jobs rendered in one model call: each job's own callback, until
+    it asks to stop (it is then marked `stopped` and no longer called); the call stops when no
+    job is left."""
+
+    def on_step(step: int, total: int) -> bool:
+        live = False
+        for job in jobs:
+            if job.stopped:
+                continue
+            if job.on_progress is not None and job.on_progress(step, total) is False:
+                job.stopped = True
+            else:
+                live = True
+        return live
+
+    return on_step

@@ -1,6 +1,9 @@
-"""Running a diffusers pipeline for a request: per-image seeds, progress, interruption."""
+"""Running a diffusers pipeline for a request, or for several compatible requests in one call:
+per-image seeds, progress, interruption."""
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import torch
 from PIL import Image
@@ -16,7 +19,38 @@ def run_diffusion(
 
     One seeded generator per image, so an image depends only on its own seed. `total_steps`
     is what the pipeline will really run (img2img runs steps × strength)."""
-    generators = [torch.Generator(device="cpu").manual_seed(s) for s in request.image_seeds()]
+    return _call(
+        pipe, request, total_steps, on_progress, prompt=request.prompt,
+        negative_prompt=request.negative_prompt or None, num_images_per_prompt=request.num_images,
+        generator=_generators(request), **inputs,
+    )
+
+
+def run_diffusion_batch(
+    pipe, requests: Sequence[DiffusionRequest], total_steps: int, on_progress: ProgressCallback | None, **inputs
+) -> list[list[Image.Image]]:
+    """Several requests that share every setting of the model call (steps, guidance, size: their
+    `batch_key`) in one call: a prompt, a negative prompt and a seeded generator per image, so
+    each image depends on its own request and seed only. Returns each request's images."""
+    prompts = [request.prompt for request in requests for _ in range(request.num_images)]
+    negatives = [request.negative_prompt for request in requests for _ in range(request.num_images)]
+    images = _call(
+        pipe, requests[0], total_steps, on_progress, prompt=prompts,
+        negative_prompt=negatives if any(negatives) else None, num_images_per_prompt=1,
+        generator=[generator for request in requests for generator in _generators(request)], **inputs,
+    )
+    out, start = [], 0
+    for request in requests:
+        out.append(images[start:start + request.num_images])
+        start += request.num_images
+    return out
+
+
+def _generators(request: DiffusionRequest) -> list[torch.Generator]:
+    return [torch.Generator(device="cpu").manual_seed(seed) for seed in request.image_seeds()]
+
+
+def _call(pipe, request: DiffusionRequest, total_steps: int, on_progress: ProgressCallback | None, **arguments):
     # Most diffusers pipelines stop at their `interrupt` flag; one without it (InstructPix2Pix)
     # is stopped by raising from its step callback.
     has_flag = isinstance(getattr(type(pipe), "interrupt", None), property)
@@ -30,14 +64,8 @@ def run_diffusion(
 
     with torch.inference_mode():
         result = pipe(
-            prompt=request.prompt,
-            negative_prompt=request.negative_prompt or None,
-            num_inference_steps=request.num_inference_steps,
-            guidance_scale=request.guidance_scale,
-            num_images_per_prompt=request.num_images,
-            generator=generators,
-            callback_on_step_end=step_end,
-            **inputs,
+            num_inference_steps=request.num_inference_steps, guidance_scale=request.guidance_scale,
+            callback_on_step_end=step_end, **arguments,
         )
     if getattr(pipe, "_interrupt", False):
         pipe._interrupt = False

@@ -114,6 +114,8 @@ class RunRecord(BaseModel):
     credits_held: bool = False
     credits_used: int | None = None
     credits_remaining: int | None = None
+    # Runs of one group render in one model call (storage/batch_groups.py); None: always alone.
+    batch_group: str | None = None
     # The request as its operation's typed object, when this process made the run (a submit):
     # admission prices it without reading `request` back. Never stored.
     typed_request: Any = Field(None, exclude=True, repr=False)

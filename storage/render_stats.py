@@ -70,7 +70,8 @@ def record_render(client: redis.Redis, request: dict[str, Any], timings: dict[st
     if "inference_seconds" not in timings:
         return
     key = size_key(request)
-    per_step = timings["inference_seconds"] / max(step_images(request), 1)
+    # A batched run's inference_seconds is its whole model call's: its share is 1/batch_size.
+    per_step = timings["inference_seconds"] / max(timings.get("batch_size", 1), 1) / max(step_images(request), 1)
     client.hset(STEP_SECONDS, key, _ema(client.hget(STEP_SECONDS, key), per_step))
     if "total_seconds" in timings:
         overhead = max(timings["total_seconds"] - timings["inference_seconds"] - timings.get("load_seconds", 0.0), 0.0)

@@ -80,5 +80,7 @@ class RunEvents:
                     target = WebhookTarget.model_validate(batch["webhook"])
                     self.webhooks.file(target.url, "batch.completed", self.batches.summary(record.batch_id), batch_key(record.batch_id))
 
-    def progress(self, run_id: str, progress: int) -> None:
-        self.redis.publish(events_channel(run_id), json.dumps({"type": "progress", "run_id": run_id, "progress": progress}))
+    @staticmethod
+    def progress(pipe, run_id: str, progress: int) -> None:
+        """Added to the pipeline that writes the progress (storage/runs.py `report_progress`)."""
+        pipe.publish(events_channel(run_id), json.dumps({"type": "progress", "run_id": run_id, "progress": progress}))

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import redis
 
 from core import tenancy
+from .batch_groups import BatchGroups
 from .batches import BatchStore
 from .credits import HOLD_CHECK_SECONDS, HOLDS
 from core.logs import request_id_var
@@ -55,6 +56,7 @@ class RunStore:
         self.index = RunIndex(client, retention_seconds)
         self.webhooks = WebhookStore(client, retention_seconds)
         self.batches = BatchStore(client, retention_seconds)
+        self.groups = BatchGroups(client, retention_seconds)
         self.events = RunEvents(client, self.index, self.webhooks, self.batches)
         # The API's admission policy (per-key cap on active runs, api/auth.py): called with the
         # runs about to be created, before anything is written; an operation (storage/redis_ops.py)
@@ -101,6 +103,8 @@ class RunStore:
                 pipe.hincrby(RUNS, RunStatus.queued.value, 1)
                 self.index.on_create(pipe, record)
                 self.events.status_event(pipe, record)
+                if record.batch_group:
+                    self.groups.add(pipe, record)
             if also is not None:
                 also(pipe)
 
@@ -168,13 +172,42 @@ class RunStore:
             self._changed(run_id)
         return outcome
 
-    def heartbeat(self, run_id: str) -> None:
+    def claim_companions(self, record: RunRecord, worker: str, stale_after: float, limit: int) -> list[RunRecord]:
+        """Claim up to `limit` more queued runs of `record`'s batch group for this worker, each
+        with the same script as a claim by its own message (which then finds it taken and skips)."""
+        claimed: list[RunRecord] = []
+        while len(claimed) < limit:
+            run_ids = self.groups.draw(record, limit - len(claimed))
+            if run_ids is None:
+                break
+            with self.redis.pipeline(transaction=False) as pipe:
+                for run_id in run_ids:
+                    pipe.hget(run_key(run_id), "attempt")
+                attempts = pipe.execute()
+            for run_id, attempt in zip(run_ids, attempts):
+                if attempt and self.claim(run_id, int(attempt), worker, stale_after) == "claimed":
+                    companion = self.get(run_id)
+                    if companion is not None:
+                        claimed.append(companion)
+        return claimed
+
+    def heartbeat(self, *run_ids: str) -> None:
         # XX: never re-adds a run a reaper has already taken back.
-        self.redis.zadd(HEARTBEATS, {run_id: time.time()}, xx=True)
+        now = time.time()
+        self.redis.zadd(HEARTBEATS, {run_id: now for run_id in run_ids}, xx=True)
 
     def set_progress(self, run_id: str, progress: int) -> None:
-        self.redis.hset(run_key(run_id), "progress", progress)
-        self.events.progress(run_id, progress)
+        self.report_progress(run_id, progress)
+
+    def report_progress(self, run_id: str, progress: int | None) -> bool:
+        """Write the run's progress (None: unchanged) and read whether it was asked to stop, in
+        one round trip. True when a cancel was requested."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            if progress is not None:
+                pipe.hset(run_key(run_id), "progress", progress)
+                self.events.progress(pipe, run_id, progress)
+            pipe.hget(run_key(run_id), "cancel_requested")
+            return pipe.execute()[-1] == "True"
 
     def cancel_requested(self, run_id: str) -> bool:
         """Checked before every denoising step, so it is one HGET."""
@@ -286,26 +319,24 @@ class RunStore:
 
 
 class ProgressThrottle:
-    """Writes progress at most once per `min_interval` seconds, always the first and last step."""
+    """A render's progress callback. At most once per `min_interval` seconds (always the first and
+    the last step) it writes the progress and reads whether the run was asked to stop, in one
+    Redis round trip; the steps between cost nothing. A cancel is seen within `min_interval`
+    (or the step in flight, whichever is longer)."""
 
     def __init__(self, store: RunStore, run_id: str, min_interval: float) -> None:
         self.store = store
         self.run_id = run_id
         self.min_interval = min_interval
-        self._last_write = 0.0
+        self._last_check = 0.0
         self._last_value = -1
 
     def __call__(self, step: int, total: int) -> bool:
         # 99 at most until the images are stored: 100 means the run is completed.
         value = min(99, int(100 * step / max(total, 1)))
-        if self.store.cancel_requested(self.run_id):
-            self.store.set_progress(self.run_id, value)  # where it stopped, exactly
-            return False  # the pipeline skips every step after this one
         now = time.monotonic()
-        if value == self._last_value:
+        if step < total and self._last_value >= 0 and now - self._last_check < self.min_interval:
             return True
-        if step < total and self._last_value >= 0 and now - self._last_write < self.min_interval:
-            return True
-        self.store.set_progress(self.run_id, value)
-        self._last_write, self._last_value = now, value
-        return True
+        canceled = self.store.report_progress(self.run_id, value if value != self._last_value else None)
+        self._last_check, self._last_value = now, value
+        return not canceled  # False: the pipeline skips every step after this one

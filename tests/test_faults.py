@@ -96,7 +96,10 @@ def test_api_restart_loses_nothing(faults):
 def test_redis_restart_keeps_queued_runs_and_the_api_answers_503_meanwhile(faults):
     stack = faults.stack
     with stack.client() as api:
-        ids = [api.post("/v1/generations", json=MEDIUM | {"seed": i}).json()["run_id"] for i in range(4)]
+        # Each its own step count: runs of one batch group would all start together (one model
+        # call), and this test needs some still queued when Redis goes.
+        ids = [api.post("/v1/generations", json=MEDIUM | {"seed": i, "num_inference_steps": 12 + i}).json()["run_id"]
+               for i in range(4)]
         statuses_before = [api.get(f"/v1/generations/{run_id}").json()["status"] for run_id in ids]
         faults.redis.stop()  # SIGTERM; appendonly yes has the records and the queue on disk
         down = {

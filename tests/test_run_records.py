@@ -100,12 +100,23 @@ def test_heartbeat_never_resurrects_a_reaped_run(runs):
 
 def test_progress_writes_are_throttled_but_keep_first_and_last(runs):
     new_run(runs)
-    writes: list[int] = []
-    runs.set_progress = lambda run_id, value: writes.append(value)
+    round_trips: list[int | None] = []
+    runs.report_progress = lambda run_id, value: round_trips.append(value) or False
     throttle = ProgressThrottle(runs, "gen_a", min_interval=60)
     for step in range(1, 51):
-        throttle(step, 50)
-    assert writes == [2, 99]
+        assert throttle(step, 50) is True
+    # One round trip each (progress written, cancel read); the 48 steps between cost none.
+    assert round_trips == [2, 99]
+
+
+def test_a_cancel_is_read_in_the_same_round_trip_as_the_progress_it_stops_at(runs):
+    new_run(runs)
+    assert runs.claim("gen_a", 1, "w1", 5) == "claimed"
+    throttle = ProgressThrottle(runs, "gen_a", min_interval=0)
+    assert throttle(1, 10) is True
+    runs.cancel("gen_a")
+    assert throttle(2, 10) is False
+    assert runs.get("gen_a").progress == 20
 
 
 def test_render_rate_is_a_moving_average(runs):

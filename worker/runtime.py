@@ -73,9 +73,10 @@ class Runtime:
 
     @cached_property
     def placement(self):
-        from pipelines.device import choose_placement
+        """Device, dtype and tuning (RENDERQ_DTYPE, VAE tiling, compile, …) of every model loaded here."""
+        from .placement import placement_for
 
-        return choose_placement(self.settings.device)
+        return placement_for(self.settings)
 
     @cached_property
     def assets(self) -> AssetStore:

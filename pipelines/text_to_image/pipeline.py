@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from PIL import Image
 
-from ..base import GeneratedImage, Pipeline, ProgressCallback
-from ..diffusion import run_diffusion, with_seeds
+from ..base import GeneratedImage, Job, Pipeline, ProgressCallback, RenderInterrupted, batch_progress
+from ..diffusion import run_diffusion, run_diffusion_batch, with_seeds
 from .request import TextToImageRequest
 
 
@@ -17,6 +19,25 @@ class TextToImagePipeline(Pipeline):
     """
 
     operation = "text-to-image"
+
+    def __call__(self, jobs: Sequence[Job]) -> list[list[GeneratedImage]]:
+        """Jobs with one `batch_key` render in one model call (the worker hands only such)."""
+        if len(jobs) == 1:
+            return super().__call__(jobs)
+        requests = [job.request for job in jobs]
+        first = requests[0]
+        if any(request.batch_key() != first.batch_key() for request in requests):
+            raise ValueError("jobs rendered together must share their batch_key")
+        try:
+            batches = run_diffusion_batch(self.pipe, requests, first.num_inference_steps, batch_progress(jobs),
+                                          width=first.width, height=first.height)
+        except RenderInterrupted:  # every job was canceled
+            return [[] for _ in jobs]
+        return [
+            [] if job.stopped else with_seeds([job.request.exact_crop(image) for image in images], job.request,
+                                              self.parameters(job.request))
+            for job, images in zip(jobs, batches)
+        ]
 
     def render(
         self, request: TextToImageRequest, on_progress: ProgressCallback | None = None,

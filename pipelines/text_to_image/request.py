@@ -44,6 +44,11 @@ class TextToImageRequest(ExactSize, Seeded):
         description="Images to render (1–4), each its own seed; aliases `samples`, `num_images_per_prompt`.",
     )
 
+    def batch_key(self) -> tuple:
+        # The model call's shared settings; prompts, negative prompts, seeds, image counts and
+        # the exact crop (applied after) may differ.
+        return self.width, self.height, self.num_inference_steps, self.guidance_scale
+
 
 class GenerationChoices(BaseModel):
     """A text-to-image request as callers send it."""

@@ -1,0 +1,53 @@
+"""Runs that can render together. A run whose request can share a model call with others
+(same operation, model, LoRAs and call settings: the request's `batch_key`) joins a group at
+submit; a worker that starts one run of a group takes the others queued in it, oldest first,
+and renders them in one call. One sorted set per group and priority, so a batch never mixes
+priorities. An entry is dropped when a worker draws it, whether it could still be claimed or
+was already rendered through its own queue message."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+
+import redis
+
+from .records import RunRecord
+
+GROUP_PREFIX = "renderq:batchable:"
+
+
+def group_id(operation: str, model_id: str, loras: dict[str, float], batch_key: tuple) -> str:
+    """The group of runs whose requests render in one call with each other."""
+    return _group_id(operation, model_id, tuple(sorted(loras.items())), batch_key)
+
+
+@lru_cache(maxsize=1024)  # a submit's hot path; a deployment's groups are few
+def _group_id(operation: str, model_id: str, loras: tuple, batch_key: tuple) -> str:
+    identity = json.dumps([operation, model_id, loras, list(batch_key)], default=str)
+    return hashlib.sha1(identity.encode()).hexdigest()[:20]
+
+
+class BatchGroups:
+    def __init__(self, client: redis.Redis, retention_seconds: int) -> None:
+        self.redis = client
+        self.retention_seconds = retention_seconds
+
+    @staticmethod
+    def key(record: RunRecord) -> str:
+        return f"{GROUP_PREFIX}{record.priority.value}:{record.batch_group}"
+
+    def add(self, pipe, record: RunRecord) -> None:
+        """In the transaction that creates the run."""
+        key = self.key(record)
+        pipe.zadd(key, {record.run_id: record.created_at})
+        pipe.expire(key, self.retention_seconds)
+
+    def draw(self, record: RunRecord, count: int) -> list[str] | None:
+        """Up to `count` of the oldest runs of `record`'s group, taken out of it (not `record`
+        itself); None once the group is empty."""
+        popped = self.redis.zpopmin(self.key(record), count)
+        if not popped:
+            return None
+        return [run_id for run_id, _ in popped if run_id != record.run_id]

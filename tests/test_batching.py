@@ -1,0 +1,121 @@
+"""Micro-batching: a worker that starts a run takes the compatible runs queued behind it and
+renders them in one model call, each run keeping its own progress, cancel, charge and images."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import fakeredis
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipelines.base import Job, batch_progress
+from storage.batch_groups import group_id
+from storage.records import Priority, RunRecord, RunStatus
+from storage.runs import RunStore
+from tests.conftest import wait_for_run
+
+FINAL = ("completed", "failed", "canceled", "expired")
+GROUP = group_id("text-to-image", "", {}, (64, 64, 2, 7.5))
+
+
+@pytest.fixture
+def store():
+    return RunStore(fakeredis.FakeRedis(decode_responses=True), 3600)
+
+
+def queued(store: RunStore, run_id: str, group: str | None = GROUP, priority: Priority = Priority.normal) -> RunRecord:
+    return store.create(RunRecord(run_id=run_id, batch_group=group, priority=priority, request={"num_inference_steps": 2}))
+
+
+def test_a_worker_takes_the_queued_runs_of_its_group_oldest_first_up_to_the_limit(store):
+    first = queued(store, "gen_a")
+    for run_id in ("gen_b", "gen_c", "gen_d"):
+        queued(store, run_id)
+    queued(store, "gen_other", group=group_id("text-to-image", "", {}, (64, 64, 4, 7.5)))
+    queued(store, "gen_high", priority=Priority.high)  # same group, another priority: never mixed
+    assert store.claim("gen_a", 1, "w1", 5) == "claimed"
+    taken = store.claim_companions(first, "w1", 5, limit=2)
+    assert [r.run_id for r in taken] == ["gen_b", "gen_c"]
+    assert all(store.get(r).status == RunStatus.running for r in ("gen_b", "gen_c"))
+    # A run taken this way is busy for its own queue message: that delivery becomes a no-op.
+    assert store.claim("gen_b", 1, "w2", 5) == "busy"
+    assert [r.run_id for r in store.claim_companions(first, "w1", 5, limit=8)] == ["gen_d"]
+    assert store.get("gen_other").status == RunStatus.queued and store.get("gen_high").status == RunStatus.queued
+
+
+def test_companions_skip_runs_already_taken_canceled_or_past_their_deadline(store):
+    first = queued(store, "gen_a")
+    queued(store, "gen_taken")
+    queued(store, "gen_canceled")
+    late = queued(store, "gen_late")
+    queued(store, "gen_ok")
+    store.redis.hset("renderq:run:gen_late", "start_deadline", str(late.created_at - 1))
+    assert store.claim("gen_taken", 1, "w2", 5) == "claimed"  # by its own message, elsewhere
+    assert store.cancel("gen_canceled") == "canceled"
+    store.claim("gen_a", 1, "w1", 5)
+    assert [r.run_id for r in store.claim_companions(first, "w1", 5, limit=8)] == ["gen_ok"]
+    assert store.get("gen_late").status == RunStatus.expired
+    assert store.get("gen_taken").worker == "w2"
+
+
+def test_one_canceled_job_of_a_call_drops_out_and_the_call_stops_when_none_is_left():
+    calls = {"a": 0, "b": 0}
+
+    def progress(name, stop_at):
+        def on_progress(step, total):
+            calls[name] += 1
+            return step < stop_at
+
+        return on_progress
+
+    a, b = Job("a", on_progress=progress("a", 2)), Job("b", on_progress=progress("b", 4))
+    step = batch_progress([a, b])
+    assert [step(i, 5) for i in range(1, 6)] == [True, True, True, False, False]
+    assert a.stopped and b.stopped and calls == {"a": 2, "b": 4}  # a is not asked again once it stopped
+
+
+def _pixels(client: httpx.Client, run: dict) -> np.ndarray:
+    data = client.get(run["images"][0]["url"]).content
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.int16)
+
+
+@pytest.mark.integration
+def test_compatible_queued_runs_render_in_one_call_with_the_images_they_get_alone(api):
+    from tests.test_caller_runs import blocker, submit
+
+    blocker(api)
+    runs = [submit(api, prompt=f"a kite, number {i}", seed=40 + i) for i in range(4)]
+    other = submit(api, num_inference_steps=3)  # another step count: another group
+    done = [wait_for_run(api, run["run_id"], statuses=FINAL) for run in runs]
+    assert [run["status"] for run in done] == ["completed"] * 4
+    assert [run["timings"]["batch_size"] for run in done] == [4] * 4
+    assert wait_for_run(api, other["run_id"], statuses=FINAL)["timings"]["batch_size"] == 1
+    with httpx.Client() as plain:
+        for i, run in enumerate(done):
+            alone = wait_for_run(api, submit(api, prompt=f"a kite, number {i}", seed=40 + i)["run_id"], statuses=FINAL)
+            assert alone["timings"]["batch_size"] == 1
+            assert run["images"][0]["seed"] == 40 + i
+            # One call or alone: the same image, up to CPU kernels' rounding (BENCHMARKS.md).
+            assert np.abs(_pixels(plain, run) - _pixels(plain, alone)).max() <= 2
+
+
+@pytest.mark.integration
+def test_a_run_canceled_inside_a_batch_stops_alone(api):
+    from tests.test_caller_runs import blocker, submit
+
+    blocker(api)
+    runs = [submit(api, prompt=f"a kite {i}", width=128, height=128, num_inference_steps=30, seed=i) for i in range(3)]
+    first = wait_for_run(api, runs[0]["run_id"], statuses=("running",) + FINAL)
+    deadline = time.monotonic() + 30
+    while first["status"] == "running" and first["progress"] < 10 and time.monotonic() < deadline:
+        first = api.get(f"/v1/generations/{runs[0]['run_id']}").json()
+    assert first["status"] == "running", first
+    assert api.post(f"/v1/generations/{runs[1]['run_id']}/cancel").status_code == 202
+    done = [wait_for_run(api, run["run_id"], statuses=FINAL) for run in runs]
+    assert [run["status"] for run in done] == ["completed", "canceled", "completed"]
+    assert done[1]["images"] == [] and done[1]["progress"] < 99
+    assert done[0]["timings"]["batch_size"] == done[2]["timings"]["batch_size"] == 3
