@@ -60,7 +60,47 @@ def _ensure_secrets_key() -> str:
     return path.read_text().strip()
 
 
+def quiet_libraries() -> None:
+    """A person reads this terminal: the libraries' notices (torchvision fallbacks, safety
+    checker, Celery's banner) and progress bars (model loading, shard writing) stay out of it;
+    renderq's own lines say what is being built and when the service is ready."""
+    import warnings
+
+    for name, value in (("TRANSFORMERS_VERBOSITY", "error"), ("DIFFUSERS_VERBOSITY", "error"),
+                        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TQDM_DISABLE", "1")):
+        os.environ.setdefault(name, value)
+    warnings.filterwarnings("ignore")
+    from diffusers.utils import logging as diffusers_logging
+    from huggingface_hub.utils import disable_progress_bars
+    from transformers.utils import logging as transformers_logging
+
+    for library in (diffusers_logging, transformers_logging):
+        library.set_verbosity_error()
+        library.disable_progress_bar()
+    disable_progress_bars()
+    # The in-memory broker's notices (no hostname, prefetch unsupported) are not the user's concern.
+    for name, level in (("uvicorn.error", logging.WARNING), ("uvicorn.access", logging.WARNING),
+                        ("celery", logging.ERROR), ("kombu", logging.ERROR)):
+        logging.getLogger(name).setLevel(level)
+
+
+def banner(host: str, port: int, tiny: bool) -> str:
+    base = f"http://{host}:{port}"
+    body = '{"prompt":"a blue ceramic mug","width":64,"height":64,"num_inference_steps":4}'
+    lines = [
+        "",
+        f"  renderq dev is ready: {base}",
+        f"  API docs   {base}/docs      (reference: docs/ in the repository)",
+        f"  try        curl -s -XPOST {base}/v1/generations -H 'content-type: application/json' -d '{body}'",
+        "  then poll  the run_id it answers at /v1/generations/{run_id}",
+        "  no API keys in dev mode; Ctrl+C stops" + ("; images are noise (tiny random-weight model)" if tiny else ""),
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def run_dev(host: str, port: int) -> None:
+    quiet_libraries()
     import uvicorn
 
     # Settings are read from the environment once; dev mode fills in its embedded defaults.
@@ -88,22 +128,23 @@ def run_dev(host: str, port: int) -> None:
     runtime = get_runtime()
     runtime.warm()
     services = Services(settings=settings, runs=runtime.runs, images=runtime.images, celery=celery_app)
-    server = uvicorn.Server(uvicorn.Config(create_app(services), host=host, port=port, log_level="info"))
+    server = uvicorn.Server(uvicorn.Config(create_app(services), host=host, port=port, log_level="warning"))
     server.install_signal_handlers = lambda: None  # the worker on the main thread owns signals
     threading.Thread(target=server.run, name="api", daemon=True).start()
     reaper = Reaper(celery_app, runtime)
     reaper.start()
-    log.info("renderq dev: API on http://%s:%d (docs at /docs); worker and storage embedded", host, port)
     log.warning(
         "renderq dev serves /v1 WITHOUT API KEYS: anyone who can reach http://%s:%d can use it. "
         "Production (`renderq api`) requires keys (`renderq keys create --tenant NAME`).",
         host, port,
     )
+    print(banner(host, port, is_tiny_model(settings.default_model)), flush=True)
     from core.queue import DEFAULT_WORKER_QUEUES, WEBHOOK_QUEUE
 
     # Render queues in priority order, then webhooks (in dev mode one solo worker does both).
     queues = f"{DEFAULT_WORKER_QUEUES},{WEBHOOK_QUEUE}"
-    worker = celery_app.Worker(pool="solo", concurrency=1, loglevel="INFO", without_mingle=True, without_gossip=True, queues=queues)
+    worker = celery_app.Worker(pool="solo", concurrency=1, loglevel="WARNING", quiet=True, without_mingle=True,
+                               without_gossip=True, queues=queues)
     try:
         worker.start()
     finally:
