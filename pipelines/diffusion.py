@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 from PIL import Image
 
-from .base import GeneratedImage, ProgressCallback, RenderInterrupted
+from .base import GeneratedImage, Job, ProgressCallback, RenderInterrupted, batch_progress
 from .request_parts import DiffusionRequest
 
 
@@ -30,7 +30,7 @@ def run_diffusion_batch(
     pipe, requests: Sequence[DiffusionRequest], total_steps: int, on_progress: ProgressCallback | None, **inputs
 ) -> list[list[Image.Image]]:
     """Several requests that share every setting of the model call (steps, guidance, size: their
-    `batch_key`) in one call: a prompt, a negative prompt and a seeded generator per image, so
+    `render_key`) in one call: a prompt, a negative prompt and a seeded generator per image, so
     each image depends on its own request and seed only. Returns each request's images."""
     prompts = [request.prompt for request in requests for _ in range(request.num_images)]
     negatives = [request.negative_prompt for request in requests for _ in range(request.num_images)]
@@ -44,6 +44,25 @@ def run_diffusion_batch(
         out.append(images[start:start + request.num_images])
         start += request.num_images
     return out
+
+
+def render_jobs_together(pipeline, jobs: Sequence[Job], keys: Sequence[tuple], total_steps: int,
+                         **inputs) -> list[list[GeneratedImage]]:
+    """The images of each job rendered in one call by `pipeline` (a Pipeline on a diffusers
+    pipeline): the jobs' `render_key`s (`keys`) must be one. A job whose progress asked it to stop
+    gets none; the call stops when all have."""
+    if len(set(keys)) > 1:
+        raise ValueError("jobs rendered together must share their render_key")
+    requests = [job.request for job in jobs]
+    try:
+        batches = run_diffusion_batch(pipeline.pipe, requests, total_steps, batch_progress(jobs), **inputs)
+    except RenderInterrupted:  # every job was canceled
+        return [[] for _ in jobs]
+    return [
+        [] if job.stopped else with_seeds([job.request.exact_crop(image) for image in images], job.request,
+                                          pipeline.parameters(job.request))
+        for job, images in zip(jobs, batches)
+    ]
 
 
 def _generators(request: DiffusionRequest) -> list[torch.Generator]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from PIL import Image
 
-from ..base import GeneratedImage, Pipeline, ProgressCallback
-from ..diffusion import run_diffusion, steps_run, with_seeds
+from ..base import GeneratedImage, Job, Pipeline, ProgressCallback
+from ..diffusion import render_jobs_together, run_diffusion, steps_run, with_seeds
 from .request import ImageToImageRequest
 
 
@@ -14,6 +16,21 @@ class ImageToImagePipeline(Pipeline):
 
     operation = "image-to-image"
 
+    def __call__(self, jobs: Sequence[Job]) -> list[list[GeneratedImage]]:
+        """Jobs with one `render_key` render in one model call: one input image per output image."""
+        first = jobs[0].request
+        steps = steps_run(first, first.strength)
+        if len(jobs) == 1 or steps < 1:
+            return super().__call__(jobs)
+        keys = [job.request.render_key({"image": job.images["image"].size}) for job in jobs]
+        sources = [self.source(job.request, job.images) for job in jobs for _ in range(job.request.num_images)]
+        return render_jobs_together(self, jobs, keys, steps, image=sources, strength=first.strength)
+
+    @staticmethod
+    def source(request: ImageToImageRequest, images: dict[str, Image.Image]) -> Image.Image:
+        """The input image at the output size."""
+        source = images["image"].convert("RGB")
+        return source.resize(request.output_size(source.size), Image.Resampling.LANCZOS)
 
     def render(
         self,
@@ -21,9 +38,7 @@ class ImageToImagePipeline(Pipeline):
         on_progress: ProgressCallback | None = None,
         images: dict[str, Image.Image] | None = None,
     ) -> list[GeneratedImage]:
-        source = images["image"].convert("RGB")
-        width, height = request.output_size(source.size)
-        source = source.resize((width, height), Image.Resampling.LANCZOS)
+        source = self.source(request, images)
         parameters = self.parameters(request)
         steps = steps_run(request, request.strength)
         if steps < 1:  # strength this low changes nothing; diffusers would refuse zero steps

@@ -6,8 +6,8 @@ from typing import Sequence
 
 from PIL import Image
 
-from ..base import GeneratedImage, Job, Pipeline, ProgressCallback, RenderInterrupted, batch_progress
-from ..diffusion import run_diffusion, run_diffusion_batch, with_seeds
+from ..base import GeneratedImage, Job, Pipeline, ProgressCallback
+from ..diffusion import render_jobs_together, run_diffusion, with_seeds
 from .request import TextToImageRequest
 
 
@@ -21,23 +21,12 @@ class TextToImagePipeline(Pipeline):
     operation = "text-to-image"
 
     def __call__(self, jobs: Sequence[Job]) -> list[list[GeneratedImage]]:
-        """Jobs with one `batch_key` render in one model call (the worker hands only such)."""
+        """Jobs with one `render_key` render in one model call (the worker hands only such)."""
         if len(jobs) == 1:
             return super().__call__(jobs)
-        requests = [job.request for job in jobs]
-        first = requests[0]
-        if any(request.batch_key() != first.batch_key() for request in requests):
-            raise ValueError("jobs rendered together must share their batch_key")
-        try:
-            batches = run_diffusion_batch(self.pipe, requests, first.num_inference_steps, batch_progress(jobs),
-                                          width=first.width, height=first.height)
-        except RenderInterrupted:  # every job was canceled
-            return [[] for _ in jobs]
-        return [
-            [] if job.stopped else with_seeds([job.request.exact_crop(image) for image in images], job.request,
-                                              self.parameters(job.request))
-            for job, images in zip(jobs, batches)
-        ]
+        first = jobs[0].request
+        return render_jobs_together(self, jobs, [job.request.render_key() for job in jobs], first.num_inference_steps,
+                                    width=first.width, height=first.height)
 
     def render(
         self, request: TextToImageRequest, on_progress: ProgressCallback | None = None,
