@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cache
+from types import UnionType
+from typing import Literal, Union, get_args, get_origin
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -76,10 +79,34 @@ def _form_value(name: str, value: str):
     return value
 
 
+@cache
+def _int_literal_names(schema: type[BaseModel]) -> frozenset[str]:
+    """The names (and aliases) of `schema`'s fields whose values are a Literal of ints
+    (upscale_factor: Literal[2, 3, 4]): pydantic takes "2" for an int, never for a Literal."""
+    names = set()
+    for name, field in schema.model_fields.items():
+        annotation = field.annotation
+        options = [annotation, *get_args(annotation)] if get_origin(annotation) in (Union, UnionType) else [annotation]
+        literals = [arg for option in options if get_origin(option) is Literal for arg in get_args(option)]
+        if literals and all(isinstance(arg, int) and not isinstance(arg, bool) for arg in literals):
+            alias = field.validation_alias
+            names |= {name, *(alias.choices if isinstance(alias, AliasChoices) else ()), *([alias] if isinstance(alias, str) else [])}
+    return frozenset(name for name in names if isinstance(name, str))
+
+
+def _as_ints(schema: type[BaseModel], fields: dict) -> dict:
+    """Form values are text: "2" for an int Literal field becomes 2, as a JSON body would send it."""
+    names = _int_literal_names(schema)
+    return {
+        key: int(value.strip()) if key in names and isinstance(value, str) and value.strip().lstrip("-").isdigit() else value
+        for key, value in fields.items()
+    }
+
+
 def validate_body(schema: type[BaseModel], fields: dict) -> BaseModel:
     """The body as `schema`, or the same 422 problem FastAPI gives for a JSON body."""
     try:
-        return schema.model_validate(fields)
+        return schema.model_validate(_as_ints(schema, fields))
     except ValidationError as exc:
         raise RequestValidationError([error | {"loc": ("body", *error["loc"])} for error in exc.errors()]) from None
 

@@ -27,9 +27,16 @@ async def apply_prefer_wait(services: Services, record: RunRecord, prefer: str |
     if wait is None:
         return record, 202
     headers["Preference-Applied"] = f"wait={wait:g}"
-    deadline = time.monotonic() + wait
+    current = await wait_for_end(services, record, wait)
+    return current, 200 if current.status.is_final else 202
+
+
+async def wait_for_end(services: Services, record: RunRecord, seconds: float) -> RunRecord:
+    """The run once it has ended, or as it is after `seconds`. Polls the record on the event
+    loop, so the wait holds no thread."""
+    deadline = time.monotonic() + seconds
     current = record
     while not current.status.is_final and time.monotonic() < deadline:
         await asyncio.sleep(POLL_SECONDS)
         current = await run_async(services.async_redis, services.runs.get_op(record.run_id)) or current
-    return current, 200 if current.status.is_final else 202
+    return current

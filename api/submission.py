@@ -22,6 +22,7 @@ from storage.redis_ops import Op, run, run_async
 from storage.webhook_targets import UnsafeWebhookUrl, check_webhook_url
 
 from .bodies import OperationCreate
+from .input_checks import check_input_images
 from .inputs import InputImage, resolve_slot
 from .model_selection import resolve_control_models, resolve_models
 from core.problems import ProblemError
@@ -71,6 +72,8 @@ def prepare(services: Services, body: OperationCreate, files: dict[str, bytes] |
             prepared.request.check_input_sizes(prepared.input_sizes())
     except InputSizeError as exc:
         raise ProblemError("invalid-image", 422, detail=str(exc)) from None
+    if not estimate:
+        check_input_images(prepared)
     return prepared
 
 

@@ -46,6 +46,8 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
     "storage-failed": ("Storage failed", "The rendered images could not be written to object storage."),
     "nothing-matched": ("Nothing matched", "search-replace/search-recolor found nothing in the image matching the words "
                         "(an empty mask); no image was made. Lower mask_threshold or rephrase."),
+    "empty-mask": ("Empty mask", "An inpaint's mask selects no pixel (no pixel of the mask colour, or a mask image with no "
+                   "white), so nothing would be repainted; nothing was run or charged. Fix the mask or mask_color_rgba."),
     "unknown-destination": ("Unknown destination", "`output` names no destination of this tenant; GET /v1/destinations lists them."),
     "destination-exists": ("Destination exists", "This tenant already has a destination of that name; delete it first to register it again."),
     "destination-check-failed": ("Destination check failed", "The test write to the destination's bucket failed: endpoint unreachable, bucket missing, or credentials refused; `detail` has S3's answer."),

@@ -236,6 +236,10 @@ class Settings(BaseSettings):
     # The caller's side: waiting, webhooks, batches.
     max_prefer_wait: float = Field(60, ge=0, description="Cap on `Prefer: wait=N` at submit, seconds.")
     max_batch_size: int = Field(1000, gt=0, description="Requests in one POST /v1/batches.")
+    openai_wait_seconds: float = Field(
+        120, gt=0, description="How long the OpenAI Images routes (/v1/images/…) wait for their run to end before "
+        "answering an error that carries the run id (the run goes on: poll GET /v1/generations/{run_id}).",
+    )
     webhook_secret: SecretStr = Field(
         SecretStr("whsec_cmVuZGVycS1kZXYtd2ViaG9vay1zZWNyZXQ="),
         description="Standard Webhooks signing secret (whsec_ + base64); set your own in production.",
