@@ -9,6 +9,8 @@ plus fields); routes keep their own tighter checks (per-file sizes, pixels, prom
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -51,6 +53,30 @@ def _accepted(content_type: str) -> bool:
 
 
 
+# A refused body is still read, up to this many bytes and seconds, before the answer (servers
+# that answer early do the same: nginx's lingering close), so that a client that sends its whole
+# body before reading (Python's urllib, most) gets the 413 rather than a connection reset.
+DRAIN_BYTES = 64 * 2**20
+DRAIN_SECONDS = 10.0
+
+
+async def drain(receive: Receive, budget: int = DRAIN_BYTES) -> None:
+    """Read and drop the rest of a request body, within `budget` bytes and DRAIN_SECONDS."""
+    async def read() -> None:
+        left = budget
+        while left > 0:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            left -= len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
+
+    try:
+        await asyncio.wait_for(read(), DRAIN_SECONDS)
+    except asyncio.TimeoutError:
+        pass
+
 
 class BodyLimitsMiddleware:
     def __init__(self, app: ASGIApp) -> None:
@@ -66,7 +92,10 @@ class BodyLimitsMiddleware:
             declared = int(headers.get(b"content-length", b"0"))
         except ValueError:
             declared = 0
+        expects_continue = headers.get(b"expect", b"").lower() == b"100-continue"
         if declared > limit:
+            if not expects_continue and declared <= DRAIN_BYTES:
+                await drain(receive)
             await too_large_response(limit, scope["path"])(scope, receive, send)
             return
         content_type = headers.get(b"content-type", b"").decode("latin-1")
@@ -76,22 +105,32 @@ class BodyLimitsMiddleware:
             return
 
         received = 0
+        body_done = not has_body
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, body_done
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if received > limit:
                     raise BodyTooLarge(limit)
+            else:
+                body_done = True
             return message
 
         started = False
 
         async def tracking_send(message: Message) -> None:
-            nonlocal started
+            nonlocal started, body_done
             if message["type"] == "http.response.start":
                 started = True
+                # An error answered before the body was read (a 413 on Content-Length): read the
+                # rest first, within bounds, or the client, still sending, sees a reset and never
+                # the answer. Not when the client waits for 100-continue: it sends no body then.
+                if message["status"] >= 400 and not body_done and not (expects_continue and received == 0):
+                    body_done = True
+                    await drain(receive, DRAIN_BYTES - received)
             await send(message)
 
         try:
@@ -99,4 +138,6 @@ class BodyLimitsMiddleware:
         except BodyTooLarge:
             if started:
                 raise
+            if not body_done:
+                await drain(receive, DRAIN_BYTES - received)
             await too_large_response(limit, scope["path"])(scope, receive, send)
