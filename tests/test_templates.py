@@ -164,7 +164,9 @@ def test_batch_items_and_image_operations_take_templates(client):
     assert (i2i["width"], i2i["height"], i2i["output_width"], i2i["output_height"]) == (304, 256, 300, 250)
     assert i2i["num_inference_steps"] == 25 and i2i["prompt"].startswith("digital art of a desk")
     # inpaint keeps the input's size: only the quality tier and the style preset apply.
-    inpaint = submit(client, "/v1/inpaint", image=image, prompt="a desk", template_id="linkedin_post", mask_color_rgba=[0, 0, 0, 255])
+    # (The dark half of the noise is the mask: an inpaint that repaints nothing is refused.)
+    inpaint = submit(client, "/v1/inpaint", image=image, prompt="a desk", template_id="linkedin_post",
+                     mask_color_rgba=[0, 0, 0, 255], mask_color_threshold=50)
     assert inpaint["request"]["prompt"] == PHOTO_PROMPT and inpaint["request"]["num_inference_steps"] == 40
     assert "width" not in inpaint["request"] and inpaint["template_id"] == "linkedin_post"
     # variations without a prompt: the preset's words alone.
