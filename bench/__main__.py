@@ -1,6 +1,9 @@
 """`python -m bench [--quick] [--only overhead,drain,...] [--device cuda]`: run the benchmarks,
 print the figures, write BENCHMARKS.md, its plots and raw results.
 
+`--only` runs a subset and merges it into the last results (bench/results/results.json), so the
+report keeps every other section's figures, each saying which run it is from.
+
 Everything runs on the real stack this command starts (redis-server, `weed mini`, Celery
 workers, the API) and stops again; nothing else needs to be running. `--device cuda` runs the
 measurements that render with the workers and the bare pipeline on the GPU and writes them as
@@ -16,13 +19,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .api_keys import api_keys
 from .api_load import api_load
+from .batching import backlog, mixed
+from .identical import identical
+from .render_cpu import render_cpu
 from .report import write_report
+from .results_store import code_state, load_previous, merge
 from .service import bare_pipeline, cold_start, drain, overhead, scaling
 from .stack import TINY_JOB, Infra
 
-# In the order they run; each has its runner in `_RUNNERS` below.
-SECTIONS = ("bare", "overhead", "drain", "medium", "scaling", "api", "cold")
+# In the order they run; each has its runner in `_RUNNERS` below. The last five are issue 12's:
+# micro-batching under a backlog, a mixed backlog, render-process CPU per image, batched images
+# against the same requests alone, and the API with keys on.
+SECTIONS = ("bare", "overhead", "drain", "medium", "scaling", "api", "cold", "backlog", "mixed", "cpu", "identical", "keys")
 # The ones a device changes: scaling runs the sleep pipeline, api no worker at all.
 GPU_SECTIONS = ("bare", "overhead", "drain", "medium", "cold")
 # A larger job for the throughput ratio: shows how the fixed per-job cost fades with job size.
@@ -42,10 +52,25 @@ class Sizes:
     cold_repeats: int
     medium_jobs: int
     medium_bare_jobs: int
+    backlog_jobs: int  # queued for one worker, batching on and off
+    backlog_rounds: int
+    backlog_bare_jobs: int  # per bare loop (one per call, 8 per call); a multiple of 8
+    mixed_jobs: int
+    mixed_rounds: int
+    mixed_bare_jobs: int  # a multiple of the 4 shapes
+    cpu_jobs: int
+    cpu_rounds: int
+    identical_jobs: int  # a multiple of 8
+    keys_seconds: float
+    keys_rounds: int
 
 
-FULL = Sizes(150, 150, 500, 300, 30, 0.1, 10, 8, 3, 40, 15)
-QUICK = Sizes(30, 30, 100, 60, 8, 0.1, 3, 8, 1, 8, 4)
+FULL = Sizes(150, 150, 500, 300, 30, 0.1, 10, 8, 3, 40, 15,
+             backlog_jobs=300, backlog_rounds=2, backlog_bare_jobs=160, mixed_jobs=300, mixed_rounds=2, mixed_bare_jobs=120,
+             cpu_jobs=100, cpu_rounds=2, identical_jobs=16, keys_seconds=8, keys_rounds=2)
+QUICK = Sizes(30, 30, 100, 60, 8, 0.1, 3, 8, 1, 8, 4,
+              backlog_jobs=48, backlog_rounds=1, backlog_bare_jobs=32, mixed_jobs=48, mixed_rounds=1, mixed_bare_jobs=24,
+              cpu_jobs=20, cpu_rounds=1, identical_jobs=16, keys_seconds=3, keys_rounds=1)
 
 
 @dataclass(frozen=True)
@@ -59,7 +84,8 @@ class Options:
 
 def main(argv: list[str] | None = None) -> int:
     options = _parse_args(argv)
-    results: dict = {"quick": options.quick, "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    results: dict = {"quick": options.quick, "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                     "code": code_state(Path(__file__).resolve().parents[1])}
     if options.device == "cuda":
         from .gpu import cuda_device, gpu_settings
 
@@ -70,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         results["gpu"] = device | {"settings": gpu_settings()}
     began = time.monotonic()
+    # The overhead is read against the bare pipeline, so it brings that along.
+    ran = [name for name in SECTIONS if name in options.only or (name == "bare" and "overhead" in options.only)]
     with tempfile.TemporaryDirectory(prefix="renderq-bench-") as tmp:
         workdir = Path(tmp)
         from devkit.tiny_model import build_tiny_model
@@ -78,10 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         tiny = str(build_tiny_model(workdir / "tiny-model"))
         infra = Infra(workdir=workdir, tiny_model=tiny, device=options.device).start()
         try:
-            for name in SECTIONS:
-                # The overhead is read against the bare pipeline, so it brings that along.
-                if name in options.only or (name == "bare" and "overhead" in options.only):
-                    _RUNNERS[name](infra, options.sizes, results)
+            for name in ran:
+                _RUNNERS[name](infra, options.sizes, results)
         finally:
             infra.stop()
     results["seconds"] = time.monotonic() - began
@@ -90,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
 
         write_gpu_report(results, options.out)
     else:
-        write_report(results, options.out)
+        # A partial run keeps the other sections' figures from the last results.
+        previous = load_previous(options.out) if set(ran) != set(SECTIONS) else {}
+        write_report(merge(previous, results, ran), options.out)
     print(f"wrote {options.out} in {results['seconds']:.0f}s total")
     return 0
 
@@ -123,8 +151,13 @@ def _run_bare(infra: Infra, sizes: Sizes, results: dict) -> None:
 
 def _run_overhead(infra: Infra, sizes: Sizes, results: dict) -> None:
     print(f"overhead: {sizes.overhead_jobs} tiny jobs through the service, one at a time …", flush=True)
-    results["overhead"] = overhead(infra, sizes.overhead_jobs)
-    _print_summary(results["overhead"]["summary"])
+    results["overhead"] = o = overhead(infra, sizes.overhead_jobs)
+    _print_summary(o["summary"])
+    print(f"  overhead median {o['summary']['overhead']['median'] * 1000:.1f} ms (target ≤ 8 ms)", flush=True)
+    if "bare" in results:
+        extra = o["client_png"]["median"] - results["bare"]["median"]
+        print(f"  client: submit → PNG bytes {o['client_png']['median'] * 1000:.1f} ms median, bare pipeline {results['bare']['median'] * 1000:.1f} ms: "
+              f"{extra * 1000:+.1f} ms (target ≤ +10 ms)", flush=True)
 
 
 def _run_drain(infra: Infra, sizes: Sizes, results: dict) -> None:
@@ -173,6 +206,45 @@ def _run_cold(infra: Infra, sizes: Sizes, results: dict) -> None:
     print("  " + ", ".join(f"{k} {v:.2f}s" for k, v in results["cold"]["median"].items()), flush=True)
 
 
+def _run_backlog(infra: Infra, sizes: Sizes, results: dict) -> None:
+    print(f"backlog: {sizes.backlog_jobs} queued tiny jobs, one worker, batching on and off, {sizes.backlog_rounds} round(s) …", flush=True)
+    results["backlog"] = b = backlog(infra, sizes.backlog_jobs, sizes.backlog_rounds, sizes.backlog_bare_jobs)
+    r = b["ratios"]
+    print(f"  batching on {b['batched']['images_per_second']:.1f} images/s: ×{r['batched_vs_one']:.2f} bare one at a time "
+          f"(target ≥ 2.5×), ×{r['batched_vs_eight']:.2f} bare 8 per call (target ≥ 0.8×); batching off ×{r['unbatched_vs_one']:.2f}", flush=True)
+
+
+def _run_mixed(infra: Infra, sizes: Sizes, results: dict) -> None:
+    print(f"mixed backlog: {sizes.mixed_jobs} jobs of 4 shapes, {sizes.mixed_rounds} round(s) …", flush=True)
+    results["mixed"] = m = mixed(infra, sizes.mixed_jobs, sizes.mixed_rounds, sizes.mixed_bare_jobs)
+    print(f"  {m['service']['images_per_second']:.1f} images/s vs bare one at a time {m['bare']['images_per_second']:.1f}: "
+          f"×{m['ratio']:.2f} (target ≥ 1.8×)", flush=True)
+
+
+def _run_cpu(infra: Infra, sizes: Sizes, results: dict) -> None:
+    print(f"render-process CPU: {sizes.cpu_jobs} jobs one at a time, {sizes.cpu_rounds} round(s) …", flush=True)
+    results["cpu"] = c = render_cpu(infra, sizes.cpu_jobs, sizes.cpu_rounds)
+    print(f"  render process {c['render_cpu_ms']:.2f} ms CPU per image vs bare {c['bare_cpu_ms']:.2f} ms: "
+          f"×{c['ratio']:.2f} (target ≤ 1.15×); Celery parent {c['parent_cpu_ms']:.2f} ms", flush=True)
+
+
+def _run_identical(infra: Infra, sizes: Sizes, results: dict) -> None:
+    print(f"identical: {sizes.identical_jobs} batched runs against the same requests alone …", flush=True)
+    results["identical"] = i = identical(infra, sizes.identical_jobs)
+    for key in ("service_vs_alone", "together_vs_alone", "service_vs_together"):
+        v = i[key]
+        print(f"  {key}: largest difference {v['largest']} (of 255), {v['images_differing']} of {v['images']} images differ", flush=True)
+
+
+def _run_keys(infra: Infra, sizes: Sizes, results: dict) -> None:
+    print(f"API keys on vs off: wrk, {sizes.api_connections} connections, {sizes.keys_seconds:g}s a run, {sizes.keys_rounds} round(s) …", flush=True)
+    results["keys"] = k = api_keys(infra, sizes.keys_seconds, sizes.api_connections, sizes.keys_rounds)
+    for endpoint, cost in k["cost"].items():
+        on, off = k["on"][endpoint], k["off"][endpoint]
+        print(f"  {endpoint}: keys on {on['per_second']:.0f}/s ({on['per_cpu_second']:.0f} per CPU-s, p99 {on['p99_ms']:.1f} ms, non-2xx {on['non_2xx']}), "
+              f"off {off['per_second']:.0f}/s ({off['per_cpu_second']:.0f}); a key costs {cost['cpu_us_per_request']:.0f} µs of API CPU", flush=True)
+
+
 _RUNNERS = {
     "bare": _run_bare,
     "overhead": _run_overhead,
@@ -181,6 +253,11 @@ _RUNNERS = {
     "scaling": _run_scaling,
     "api": _run_api,
     "cold": _run_cold,
+    "backlog": _run_backlog,
+    "mixed": _run_mixed,
+    "cpu": _run_cpu,
+    "identical": _run_identical,
+    "keys": _run_keys,
 }
 
 

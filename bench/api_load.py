@@ -25,17 +25,27 @@ done = function(summary, latency, requests)
 end
 """
 
+# A submit of the tiny job, as wrk sends it.
+SUBMIT = "wrk.method = 'POST'\nwrk.headers['Content-Type'] = 'application/json'\nwrk.body = '%s'\n" % json.dumps(TINY_JOB)
 
-def _wrk(url: str, script: str, seconds: float, connections: int, pid: int | None = None) -> dict:
+
+def wrk_argv(url: str, script: str, seconds: float, connections: int, headers: dict | None = None) -> list[str]:
+    """wrk's command line: one thread, `connections` connections, each of `headers` as `-H`."""
+    return ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", script,
+            *(arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")), url]
+
+
+def _wrk(url: str, script: str, seconds: float, connections: int, pid: int | None = None, headers: dict | None = None) -> dict:
     """wrk's figures, plus the CPU seconds the API process (`pid`) spent: requests per
-    CPU-second is what one process does with a core to itself, whoever else shares the machine."""
+    CPU-second is what one process does with a core to itself, whoever else shares the machine.
+    `headers` go on every request (`wrk -H`)."""
     cpu = psutil.Process(pid) if pid else None
     cpu_before = sum(cpu.cpu_times()[:2]) if cpu else 0.0
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script + _REPORT)
     try:
         out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", handle.name, url],
+            wrk_argv(url, handle.name, seconds, connections, headers),
             check=True, capture_output=True, text=True,
         ).stdout
     finally:
@@ -69,14 +79,12 @@ def api_load(infra: Infra, seconds: float, connections: int) -> dict:
         stack.workers.clear()
         with stack.client() as client:
             queued_id = client.post("/v1/generations", json=TINY_JOB).json()["run_id"]
-        body = json.dumps(TINY_JOB)
-        submit = "wrk.method = 'POST'\nwrk.headers['Content-Type'] = 'application/json'\nwrk.body = '%s'\n" % body
         _wrk(f"{base}/v1/generations/{run_id}", "", 2, connections)  # warm-up
         pid = stack.api_proc.pid
         results = {
             "connections": connections,
             "seconds": seconds,
-            "submit": _wrk(f"{base}/v1/generations", submit, seconds, connections, pid),
+            "submit": _wrk(f"{base}/v1/generations", SUBMIT, seconds, connections, pid),
             "status_completed": _wrk(f"{base}/v1/generations/{run_id}", "", seconds, connections, pid),
             "status_queued": _wrk(f"{base}/v1/generations/{queued_id}", "", seconds, connections, pid),
         }

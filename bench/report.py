@@ -8,15 +8,17 @@ bench/report_notes.py.
 from __future__ import annotations
 
 import json
-import math
 import platform
 from pathlib import Path
 
 import psutil
 
 from .gpu_section import gpu_section_of, with_gpu_section
+from .report_batching import batching_rows, batching_sections
+from .report_format import fmt as _fmt, mark as _mark, signed_ms
 from .report_notes import NOTES
 from .report_plots import draw_plots
+from .results_store import code_text, earlier_sections
 from .stats import MiB
 
 
@@ -30,25 +32,9 @@ def write_report(results: dict, out: Path) -> None:
     out.write_text(with_gpu_section(text, kept) if kept else text)  # the GPU run's section stays (bench/gpu.py)
 
 
-def _fmt(value: float, unit: str = "", digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value:,.{digits}f}{unit}"
-
-
-def _mark(ok: bool | None) -> str:
-    return "–" if ok is None else ("✅ met" if ok else "❌ missed")
-
-
 def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
     """(what, target, measured, met) rows of the summary table."""
-    rows = []
-    o = results.get("overhead")
-    if o:
-        s = o["summary"]
-        rows.append(("Per-job overhead, median (run timestamps)", "≤ 15 ms", _fmt(s["overhead"]["median"] * 1000, " ms"), s["overhead"]["median"] <= 0.015))
-        rows.append(("Per-job overhead, p90 (run timestamps)", "≤ 40 ms", _fmt(s["overhead"]["p90"] * 1000, " ms"), s["overhead"]["p90"] <= 0.040))
-        rows.append(("Per-job overhead, median / p90 (client's view, polling every 5 ms)", "–", f"{_fmt(s['client_overhead']['median'] * 1000, ' ms')} / {_fmt(s['client_overhead']['p90'] * 1000, ' ms')}", None))
+    rows = overhead_rows(results)
     d = results.get("drain")
     if d:
         ratio = throughput_ratio(results)
@@ -83,7 +69,36 @@ def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
     if c:
         m = c["median"]
         rows.append(("Cold start: worker start → first job done (median)", "–", f"{_fmt(m['to_done'], ' s', 2)} (of which model load {_fmt(m['model_load'], ' s', 2)}, ready {_fmt(m['to_ready'], ' s', 2)})", None))
+    return rows + batching_rows(results)
+
+
+def overhead_rows(results: dict) -> list[tuple[str, str, str, bool | None]]:
+    """One request at a time: the service's overhead from the run's timestamps (issue 12: ≤ 8 ms
+    median) and the client's wait for the PNG against the bare pipeline (issue 12: ≤ +10 ms)."""
+    o = results.get("overhead")
+    if not o:
+        return []
+    s = o["summary"]
+    rows = [
+        ("Per-job overhead, median (run timestamps)", "≤ 8 ms", _fmt(s["overhead"]["median"] * 1000, " ms"), s["overhead"]["median"] <= 0.008),
+        ("Per-job overhead, p90 (run timestamps)", "≤ 40 ms", _fmt(s["overhead"]["p90"] * 1000, " ms"), s["overhead"]["p90"] <= 0.040),
+        ("Per-job overhead, median / p90 (client's view, polling every 5 ms)", "–", f"{_fmt(s['client_overhead']['median'] * 1000, ' ms')} / {_fmt(s['client_overhead']['p90'] * 1000, ' ms')}", None),
+    ]
+    extra = client_png_extra(results)
+    if extra is not None:
+        png, bare = o["client_png"]["median"], results["bare"]["median"]
+        rows.append(("Client's view, submit → PNG bytes fetched, median − bare pipeline's median", "≤ +10 ms",
+                     f"{signed_ms(extra)} ({_fmt(png * 1000, ' ms')} vs {_fmt(bare * 1000, ' ms')})", extra <= 0.010))
     return rows
+
+
+def client_png_extra(results: dict) -> float | None:
+    """Seconds the client waits for the PNG beyond the bare pipeline's render (medians); None
+    when the run did not measure it."""
+    png = (results.get("overhead") or {}).get("client_png")
+    if not png or "bare" not in results:
+        return None
+    return png["median"] - results["bare"]["median"]
 
 
 def bare_ips(results: dict) -> float:
@@ -111,6 +126,7 @@ def render(results: dict, plots: dict[str, str]) -> str:
     # Each section is present only when its benchmark ran (`--only`).
     for section in (_overhead_section, _drain_section, _scaling_section, _api_section, _cold_section):
         lines += section(results, plots)
+    lines += batching_sections(results)
     lines += [NOTES]
     return "\n".join(lines) + "\n"
 
@@ -128,7 +144,9 @@ def _intro(results: dict, rows: list[tuple[str, str, str, bool | None]]) -> list
         "",
         f"Run: {results.get('started', '?')}, {'quick' if results.get('quick') else 'full'} sizes, "
         f"{_fmt(results.get('seconds', float('nan')), ' s', 0)} in all; {psutil.cpu_count()} CPU cores "
-        f"({platform.processor() or platform.machine()}), Python {platform.python_version()}.",
+        f"({platform.processor() or platform.machine()}), Python {platform.python_version()}"
+        + (f"; {code_text(results['code'])}." if results.get("code") else "."),
+        *_provenance(results),
         "",
         "**Read the ratios, not the absolutes.** The machine has 2 cores shared with other engineers'",
         "test suites while this ran (load average often 4–5), so wall-clock figures move by 2× from",
@@ -145,6 +163,16 @@ def _intro(results: dict, rows: list[tuple[str, str, str, bool | None]]) -> list
     lines += [f"| {what} | {target} | {measured} | {_mark(ok)} |" for what, target, measured, ok in rows]
     lines += [""]
     return lines
+
+
+def _provenance(results: dict) -> list[str]:
+    """Which sections are from earlier runs (`--only` merges a run into the last results)."""
+    earlier = earlier_sections(results)
+    if not earlier:
+        return []
+    ran = [name for name, stamp in results.get("section_runs", {}).items() if not any(name in names for names in earlier.values())]
+    return ["", f"This run measured {', '.join(ran)} (`--only`); the other sections' figures are the last run's of each: "
+            + "; ".join(f"{', '.join(names)} from {when}" for when, names in earlier.items()) + "."]
 
 
 def _overhead_section(results: dict, plots: dict[str, str]) -> list[str]:
@@ -169,6 +197,10 @@ def _overhead_section(results: dict, plots: dict[str, str]) -> list[str]:
     ]
     for key, label in (("end_to_end", "created → completed"), ("inference", "inference in the worker"), ("overhead", "**overhead (run timestamps)**"), ("queue", "  created → claimed (API write, broker, Celery hand-off)"), ("upload", "  PNG encode + S3 upload + asset record"), ("other", "  the rest (claim, record reads/writes, heartbeat)"), ("overhead_while_polled", "overhead (run timestamps) of the polled batch"), ("client_seconds", "client: submit → completed seen"), ("client_overhead", "**overhead (client's view)**")):
         lines.append(f"| {label} | {_fmt(s[key]['median'] * 1000, ' ms')} | {_fmt(s[key]['p90'] * 1000, ' ms')} |")
+    if "client_png" in o:
+        png = o["client_png"]
+        lines.append(f"| client: submit → PNG bytes fetched | {_fmt(png['median'] * 1000, ' ms')} | {_fmt(png['p90'] * 1000, ' ms')} |")
+        lines.append(f"| **client: submit → PNG − bare pipeline's median** | {signed_ms(client_png_extra(results))} | {signed_ms(png['p90'] - results['bare']['median'])} |")
     lines += [""]
     if "overhead" in plots:
         lines += [f"![overhead]({plots['overhead']})", ""]
@@ -179,6 +211,14 @@ def _overhead_section(results: dict, plots: dict[str, str]) -> list[str]:
         "both overhead figures subtract the job's own inference time, so that does not count.",
         "",
     ]
+    if "client_png" in o:
+        lines += [
+            "In the polled batch the client then fetches the PNG from the signed S3 URL the completed",
+            "run carries: submit → bytes in hand, less the bare pipeline's median for the same job, is",
+            "what a caller waits beyond the render itself (issue 12: within +10 ms). It subtracts the",
+            "bare render, not the worker's slower one, so contention for the cores counts here.",
+            "",
+        ]
     return lines
 
 

@@ -123,4 +123,39 @@ Limits that remain, and why:
   Lua round trip (~120 µs of API CPU) for its reservation, by design.
 - **Memory.** The render process keeps one warm pipeline; RSS is flat after the first jobs
   (allocator arenas settle), see the plot.
+
+**Issue 12 (sections 7–11): where the time goes.** Measured and profiled, not tuned (the service is
+another engineer's; these are the figures to tune against). Profiled on 2026-11-29 right after
+the run above, on the same working tree (d955d2d and the micro-batching work on top of it):
+- **A batched drain** (`python -m bench.profile_drain --jobs 600`: py-spy `--idle` on both worker
+  processes; shares of the render process's main thread's wall time): 61 % in the model call,
+  22 % waiting for the next task from the Celery parent, 10 % claiming companions (one claim
+  script and one record read per companion, one after another), 7 % in claims by runs' own
+  messages. A batch of 8 is still 8 Celery deliveries: each companion's own message comes
+  after it was rendered, and costs a broker fetch, a hand-off to the render process (~5 ms of
+  waiting each here) and a claim that finds the run taken (~1.7 ms): about 30 % of the main
+  thread goes to deliveries that render nothing. The model call itself took ~80 ms per call of
+  8 in the benchmark's drains (its 0.61 share at 60 images/s) against ~61 ms in the bare loop:
+  while it renders, the finisher thread (its S3 PUT through botocore alone 28 % of the main
+  thread's time, then asset and run records, metrics, events, PNG encoding 3 %), the Celery
+  parent, Redis, SeaweedFS and the API want the same two cores. Per CPU-second the batched
+  worker makes 0.53× the images of the bare 8-per-call loop (14.1 against 7.5 ms of CPU per
+  image, both worker processes): ~6.6 ms per image of per-run work that batching does not
+  share. Batching off, the same profile: 78 % model call, 17 % waiting for the next task, 5 %
+  claim.
+- **Render-process CPU, one request at a time** (1.45× against ≤ 1.15×): per-thread CPU of the
+  render process (psutil, 150 jobs one at a time, the bare loop beside it at 23.2 ms per image):
+  the main thread 28.0 ms per image (by py-spy's samples ~89 % of it the model call, so that is a
+  little dearer than in the bare process; the rest the Celery hand-off, the claim and record
+  reads, logging), the finisher thread 4.3 ms
+  (PNG encode, the S3 PUT, asset, run and metrics records, events); 32.5 ms in all, 1.40×. The
+  target, ≤ 27 ms here, needs ~5–6 ms of CPU per image out of the render process.
+- **API keys**: a keyed status read costs the API 440–590 µs more CPU than an anonymous one (the
+  key lookup, one Redis round trip, and the rate-limit count, which runs on the thread pool
+  because `limits` is synchronous): reads per second about halve. A keyed submit costs ~950 µs
+  more, and falls further in wall-clock terms within a run (×0.36), because the active-run
+  reservation (storage/quotas.py `_RESERVE`) reads the status of every run the key has in
+  flight, inside Redis, on every submit: O(runs in flight) per submit; each key here ended its
+  8 s run with ~2,000 queued. A key at the default cap (1,000 active runs) pays up to 1,000
+  reads per submit.
 """

@@ -48,19 +48,20 @@ def overhead(infra: Infra, count: int, poll_interval: float = 0.005) -> dict:
             # Warm-up: connections, first PNG, first upload; waited for, because " ready." is
             # logged before the render process has finished loading the model.
             wait_drained(stack, submit_many(client, 5, TINY_JOB), 120)
-            client_seconds, run_ids = _jobs_polled_through_api(client, count, poll_interval)
+            client_seconds, png_seconds, run_ids = _jobs_polled_through_api(client, count, poll_interval)
             quiet_ids = _jobs_watched_in_redis(client, redis, count)
         polled = records(stack, run_ids)
         runs = records(stack, quiet_ids)
     finally:
         stack.stop()
-    return _overhead_figures(count, poll_interval, runs, polled, client_seconds)
+    return _overhead_figures(count, poll_interval, runs, polled, client_seconds) | _png_figures(png_seconds)
 
 
-def _jobs_polled_through_api(client, count: int, poll_interval: float) -> tuple[list[float], list[str]]:
-    """The client's view: submit, then poll the API until it says completed. Returns each
-    job's seconds from submit to completed seen, and the run ids."""
-    client_seconds, run_ids = [], []
+def _jobs_polled_through_api(client, count: int, poll_interval: float) -> tuple[list[float], list[float], list[str]]:
+    """The client's view: submit, poll the API until it says completed, then fetch the PNG from
+    its signed URL. Returns each job's seconds from submit to completed seen and to the PNG's
+    bytes in hand, and the run ids."""
+    client_seconds, png_seconds, run_ids = [], [], []
     for _ in range(count):
         begin = time.perf_counter()
         run = client.post("/v1/generations", json=TINY_JOB).json()
@@ -68,8 +69,18 @@ def _jobs_polled_through_api(client, count: int, poll_interval: float) -> tuple[
             time.sleep(poll_interval)
             run = client.get(f"/v1/generations/{run['run_id']}").json()
         client_seconds.append(time.perf_counter() - begin)
+        if run["status"] == "completed":
+            client.get(run["image_url"]).raise_for_status()
+        png_seconds.append(time.perf_counter() - begin)
         run_ids.append(run["run_id"])
-    return client_seconds, run_ids
+    return client_seconds, png_seconds, run_ids
+
+
+def _png_figures(png_seconds: list[float]) -> dict:
+    """Submit → PNG bytes fetched, as the client saw it (compared with the bare pipeline's
+    median in the report)."""
+    return {"client_png_seconds": png_seconds,
+            "client_png": {"median": median(png_seconds), "p90": percentile(png_seconds, 90)}}
 
 
 def _jobs_watched_in_redis(client, redis, count: int) -> list[str]:

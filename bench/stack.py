@@ -47,7 +47,9 @@ class Infra:
             proc.stop()
 
     def stack(self, name: str, **overrides) -> "Stack":
-        db = self._next_db
+        # Redis has 16 DBs (0 unused here); a stopped stack flushes its own, so the numbers go
+        # round: a full run starts more stacks than that, never more than 15 at once.
+        db = (self._next_db - 1) % 15 + 1
         self._next_db += 1
         workdir = self.workdir / name
         workdir.mkdir(parents=True, exist_ok=True)
@@ -65,9 +67,8 @@ class Infra:
             # cold-start benchmark reads the model-load line (since issue 5 the worker's
             # logging follows this setting). The API runs at WARNING (Stack.api).
             "RENDERQ_LOG_LEVEL": "INFO",
-            # The figures in BENCHMARKS.md predate API keys; keep measuring the same path.
-            # (With keys on, each /v1 request adds a key lookup and a rate-limit count: two
-            # Redis round trips. Re-measuring that is follow-up work.)
+            # The figures in BENCHMARKS.md predate API keys; keep measuring the same path. The
+            # `keys` section (bench/api_load.py api_keys) runs a second API with keys on beside it.
             "RENDERQ_AUTH_DISABLED": "true",
             "HF_HUB_OFFLINE": "1",
             # One torch thread in the worker and in the bare-pipeline run alike: two cores are
@@ -88,16 +89,25 @@ class Stack:
     workers: list[Proc] = field(default_factory=list)
     procs: list[Proc] = field(default_factory=list)
 
-    def worker(self, name: str, wait: bool = True) -> Proc:
+    def worker(self, name: str, wait: bool = True, **overrides) -> Proc:
+        """A `renderq worker` on this stack (`overrides`: environment of its own, e.g. RENDERQ_MAX_BATCH)."""
+        env = self.env | {key: str(value) for key, value in overrides.items()}
         if wait:
-            proc = start_worker(self.env, self.workdir, name)
+            proc = start_worker(env, self.workdir, name)
         else:
             from devkit.procs import renderq_command
 
-            proc = Proc(renderq_command("worker", f"--hostname={name}@%h", "--loglevel=INFO"), self.workdir / f"worker-{name}.log", env=self.env)
+            proc = Proc(renderq_command("worker", f"--hostname={name}@%h", "--loglevel=INFO"), self.workdir / f"worker-{name}.log", env=env)
         self.workers.append(proc)
         self.procs.append(proc)
         return proc
+
+    def drop(self, proc: Proc) -> None:
+        """Stop one process of this stack (a worker) before the others."""
+        proc.stop()
+        if proc in self.workers:
+            self.workers.remove(proc)
+        self.procs.remove(proc)
 
     def api(self) -> str:
         proc, self.api_url = start_api(self.env | {"RENDERQ_LOG_LEVEL": "WARNING"}, self.workdir)
@@ -134,6 +144,22 @@ def submit_many(client: httpx.Client, count: int, job: dict) -> list[str]:
         response.raise_for_status()
         ids.append(response.json()["run_id"])
     return ids
+
+
+def submit_batch(client: httpx.Client, jobs: list[dict]) -> list[str]:
+    """Queue `jobs` through POST /v1/batches (up to 1,000 a call, the API's default cap): a
+    backlog written in a few requests. Returns the run ids in order."""
+    ids: list[str] = []
+    for start in range(0, len(jobs), 1000):
+        response = client.post("/v1/batches", json=jobs[start:start + 1000])
+        response.raise_for_status()
+        ids += response.json()["run_ids"]
+    return ids
+
+
+def numbered(job: dict, count: int, first_seed: int = 1000) -> list[dict]:
+    """`count` copies of `job`, each with its own seed (runs of a backlog are distinct requests)."""
+    return [job | {"seed": first_seed + i} for i in range(count)]
 
 
 def records(stack: Stack, run_ids: list[str]) -> list[dict]:
