@@ -15,7 +15,7 @@ from core import tenancy
 from core.queue import enqueue_render, render_message
 from pipelines.operation import RequestRejected
 from pipelines.request_parts import InputSizeError, RenderRequest
-from storage.batch_groups import group_id
+from storage.render_groups import group_id
 from storage.destinations import parse_output
 from storage.records import RunRecord, WebhookTarget, new_run_id
 from storage.redis_ops import Op, run, run_async
@@ -137,11 +137,11 @@ def new_record(services: Services, prepared: Prepared, where: str = "", checked_
     request = prepared.request
     if prepared.inputs:
         request = request.model_copy(update={f"{slot}_asset_id": image.store(services.assets) for slot, image in prepared.inputs.items()})
-    key = request.batch_key() if services.settings.max_batch > 1 else None
+    key = request.render_key(prepared.input_sizes()) if services.settings.max_batch > 1 else None
     record = RunRecord(
         run_id=new_run_id(), operation=body.OPERATION.name, model_id=prepared.model_id, loras=prepared.loras or {},
         request=request.model_dump(mode="json"), created_at=now, priority=body.priority,
-        batch_group=None if key is None else group_id(body.OPERATION.name, prepared.model_id, prepared.loras or {}, key),
+        render_group=None if key is None else group_id(body.OPERATION.name, prepared.model_id, prepared.loras or {}, key),
         webhook=webhook_target(services, body.webhook_url, body.webhook_events, where),
         start_deadline=now + body.start_within if body.start_within else None,
         output=checked_output(services, body.output, where, checked_outputs),
@@ -160,6 +160,9 @@ def _create_op(services: Services, records: list[RunRecord], **batch) -> tuple[O
     messages = []
     if not settings.embedded and settings.effective_broker_url == settings.redis_url:
         messages = [render_message(services.celery, r.run_id, r.attempt, r.priority.value) for r in records]
+        for record, message in zip(records, messages):
+            if record.render_group:
+                record.queue_message = message  # kept beside the run (storage/render_groups.py)
     messages = [message for message in messages if message]
 
     def also(pipe) -> None:

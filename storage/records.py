@@ -114,11 +114,15 @@ class RunRecord(BaseModel):
     credits_held: bool = False
     credits_used: int | None = None
     credits_remaining: int | None = None
-    # Runs of one group render in one model call (storage/batch_groups.py); None: always alone.
-    batch_group: str | None = None
+    # Runs of one group render in one model call (storage/render_groups.py); None: always alone.
+    render_group: str | None = None
     # The request as its operation's typed object, when this process made the run (a submit):
     # admission prices it without reading `request` back. Never stored.
     typed_request: Any = Field(None, exclude=True, repr=False)
+    # Its queue message as written at submit ((Redis list, payload)), for a run of a render group:
+    # kept beside the run, so a worker that takes it as a companion can take the message off its
+    # queue too. Never in the record itself.
+    queue_message: tuple[str, str] | None = Field(None, exclude=True, repr=False)
 
     # Fields stored as JSON text inside the hash; the rest are plain strings.
     JSON_FIELDS: ClassVar[tuple[str, ...]] = ("request", "loras", "images", "timings", "error", "webhook")

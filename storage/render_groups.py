@@ -1,5 +1,5 @@
 """Runs that can render together. A run whose request can share a model call with others
-(same operation, model, LoRAs and call settings: the request's `batch_key`) joins a group at
+(same operation, model, LoRAs and call settings: the request's `render_key`) joins a group at
 submit; a worker that starts one run of a group takes the others queued in it, oldest first,
 and renders them in one call. One sorted set per group and priority, so a batch never mixes
 priorities. An entry is dropped when a worker draws it, whether it could still be claimed or
@@ -15,34 +15,43 @@ import redis
 
 from .records import RunRecord
 
-GROUP_PREFIX = "renderq:batchable:"
+GROUP_PREFIX = "renderq:render-group:"
+MESSAGE_PREFIX = "renderq:queue-message:"
 
 
-def group_id(operation: str, model_id: str, loras: dict[str, float], batch_key: tuple) -> str:
+def message_key(run_id: str) -> str:
+    """A copy of a render-group run's queue message, kept until the run is claimed."""
+    return MESSAGE_PREFIX + run_id
+
+
+def group_id(operation: str, model_id: str, loras: dict[str, float], render_key: tuple) -> str:
     """The group of runs whose requests render in one call with each other."""
-    return _group_id(operation, model_id, tuple(sorted(loras.items())), batch_key)
+    return _group_id(operation, model_id, tuple(sorted(loras.items())), render_key)
 
 
 @lru_cache(maxsize=1024)  # a submit's hot path; a deployment's groups are few
-def _group_id(operation: str, model_id: str, loras: tuple, batch_key: tuple) -> str:
-    identity = json.dumps([operation, model_id, loras, list(batch_key)], default=str)
+def _group_id(operation: str, model_id: str, loras: tuple, render_key: tuple) -> str:
+    identity = json.dumps([operation, model_id, loras, list(render_key)], default=str)
     return hashlib.sha1(identity.encode()).hexdigest()[:20]
 
 
-class BatchGroups:
+class RenderGroups:
     def __init__(self, client: redis.Redis, retention_seconds: int) -> None:
         self.redis = client
         self.retention_seconds = retention_seconds
 
     @staticmethod
     def key(record: RunRecord) -> str:
-        return f"{GROUP_PREFIX}{record.priority.value}:{record.batch_group}"
+        return f"{GROUP_PREFIX}{record.priority.value}:{record.render_group}"
 
     def add(self, pipe, record: RunRecord) -> None:
-        """In the transaction that creates the run."""
+        """In the transaction that creates the run (with its queue message, when it is written
+        there too)."""
         key = self.key(record)
         pipe.zadd(key, {record.run_id: record.created_at})
         pipe.expire(key, self.retention_seconds)
+        if record.queue_message is not None:
+            pipe.set(message_key(record.run_id), json.dumps(record.queue_message), ex=self.retention_seconds)
 
     def draw(self, record: RunRecord, count: int) -> list[str] | None:
         """Up to `count` of the oldest runs of `record`'s group, taken out of it (not `record`
@@ -51,3 +60,14 @@ class BatchGroups:
         if not popped:
             return None
         return [run_id for run_id, _ in popped if run_id != record.run_id]
+
+    def unqueue(self, messages: list[str | None]) -> None:
+        """Take the queue messages of runs claimed as companions off their queues (those not
+        delivered yet), so that no worker spends a delivery finding the run taken. A message
+        already on its way to a worker is not there any more: that delivery skips the run."""
+        messages = [json.loads(message) for message in messages if message]
+        if messages:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for queue, payload in messages:
+                    pipe.lrem(queue, 1, payload)
+                pipe.execute()

@@ -28,6 +28,7 @@ end
 redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[2], 'started_at', ARGV[3], 'progress', '0')
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
 redis.call('HINCRBY', KEYS[3], 'running', 1)
+redis.call('DEL', KEYS[4])  -- its queue message's copy (storage/render_groups.py): no longer needed
 return 'claimed'
 """
 

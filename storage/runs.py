@@ -14,7 +14,7 @@ from typing import Any, Callable
 import redis
 
 from core import tenancy
-from .batch_groups import BatchGroups
+from .render_groups import RenderGroups, message_key
 from .batches import BatchStore
 from .credits import HOLD_CHECK_SECONDS, HOLDS
 from core.logs import request_id_var
@@ -56,7 +56,7 @@ class RunStore:
         self.index = RunIndex(client, retention_seconds)
         self.webhooks = WebhookStore(client, retention_seconds)
         self.batches = BatchStore(client, retention_seconds)
-        self.groups = BatchGroups(client, retention_seconds)
+        self.groups = RenderGroups(client, retention_seconds)
         self.events = RunEvents(client, self.index, self.webhooks, self.batches)
         # The API's admission policy (per-key cap on active runs, api/auth.py): called with the
         # runs about to be created, before anything is written; an operation (storage/redis_ops.py)
@@ -103,7 +103,7 @@ class RunStore:
                 pipe.hincrby(RUNS, RunStatus.queued.value, 1)
                 self.index.on_create(pipe, record)
                 self.events.status_event(pipe, record)
-                if record.batch_group:
+                if record.render_group:
                     self.groups.add(pipe, record)
             if also is not None:
                 also(pipe)
@@ -166,14 +166,14 @@ class RunStore:
             return RunStatus.expired.value
         now = time.time()
         outcome = self._claim(
-            keys=[run_key(run_id), HEARTBEATS, RUNS], args=[attempt, worker, now, stale_after, run_id]
+            keys=[run_key(run_id), HEARTBEATS, RUNS, message_key(run_id)], args=[attempt, worker, now, stale_after, run_id]
         )
         if outcome == "claimed":
             self._changed(run_id)
         return outcome
 
     def claim_companions(self, record: RunRecord, worker: str, stale_after: float, limit: int) -> list[RunRecord]:
-        """Claim up to `limit` more queued runs of `record`'s batch group for this worker, each
+        """Claim up to `limit` more queued runs of `record`'s render group for this worker, each
         with the same script as a claim by its own message (which then finds it taken and skips)."""
         claimed: list[RunRecord] = []
         while len(claimed) < limit:
@@ -183,12 +183,16 @@ class RunStore:
             with self.redis.pipeline(transaction=False) as pipe:
                 for run_id in run_ids:
                     pipe.hget(run_key(run_id), "attempt")
-                attempts = pipe.execute()
-            for run_id, attempt in zip(run_ids, attempts):
+                    pipe.get(message_key(run_id))
+                read = pipe.execute()
+            taken = []
+            for run_id, attempt, message in zip(run_ids, read[::2], read[1::2]):
                 if attempt and self.claim(run_id, int(attempt), worker, stale_after) == "claimed":
                     companion = self.get(run_id)
                     if companion is not None:
                         claimed.append(companion)
+                        taken.append(message)
+            self.groups.unqueue(taken)
         return claimed
 
     def heartbeat(self, *run_ids: str) -> None:

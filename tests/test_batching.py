@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from pipelines.base import Job, batch_progress
-from storage.batch_groups import group_id
+from storage.render_groups import group_id
 from storage.records import Priority, RunRecord, RunStatus
 from storage.runs import RunStore
 from tests.conftest import wait_for_run
@@ -28,7 +28,7 @@ def store():
 
 
 def queued(store: RunStore, run_id: str, group: str | None = GROUP, priority: Priority = Priority.normal) -> RunRecord:
-    return store.create(RunRecord(run_id=run_id, batch_group=group, priority=priority, request={"num_inference_steps": 2}))
+    return store.create(RunRecord(run_id=run_id, render_group=group, priority=priority, request={"num_inference_steps": 2}))
 
 
 def test_a_worker_takes_the_queued_runs_of_its_group_oldest_first_up_to_the_limit(store):
@@ -119,3 +119,43 @@ def test_a_run_canceled_inside_a_batch_stops_alone(api):
     assert [run["status"] for run in done] == ["completed", "canceled", "completed"]
     assert done[1]["images"] == [] and done[1]["progress"] < 99
     assert done[0]["timings"]["batch_size"] == done[2]["timings"]["batch_size"] == 3
+
+
+def test_image_to_image_jobs_share_one_call_and_match_their_renders_alone(tiny_model):
+    from diffusers import AutoPipelineForImage2Image
+
+    from pipelines.device import choose_placement
+    from pipelines.image_to_image.request import ImageToImageRequest
+    from pipelines.loading import load_text_to_image
+    from pipelines.registry import OPERATIONS, pipeline_class
+
+    pipe = AutoPipelineForImage2Image.from_pipe(load_text_to_image(tiny_model, choose_placement("cpu")))
+    pipe.set_progress_bar_config(disable=True)
+    pipeline = pipeline_class(OPERATIONS["variations"])(pipe, "tiny")  # variations: image-to-image's call
+    sources = [Image.effect_noise((64, 64), 40 + 10 * i).convert("RGB") for i in range(3)]
+    requests = [ImageToImageRequest(prompt=f"kite {i}", image_asset_id="ast_x", strength=0.6, num_inference_steps=4,
+                                    seed=i, num_images=1 + i % 2) for i in range(3)]
+    assert len({r.render_key({"image": s.size}) for r, s in zip(requests, sources)}) == 1
+    calls = []
+    original = pipe.__call__
+    pipe.__class__ = type("Counting", (type(pipe),), {"__call__": lambda self, **kw: calls.append(kw) or original(**kw)})
+    batched = pipeline([Job(r, {"image": s}) for r, s in zip(requests, sources)])
+    assert len(calls) == 1 and len(calls[0]["prompt"]) == 4 and len(calls[0]["image"]) == 4
+    alone = [pipeline.render(r, None, {"image": s}) for r, s in zip(requests, sources)]
+    assert [len(images) for images in batched] == [1, 2, 1]
+    for together, single in zip(batched, alone):
+        assert [i.seed for i in together] == [i.seed for i in single]
+        for a, b in zip(together, single):
+            assert np.abs(np.asarray(a.image, dtype=np.int16) - np.asarray(b.image, dtype=np.int16)).max() <= 2
+
+
+def test_a_companion_s_queue_message_is_taken_off_its_queue(store):
+    first = queued(store, "gen_a")
+    companion = RunRecord(run_id="gen_b", render_group=GROUP, request={"num_inference_steps": 2},
+                          queue_message=("renderq.render", '{"task": "gen_b"}'))
+    store.create(companion, also=lambda pipe: pipe.lpush("renderq.render", '{"task": "gen_b"}', '{"task": "other"}'))
+    store.claim("gen_a", 1, "w1", 5)
+    assert [r.run_id for r in store.claim_companions(first, "w1", 5, limit=8)] == ["gen_b"]
+    # Only the other message is left to deliver; the kept copy went with the claim.
+    assert store.redis.lrange("renderq.render", 0, -1) == ['{"task": "other"}']
+    assert store.redis.exists("renderq:queue-message:gen_b") == 0
