@@ -84,8 +84,7 @@ class Options:
 
 def main(argv: list[str] | None = None) -> int:
     options = _parse_args(argv)
-    results: dict = {"quick": options.quick, "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-                     "code": code_state(Path(__file__).resolve().parents[1])}
+    results: dict = {"quick": options.quick, "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     if options.device == "cuda":
         from .gpu import cuda_device, gpu_settings
 
@@ -95,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                   "run it on a machine with an NVIDIA GPU and CUDA torch", file=sys.stderr)
             return 2
         results["gpu"] = device | {"settings": gpu_settings()}
+    results["code"] = code_state(Path(__file__).resolve().parents[1])  # after any refusal: it runs git
     began = time.monotonic()
     # The overhead is read against the bare pipeline, so it brings that along.
     ran = [name for name in SECTIONS if name in options.only or (name == "bare" and "overhead" in options.only)]
