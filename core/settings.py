@@ -165,7 +165,8 @@ class Settings(BaseSettings):
         8, ge=1, le=64,
         description="Runs a worker renders in one model call: when it starts a run, it takes up to this many minus "
         "one more queued runs that can share the call (same operation, model, LoRAs, priority, size, steps and "
-        "guidance; text-to-image), never waiting for any. 1 renders every run alone.",
+        "guidance, and for image-to-image and variations strength and output size), never waiting for any. "
+        "1 renders every run alone.",
     )
     progress_min_interval: float = Field(
         0.2, ge=0, description="Progress writes to Redis are throttled to one per this many seconds."
@@ -235,11 +236,11 @@ class Settings(BaseSettings):
 
     # The caller's side: waiting, webhooks, batches.
     max_prefer_wait: float = Field(60, ge=0, description="Cap on `Prefer: wait=N` at submit, seconds.")
-    max_batch_size: int = Field(1000, gt=0, description="Requests in one POST /v1/batches.")
     openai_wait_seconds: float = Field(
         120, gt=0, description="How long the OpenAI Images routes (/v1/images/…) wait for their run to end before "
         "answering an error that carries the run id (the run goes on: poll GET /v1/generations/{run_id}).",
     )
+    max_batch_size: int = Field(1000, gt=0, description="Requests in one POST /v1/batches.")
     webhook_secret: SecretStr = Field(
         SecretStr("whsec_cmVuZGVycS1kZXYtd2ViaG9vay1zZWNyZXQ="),
         description="Standard Webhooks signing secret (whsec_ + base64); set your own in production.",

@@ -49,9 +49,10 @@ class RenderRequest(BaseModel):
         """Denoising steps asked for (0 for operations without any)."""
         return 0
 
-    def batch_key(self) -> tuple | None:
+    def render_key(self, input_sizes: dict[str, Size]) -> tuple | None:
         """What must be equal for requests to render in one model call with this one, besides
-        the operation, model and LoRAs (prompts and seeds may differ); None: rendered alone."""
+        the operation, model and LoRAs (prompts, seeds and input images may differ), given its
+        input images' sizes; None: rendered alone."""
         return None
 
     def image_count(self) -> int:

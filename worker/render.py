@@ -1,5 +1,5 @@
 """Rendering claimed runs: one model call for the runs a worker took together (one run, or a
-batch of runs from one batch group), then each run on its own: stored and completed, canceled,
+batch of runs from one render group), then each run on its own: stored and completed, canceled,
 or failed. Every per-run behaviour (progress, cancel, charge, webhook, timings) stays per run."""
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
-    """Render one delivery of a run, with the runs of its batch group that are queued now (up to
+    """Render one delivery of a run, with the runs of its render group that are queued now (up to
     RENDERQ_MAX_BATCH in all; never waiting for more), and hand them to this process's finisher
     to be stored while the next delivery renders. Returns 'rendered', or why the delivery was
     skipped (the run's outcome is in its record)."""
@@ -36,11 +36,11 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
     if request_id_var.get() is None and record.request_id:  # re-enqueued by a reaper
         request_id_var.set(record.request_id)
     records = [record]
-    if record.batch_group and settings.max_batch > 1:
+    if record.render_group and settings.max_batch > 1:
         records += runtime.runs.claim_companions(record, runtime.worker_id, settings.heartbeat_stale_after,
                                                  settings.max_batch - 1)
     log.info("run %s attempt %d claimed%s", run_id, attempt,
-             f" with {len(records) - 1} more of its batch group: {[r.run_id for r in records[1:]]}" if len(records) > 1 else "")
+             f" with {len(records) - 1} more of its render group: {[r.run_id for r in records[1:]]}" if len(records) > 1 else "")
     render_together(runtime, records, finisher())
     return "rendered"
 

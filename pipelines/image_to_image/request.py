@@ -13,6 +13,11 @@ class ImageToImageRequest(ExactSize, ImageInput, DiffusionRequest):
     width: int | None = Field(None, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=8, description="Output width; the input's (rounded down to 8) when omitted.")
     height: int | None = Field(None, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=8, description="Output height; the input's (rounded down to 8) when omitted.")
 
+    def render_key(self, input_sizes: dict[str, tuple[int, int]]) -> tuple:
+        # One call renders every image at one size, steps, guidance and strength; prompts,
+        # seeds and input images (resized to that size) may differ.
+        return self.output_size(input_sizes["image"]), self.num_inference_steps, self.guidance_scale, self.strength
+
     def output_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
         return self.width or fit_side(input_size[0]), self.height or fit_side(input_size[1])
 

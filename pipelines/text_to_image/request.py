@@ -44,7 +44,7 @@ class TextToImageRequest(ExactSize, Seeded):
         description="Images to render (1–4), each its own seed; aliases `samples`, `num_images_per_prompt`.",
     )
 
-    def batch_key(self) -> tuple:
+    def render_key(self, input_sizes: dict | None = None) -> tuple:
         # The model call's shared settings; prompts, negative prompts, seeds, image counts and
         # the exact crop (applied after) may differ.
         return self.width, self.height, self.num_inference_steps, self.guidance_scale
