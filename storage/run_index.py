@@ -1,11 +1,17 @@
 """Indexes over run records: newest-first listing, and the queued runs in the order workers take them.
 
-- `renderq:index:all` and `renderq:index:batch:{id}`: sorted sets of run ids by created_at, for
-  `GET /v1/generations` (cursor pagination). Entries older than the retention are pruned on write.
+- `renderq:index:tenant:{tenant}` and `renderq:index:batch:{id}`: sorted sets of run ids by
+  created_at, for `GET /v1/generations` (storage/run_listing.py). A listing reads its caller's
+  own index only, so its first page is that tenant's newest runs however many runs other
+  tenants hold. Entries older than the retention are pruned on each write of their index, never
+  read (a listing starts at now − retention), and leave with the index key, which expires a
+  minute after its newest run; a batch's index expires with its batch.
 - `renderq:queued:{priority}`: the runs still queued, by submit time, one set per priority; with
   `renderq:queued:shape` (run id → size, steps, images) they give a run's queue position and the
   seconds of work ahead of it, timed with what the workers measure (storage/render_stats.py).
 - `renderq:deadlines`: queued runs with a start deadline, by deadline, for the expiry sweep.
+  A run whose record expires while still queued leaves these three with the reaper's
+  `prune_expired`.
 """
 
 from __future__ import annotations
@@ -22,13 +28,22 @@ from .records import Priority, RunRecord
 from .redis_ops import Batch, Op, run
 from .render_stats import RenderStats
 
-INDEX_ALL = "renderq:index:all"
+INDEX_TENANT = "renderq:index:tenant:"
 INDEX_BATCH = "renderq:index:batch:"
 QUEUED = "renderq:queued:"
 QUEUED_SHAPE = "renderq:queued:shape"
 SHAPE_FIELDS = ("width", "height", "num_inference_steps", "num_images")
 DEADLINES = "renderq:deadlines"
+# The one index of every tenant's runs that listings walked before per-tenant indexes; nothing
+# writes it now, and prune_expired moves what is left of it into the tenants' indexes.
+LEGACY_INDEX_ALL = "renderq:index:all"
+RUN_PREFIX = "renderq:run:"  # storage/runs.py's (which imports this module)
+INDEX_SLACK = 60  # seconds a tenant's index outlives its newest run (clocks of API hosts differ)
 PRIORITY_ORDER: tuple[Priority, ...] = (Priority.high, Priority.normal, Priority.low)
+
+
+def tenant_index(tenant: str | None) -> str:
+    return INDEX_TENANT + (tenant or "")
 
 
 def encode_cursor(score: float, run_id: str) -> str:
@@ -49,8 +64,10 @@ class RunIndex:
 
     # --- writes (inside the caller's pipeline) -------------------------------------------
     def on_create(self, pipe, record: RunRecord) -> None:
-        pipe.zremrangebyscore(INDEX_ALL, "-inf", time.time() - self.retention_seconds)
-        pipe.zadd(INDEX_ALL, {record.run_id: record.created_at})
+        key = tenant_index(record.tenant)
+        pipe.zremrangebyscore(key, "-inf", time.time() - self.retention_seconds)
+        pipe.zadd(key, {record.run_id: record.created_at})
+        pipe.expire(key, self.retention_seconds + INDEX_SLACK)  # outlives its newest run
         if record.batch_id:
             key = INDEX_BATCH + record.batch_id
             pipe.zadd(key, {record.run_id: record.created_at})
@@ -114,18 +131,63 @@ class RunIndex:
         # Past the cap, the rest of the queue is counted at the mean of what was read.
         return count, seconds + mean * max(0, count - read)
 
-    def newest_first(self, batch_id: str | None, cursor: str | None, chunk: int = 200) -> Iterator[tuple[str, str]]:
-        """(run_id, cursor after it), newest first, starting after `cursor`. Runs created in the
-        same instant are ordered by id, so the cursor (score, id) is exact even for batches."""
-        key = INDEX_BATCH + batch_id if batch_id else INDEX_ALL
-        max_score, after_id = decode_cursor(cursor) if cursor else ("+inf", None)
+    def newest_first(
+        self, key: str, cursor: str | None, since: float | None = None, until: float | None = None, chunk: int = 200
+    ) -> Iterator[list[tuple[str, str]]]:
+        """Chunks of (run_id, cursor after it) of index `key`, newest first, starting after
+        `cursor`, created at or after `since` and before `until` (never before now − retention).
+        Runs created in the same instant are ordered by id, so the cursor (score, id) is exact
+        even for batches, and runs added later (newer) never shift a page."""
+        max_score, after_id = decode_cursor(cursor) if cursor else (float("inf"), None)
+        top: str = "+inf" if max_score == float("inf") else repr(max_score)
+        if until is not None and until <= max_score:
+            top, after_id = f"({until!r}", None
+        bottom = max(since if since is not None else float("-inf"), time.time() - self.retention_seconds)
         offset = 0
         while True:
-            rows = self.redis.zrevrangebyscore(key, max_score, "-inf", start=offset, num=chunk, withscores=True)
+            rows = self.redis.zrevrangebyscore(key, top, bottom, start=offset, num=chunk, withscores=True)
             if not rows:
                 return
             offset += len(rows)
-            for run_id, score in rows:
-                if after_id is not None and score == float(max_score) and run_id >= after_id:
-                    continue
-                yield run_id, encode_cursor(score, run_id)
+            yield [
+                (run_id, encode_cursor(score, run_id))
+                for run_id, score in rows
+                if after_id is None or score != max_score or run_id < after_id
+            ]
+
+    # --- upkeep (the reaper) --------------------------------------------------------------
+    def prune_expired(self, now: float | None = None, limit: int = 1000) -> int:
+        """Take runs whose records have expired (created before now − retention) out of the
+        queue indexes (a run that expired while queued would stay there); move what is left of
+        the legacy global index into the tenants' indexes. Returns the runs pruned."""
+        cutoff = (time.time() if now is None else now) - self.retention_seconds
+        pruned = 0
+        for priority in PRIORITY_ORDER:
+            key = QUEUED + priority.value
+            run_ids = self.redis.zrangebyscore(key, "-inf", cutoff, start=0, num=limit)
+            if run_ids:
+                with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.zrem(key, *run_ids)
+                    pipe.hdel(QUEUED_SHAPE, *run_ids)
+                    pipe.zrem(DEADLINES, *run_ids)
+                    pipe.execute()
+                pruned += len(run_ids)
+        self._migrate_legacy_index(cutoff, limit)
+        return pruned
+
+    def _migrate_legacy_index(self, cutoff: float, limit: int) -> None:
+        rows = self.redis.zrangebyscore(LEGACY_INDEX_ALL, cutoff, "+inf", start=0, num=limit, withscores=True)
+        if rows:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for run_id, _ in rows:
+                    pipe.hget(RUN_PREFIX + run_id, "tenant")
+                tenants = pipe.execute()
+            with self.redis.pipeline(transaction=False) as pipe:
+                for (run_id, created_at), tenant in zip(rows, tenants):
+                    if tenant is not None:
+                        pipe.zadd(tenant_index(tenant), {run_id: created_at})
+                        pipe.expire(tenant_index(tenant), self.retention_seconds + INDEX_SLACK)
+                pipe.zrem(LEGACY_INDEX_ALL, *[run_id for run_id, _ in rows])
+                pipe.execute()
+        if len(rows) < limit:
+            self.redis.zremrangebyscore(LEGACY_INDEX_ALL, "-inf", cutoff)

@@ -1,12 +1,23 @@
-"""Re-enqueues runs whose worker died: promptly, without waiting out the broker's timeout.
+"""Takes back runs whose worker died: promptly, without waiting out the broker's timeout.
 
 Every worker runs one reaper thread (in the Celery parent process, which holds no model).
-A render beats on `renderq:heartbeats` every second; a run whose beat is older than
-`heartbeat_stale_after` goes back to `queued` with the next attempt number and a new message.
-The Lua script in storage/run_scripts.py lets exactly one reaper take each run, and the attempt
-number makes the dead worker's own message, when kombu redelivers it an hour later, a no-op.
-The same tick expires queued runs past their start deadline and gives back the credits
-reserved for runs that will never settle them (storage/runs.py `release_orphaned_credits`).
+Each tick (a third of `heartbeat_stale_after`), whichever reaper gets there first:
+
+- **Claimed runs whose worker fell silent.** A render beats on `renderq:heartbeats` every
+  second; a run whose beat is older than `heartbeat_stale_after` goes back to `queued` with the
+  next attempt number, and its new message goes to the head of its priority's queue (it is
+  the oldest run there, where `queue_position` counts it). The Lua script in
+  storage/run_scripts.py lets exactly one reaper take each run, and the attempt number makes
+  the dead worker's own message a no-op.
+- **Messages taken but never started.** A worker killed after taking a message off the queue
+  and before its render process claimed the run (or whose render process died first) leaves
+  the message in kombu's unacknowledged set, where kombu would hand it back only after the
+  visibility timeout. Render messages held longer than `heartbeat_stale_after` whose run is
+  still queued at their attempt go back to the head of their queue; exactly one reaper moves
+  each (storage/held_messages.py).
+- Queued runs past their start deadline expire; credits reserved for runs that will never
+  settle them are given back (storage/runs.py `release_orphaned_credits`); now and then,
+  expired runs leave the queue indexes and expired image files are swept.
 """
 
 from __future__ import annotations
@@ -14,29 +25,70 @@ from __future__ import annotations
 import logging
 import threading
 
+import redis
 from celery import Celery
 
 from core.metrics import worker_seen
-from storage.runs import RunStore
+from core.queue import enqueue_render, render_message
 from core.settings import Settings
+from storage.held_messages import HeldMessages
+from storage.runs import RunStore
 
-from core.queue import enqueue_render
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
+SWEEP_EVERY = 600  # ticks between sweeps of expired image files
+PRUNE_EVERY = 60  # ticks between prunes of expired runs from the queue indexes
 
 
-def reap_once(app: Celery, runs: RunStore, settings: Settings) -> list[tuple[str, int]]:
+def reap_once(
+    app: Celery | None, runs: RunStore, settings: Settings, held: HeldMessages | None = None
+) -> list[tuple[str, int]]:
     taken = runs.reap_stale(settings.heartbeat_stale_after, settings.max_attempts)
     for run_id, attempt in taken:
         log.warning("run %s: worker fell silent; re-enqueued as attempt %d", run_id, attempt)
         record = runs.get(run_id)
-        enqueue_render(app, run_id, attempt, record.priority.value if record else "normal")
+        requeue_first(app, held.broker if held is not None else None, run_id, attempt,
+                      record.priority.value if record else "normal")
+    if held is not None:
+        give_back_held(held, settings)
     for run_id in runs.expire_overdue():  # queued past their start deadline
         log.info("run %s: still queued at its start deadline; expired", run_id)
     for run_id in runs.release_orphaned_credits():
         log.warning("run %s: credits still reserved with no run left to settle them; given back", run_id)
     return taken
+
+
+def requeue_first(app: Celery | None, broker: redis.Redis | None, run_id: str, attempt: int, priority: str) -> None:
+    """A new message for the run at the head of its priority's queue (the next one taken), as
+    kombu's restore does; at the tail through Celery when the broker is not Redis."""
+    message = render_message(app, run_id, attempt, priority) if app is not None and broker is not None else None
+    if message is None:
+        enqueue_render(app, run_id, attempt, priority)
+        return
+    key, payload = message
+    broker.rpush(key, payload)
+
+
+def give_back_held(held: HeldMessages, settings: Settings) -> None:
+    for given in held.give_back(settings.heartbeat_stale_after):
+        if given.restored:
+            log.warning(
+                "run %s: its message (attempt %d) was taken %.1fs ago by a worker that never started it; "
+                "back at the head of its queue", given.run_id, given.attempt, given.held_seconds,
+                extra={"held_seconds": given.held_seconds, "stray_run_id": given.run_id},
+            )
+        else:
+            log.debug("run %s: dropped the held message of attempt %d (claimed, or past it)", given.run_id, given.attempt)
+
+
+def held_messages(app: Celery, runs: RunStore, settings: Settings) -> HeldMessages | None:
+    """The broker's held messages, when the broker is Redis (else kombu keeps no such set)."""
+    url = settings.effective_broker_url
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        return None
+    broker = runs.redis if url == settings.redis_url else redis.Redis.from_url(url, decode_responses=True)
+    return HeldMessages(broker, runs.redis, dict(app.conf.broker_transport_options or {}))
 
 
 def sweep_expired_files(runtime: Runtime) -> None:
@@ -54,6 +106,7 @@ class Reaper(threading.Thread):
         super().__init__(name="renderq-reaper", daemon=True)
         self.app, self.runtime = app, runtime
         self.stopped = threading.Event()
+        self.held = held_messages(app, runtime.runs, runtime.settings)
 
     def run(self) -> None:
         settings = self.runtime.settings
@@ -63,8 +116,10 @@ class Reaper(threading.Thread):
             ticks += 1
             try:
                 worker_seen(self.runtime.runs.redis, self.runtime.worker_id)  # worker count in /metrics
-                reap_once(self.app, self.runtime.runs, settings)
-                if ticks % 600 == 1:
+                reap_once(self.app, self.runtime.runs, settings, self.held)
+                if ticks % PRUNE_EVERY == 1:
+                    self.runtime.runs.index.prune_expired()
+                if ticks % SWEEP_EVERY == 1:
                     sweep_expired_files(self.runtime)
             except Exception:
                 log.exception("reaper tick failed; trying again")

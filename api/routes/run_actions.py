@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from storage.records import RunStatus
+from storage.run_listing import Filters, list_runs
 
 from .. import submission
 from core.problems import ProblemError
@@ -36,29 +39,27 @@ def _responses(*codes: int) -> dict:
 def list_generations(
     status: RunStatus | None = Query(None),
     batch_id: str | None = Query(None, pattern=r"^[A-Za-z0-9_-]{1,64}$"),
+    created_after: datetime | None = Query(None, description="Runs created at or after this time (ISO 8601 or epoch seconds)."),
+    created_before: datetime | None = Query(None, description="Runs created before this time."),
     limit: int = Query(20, ge=1, le=100),
     cursor: str | None = Query(None, max_length=200),
     services: Services = Depends(get_services),
 ) -> RunPage:
-    runs = services.runs
+    """The caller's own runs (of one batch, a status, a time range), newest first: read from an
+    index of the caller's runs alone, so other tenants' runs never push the caller's off a
+    page. Pages are stable while runs are added."""
+    filters = Filters(status, batch_id, _epoch(created_after), _epoch(created_before))
     try:
-        rows = runs.index.newest_first(batch_id, cursor)
-        data: list[RunView] = []
-        next_cursor = None
-        scanned = 0
-        for run_id, after in rows:
-            scanned += 1
-            record = runs.get(run_id)
-            if record is not None and (status is None or record.status == status):
-                data.append(run_view(record, services))
-            next_cursor = after
-            if len(data) >= limit or scanned >= limit * SCAN_FACTOR:
-                break
-        else:
-            next_cursor = None  # the index is exhausted
+        page = list_runs(services.runs.redis, services.runs.index, filters, cursor, limit, SCAN_FACTOR)
     except ValueError as exc:
         raise ProblemError("validation-error", 422, detail=f"cursor: not a cursor this API gave ({exc})") from exc
-    return RunPage(data=data, next_cursor=next_cursor)
+    return RunPage(data=[run_view(record, services) for record in page.records], next_cursor=page.next_cursor)
+
+
+def _epoch(when: datetime | None) -> float | None:
+    if when is None:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
 
 @router.post(
