@@ -3,7 +3,9 @@
 Each one is a whole state change done inside Redis, so it happens once, whoever runs it: a
 worker claiming a run, finishing it, a reaper taking back a run whose worker fell silent, a
 cancel, an expiry. Every script that ends a run settles its credits (storage/credits.py
-`SETTLE`) in the same step.
+`SETTLE`) in the same step, and every status change is marked unannounced in the same step
+(storage/run_events.py `MARK_UNANNOUNCED`), so that its events and webhook go out once even
+when the process that made the change dies before announcing it.
 
 They live apart from `RunStore` (storage/runs.py), their only caller, so that runs.py reads
 as the store's operations; what each script returns is said above it, and the KEYS and ARGV
@@ -13,10 +15,11 @@ it takes are those `RunStore` passes.
 from __future__ import annotations
 
 from .credits import SETTLE
+from .run_events import MARK_UNANNOUNCED
 
 # Claim a run for rendering. Returns 'claimed' or why not: 'missing', 'superseded' (a newer
 # delivery exists), 'busy' (another live worker holds it) or the run's final status.
-CLAIM = """
+CLAIM = MARK_UNANNOUNCED + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
 if status ~= 'queued' and status ~= 'running' then return status end
@@ -29,25 +32,27 @@ redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[2], 'started_at'
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
 redis.call('HINCRBY', KEYS[3], 'running', 1)
 redis.call('DEL', KEYS[4])  -- its queue message's copy (storage/render_groups.py): no longer needed
+mark_unannounced(KEYS[1])
 return 'claimed'
 """
 
 # Write a final state, only if this delivery still owns the run. ARGV[3]: the price of what
 # was rendered (milli-credits; '' unless completed), then field/value pairs, status first.
-FINISH = SETTLE + """
+FINISH = SETTLE + MARK_UNANNOUNCED + """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
 for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('HINCRBY', KEYS[3], ARGV[5], 1)
 settle(KEYS[1], ARGV[5], ARGV[3])
+mark_unannounced(KEYS[1])
 return 1
 """
 
 # Take back every running run whose heartbeat is older than the cutoff: back to queued with
 # the next attempt number (so the old delivery, if it ever comes back, is superseded), or
 # failed once it has used its attempts. ZREM decides which reaper wins each run.
-REAP = SETTLE + """
+REAP = SETTLE + MARK_UNANNOUNCED + """
 local out = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
   if redis.call('ZREM', KEYS[1], id) == 1 then
@@ -61,11 +66,13 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
         redis.call('HINCRBY', KEYS[3], 'worker-lost', 1)
         table.insert(out, id)
         table.insert(out, -attempt)
+        mark_unannounced(key)
       else
         redis.call('HSET', key, 'status', 'queued', 'progress', '0', 'worker', '')
         redis.call('HINCRBY', KEYS[2], 'queued', 1)
         table.insert(out, id)
         table.insert(out, attempt)
+        mark_unannounced(key)
       end
     end
   end
@@ -76,12 +83,13 @@ return out
 # Cancel: a queued run ends canceled at once; a running one is flagged, and its worker's progress
 # callback stops the render at the next denoising step. Returns 'canceled', 'requested', 'missing'
 # or the final status it already had.
-CANCEL = SETTLE + """
+CANCEL = SETTLE + MARK_UNANNOUNCED + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
 if status == 'queued' then
   redis.call('HSET', KEYS[1], 'status', 'canceled', 'cancel_requested', 'True', 'completed_at', ARGV[1])
   settle(KEYS[1], 'canceled', '')
+  mark_unannounced(KEYS[1])
   return 'canceled'
 end
 if status == 'running' then
@@ -93,13 +101,14 @@ return status
 
 # A run still queued past its start deadline ends expired, without running. One that has started
 # before (queued again after its worker died) is not expired: it did start in time.
-EXPIRE = SETTLE + """
+EXPIRE = SETTLE + MARK_UNANNOUNCED + """
 if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'started_at') == 1 then return 0 end
 local deadline = redis.call('HGET', KEYS[1], 'start_deadline')
 if not deadline or tonumber(deadline) > tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'expired', 'completed_at', ARGV[1])
 settle(KEYS[1], 'expired', '')
+mark_unannounced(KEYS[1])
 return 1
 """
 

@@ -15,6 +15,9 @@ Each tick (a third of `heartbeat_stale_after`), whichever reaper gets there firs
   visibility timeout. Render messages held longer than `heartbeat_stale_after` whose run is
   still queued at their attempt go back to the head of their queue; exactly one reaper moves
   each (storage/held_messages.py).
+- **Status changes nobody announced.** A process that dies between a status change and its
+  announcement (events, queue indexes, webhook, batch count) leaves the change marked; a
+  reaper announces it once it is older than the stale window (storage/run_events.py).
 - Queued runs past their start deadline expire; credits reserved for runs that will never
   settle them are given back (storage/runs.py `release_orphaned_credits`); now and then,
   expired runs leave the queue indexes and expired image files are swept.
@@ -52,6 +55,8 @@ def reap_once(
                       record.priority.value if record else "normal")
     if held is not None:
         give_back_held(held, settings)
+    for mark in runs.events.announce_overdue(settings.heartbeat_stale_after):
+        log.warning("run %s: status change announced by the reaper (its maker died first)", mark.split("|", 1)[0])
     for run_id in runs.expire_overdue():  # queued past their start deadline
         log.info("run %s: still queued at its start deadline; expired", run_id)
     for run_id in runs.release_orphaned_credits():
