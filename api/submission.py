@@ -159,17 +159,19 @@ def _create_op(services: Services, records: list[RunRecord], **batch) -> tuple[O
     settings = services.settings
     messages = []
     if not settings.embedded and settings.effective_broker_url == settings.redis_url:
-        messages = [render_message(services.celery, r.run_id, r.attempt, r.priority.value) for r in records]
-        for record, message in zip(records, messages):
+        for record in records:
+            message = render_message(services.celery, record.run_id, record.attempt, record.priority.value)
             if record.render_group:
-                record.queue_message = message  # kept beside the run (storage/render_groups.py)
-    messages = [message for message in messages if message]
+                record.queue_message = message  # pushed with a copy kept beside it (storage/render_groups.py)
+            elif message:
+                messages.append(message)
+    queued = bool(messages) or any(record.queue_message for record in records)
 
     def also(pipe) -> None:
         for message in messages:
             pipe.lpush(*message)
 
-    return services.runs.create_many_op(records, also=also if messages else None, **batch), not messages
+    return services.runs.create_many_op(records, also=also if messages else None, **batch), not queued
 
 
 def enqueue(services: Services, records: list[RunRecord]) -> None:

@@ -20,8 +20,20 @@ MESSAGE_PREFIX = "renderq:queue-message:"
 
 
 def message_key(run_id: str) -> str:
-    """A copy of a render-group run's queue message, kept until the run is claimed."""
+    """A copy of a render-group run's queue message ("{queue}\n{payload}"), kept until the run
+    is claimed."""
     return MESSAGE_PREFIX + run_id
+
+
+# Join a group: the run in its sorted set, and its queue message pushed with a copy kept beside it
+# (the payload sent once). EVAL (not EVALSHA): the same call on the sync and asyncio pipelines of
+# a submit; Redis keeps the compiled script cached by its hash.
+_JOIN_WITH_MESSAGE = """
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
+redis.call('EXPIRE', KEYS[3], ARGV[2])
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], KEYS[1] .. '\\n' .. ARGV[1], 'EX', ARGV[2])
+"""
 
 
 def group_id(operation: str, model_id: str, loras: dict[str, float], render_key: tuple) -> str:
@@ -45,13 +57,16 @@ class RenderGroups:
         return f"{GROUP_PREFIX}{record.priority.value}:{record.render_group}"
 
     def add(self, pipe, record: RunRecord) -> None:
-        """In the transaction that creates the run (with its queue message, when it is written
-        there too)."""
+        """In the transaction that creates the run, with its queue message when it is written
+        there too."""
         key = self.key(record)
-        pipe.zadd(key, {record.run_id: record.created_at})
-        pipe.expire(key, self.retention_seconds)
-        if record.queue_message is not None:
-            pipe.set(message_key(record.run_id), json.dumps(record.queue_message), ex=self.retention_seconds)
+        if record.queue_message is None:
+            pipe.zadd(key, {record.run_id: record.created_at})
+            pipe.expire(key, self.retention_seconds)
+            return
+        queue, payload = record.queue_message
+        pipe.eval(_JOIN_WITH_MESSAGE, 3, queue, message_key(record.run_id), key,
+                  payload, self.retention_seconds, record.run_id, record.created_at)
 
     def draw(self, record: RunRecord, count: int) -> list[str] | None:
         """Up to `count` of the oldest runs of `record`'s group, taken out of it (not `record`
@@ -65,7 +80,7 @@ class RenderGroups:
         """Take the queue messages of runs claimed as companions off their queues (those not
         delivered yet), so that no worker spends a delivery finding the run taken. A message
         already on its way to a worker is not there any more: that delivery skips the run."""
-        messages = [json.loads(message) for message in messages if message]
+        messages = [message.split("\n", 1) for message in messages if message]
         if messages:
             with self.redis.pipeline(transaction=False) as pipe:
                 for queue, payload in messages:

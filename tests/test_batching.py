@@ -151,9 +151,11 @@ def test_image_to_image_jobs_share_one_call_and_match_their_renders_alone(tiny_m
 
 def test_a_companion_s_queue_message_is_taken_off_its_queue(store):
     first = queued(store, "gen_a")
+    store.redis.lpush("renderq.render", '{"task": "other"}')
     companion = RunRecord(run_id="gen_b", render_group=GROUP, request={"num_inference_steps": 2},
                           queue_message=("renderq.render", '{"task": "gen_b"}'))
-    store.create(companion, also=lambda pipe: pipe.lpush("renderq.render", '{"task": "gen_b"}', '{"task": "other"}'))
+    store.create(companion)  # its message is pushed with the run, a copy kept beside it
+    assert store.redis.llen("renderq.render") == 2
     store.claim("gen_a", 1, "w1", 5)
     assert [r.run_id for r in store.claim_companions(first, "w1", 5, limit=8)] == ["gen_b"]
     # Only the other message is left to deliver; the kept copy went with the claim.
