@@ -132,7 +132,9 @@ def test_high_priority_run_starts_before_a_backlog_of_low_ones(api):
 
 def test_listing_is_newest_first_with_cursor_pagination_and_a_status_filter(api):
     ids = [submit(api, seed=100 + i)["run_id"] for i in range(3)]
-    canceled = submit(api, seed=200)
+    # Another render group (its own step count): the worker that takes the three above renders
+    # them together, and this one is still queued when its cancel lands.
+    canceled = submit(api, seed=200, num_inference_steps=3)
     api.post(f"/v1/generations/{canceled['run_id']}/cancel")
     first = api.get("/v1/generations", params={"limit": 2}).json()
     assert [r["run_id"] for r in first["data"]] == [canceled["run_id"], ids[2]]
