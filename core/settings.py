@@ -253,6 +253,10 @@ class Settings(BaseSettings):
         86400, gt=0, description="No attempt is made this many seconds after the event."
     )
     webhook_timeout: float = Field(10, gt=0, description="Seconds a receiver has to answer one attempt.")
+    webhook_lease: float = Field(
+        300, gt=0, description="Seconds a webhook message handed to a webhook worker waits for its attempt to be recorded "
+        "before it is due again (an attempt lost with a worker or to a Redis outage is made again, same webhook-id).",
+    )
     webhook_allow_private: bool = Field(
         False, description="Allow webhook URLs that resolve to private, loopback or link-local addresses."
     )

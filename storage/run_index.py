@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import time
 from collections import Counter
 from typing import Iterator
@@ -54,6 +55,8 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
     """Raises ValueError on a cursor we did not write."""
     raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     score, run_id = raw.split("|", 1)
+    if math.isnan(float(score)):
+        raise ValueError("not a time")
     return float(score), run_id
 
 

@@ -1,9 +1,12 @@
 """Webhook deliveries waiting to be made: one hash per message, a sorted set of when each is due.
 
 The storage layer files a delivery when a run's status changes (storage/run_events.py); the
-webhook worker's scheduler thread takes due ones off the set and hands them to the webhook
-Celery queue (worker/webhooks.py), which makes one attempt and, on a retryable failure, files
-the next attempt here. Retries wait in Redis rather than as Celery countdown messages, because
+webhook worker's scheduler thread takes due ones and hands them to the webhook Celery queue
+(worker/webhooks.py), which makes one attempt and, on a retryable failure, files the next
+attempt here. Taking a message leases it rather than removing it: it stays in the set, due
+again `lease` seconds later, until its attempt is recorded (`schedule`, `finish`). So an
+attempt that never happened (its task failed on a Redis outage, or a webhook worker died
+holding it) is made again once the lease ends, under the same webhook-id. Retries wait in Redis rather than as Celery countdown messages, because
 kombu's Redis transport would redeliver a message held for hours past its visibility timeout.
 """
 
@@ -19,11 +22,13 @@ import redis
 DELIVERY_PREFIX = "renderq:webhook:"
 DUE = "renderq:webhooks:due"
 
-# Take up to ARGV[2] deliveries due by ARGV[1]; ZREM decides which scheduler gets each.
+# Take up to ARGV[2] deliveries due by ARGV[1], each leased until ARGV[3] (due again then,
+# unless its attempt is recorded first); one script, so each goes to one scheduler.
 _TAKE_DUE = """
 local out = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))) do
-  if redis.call('ZREM', KEYS[1], id) == 1 then table.insert(out, id) end
+  redis.call('ZADD', KEYS[1], ARGV[3], id)
+  table.insert(out, id)
 end
 return out
 """
@@ -54,8 +59,9 @@ class WebhookStore:
             target.execute()
         return message_id
 
-    def take_due(self, now: float | None = None, limit: int = 100) -> list[str]:
-        return self._take_due(keys=[DUE], args=[now if now is not None else time.time(), limit])
+    def take_due(self, now: float | None = None, limit: int = 100, lease: float = 60.0) -> list[str]:
+        now = now if now is not None else time.time()
+        return self._take_due(keys=[DUE], args=[now, limit, now + lease])
 
     def get(self, message_id: str) -> dict[str, str]:
         return self.redis.hgetall(DELIVERY_PREFIX + message_id)
@@ -75,4 +81,11 @@ class WebhookStore:
 
     def finish(self, message_id: str, state: str) -> None:
         """`delivered` or `gave-up`; the hash stays until it expires, for inspection."""
-        self.redis.hset(DELIVERY_PREFIX + message_id, "state", state)
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(DELIVERY_PREFIX + message_id, "state", state)
+            pipe.zrem(DUE, message_id)
+            pipe.execute()
+
+    def forget(self, message_id: str) -> None:
+        """A message gone (expired) or no longer pending: nothing more to attempt."""
+        self.redis.zrem(DUE, message_id)

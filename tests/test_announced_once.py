@@ -102,3 +102,18 @@ def test_every_status_change_of_a_run_leaves_no_mark_behind(store):
     assert store.redis.zcard(UNANNOUNCED) == 0
     assert store.redis.zcard(QUEUED + "normal") == 0
     assert [w["data"]["run_id"] for w in webhooks(store, "completed")] == ["gen_d"]
+
+
+def test_a_webhook_attempt_that_never_happened_is_made_again_after_its_lease(store):
+    """A webhook task lost to a Redis outage (or with its webhook worker): its message was taken,
+    its attempt never recorded; it is due again once the lease ends, then done with."""
+    hooks = store.webhooks
+    message_id = hooks.file("https://hooks.example.com/x", "run.completed", {"run_id": "gen_w"}, "renderq:run:gen_w")
+    now = time.time()
+    assert hooks.take_due(now=now, lease=10) == [message_id]
+    assert hooks.take_due(now=now + 5, lease=10) == []  # leased: one scheduler has it
+    assert hooks.take_due(now=now + 11, lease=10) == [message_id]  # its attempt never came: again
+    hooks.schedule(message_id, now + 30)  # an attempt recorded, the next one due later
+    assert hooks.take_due(now=now + 20, lease=10) == []
+    hooks.finish(message_id, "delivered")
+    assert hooks.take_due(now=now + 1000, lease=10) == []

@@ -224,3 +224,50 @@ def test_queue_position_counts_a_stranded_run_where_its_message_goes_back(store,
     assert store.index.queue_position(store.get("gen_first"), stats)[0] == 0
     order = [json.loads(base64.b64decode(json.loads(m)["body"]))[0][0] for m in store.redis.lrange(RENDER_QUEUES["normal"], 0, -1)]
     assert order[::-1] == ["gen_first", "gen_second"]  # in the order BRPOP takes them
+
+
+# --- queued runs whose message is nowhere (storage/lost_messages.py) ----------------------------
+
+def resent_runs(store, queue: str) -> list:
+    return [json.loads(m)["args"] for m in store.redis.lrange(queue, 0, -1) if "args" in json.loads(m)]
+
+
+def message_for(run_id: str, attempt: int, priority: str):
+    return RENDER_QUEUES[priority], json.dumps({"args": [run_id, attempt]})
+
+
+def test_a_queued_run_whose_message_was_lost_gets_a_new_one_at_the_head_once_it_stays_missing(store, held):
+    from storage.lost_messages import LostMessages
+
+    queued(store, "gen_lost")  # its message popped by a worker that died before kombu recorded it
+    queued(store, "gen_next")
+    store.redis.lpush(RENDER_QUEUES["normal"], json.dumps(payload("gen_next", 1, RENDER_QUEUES["normal"])))
+    lost = LostMessages(held)
+    now = time.time()
+    assert lost.resend(missing_after=3, message_for=message_for, now=now) == []  # seen missing once
+    assert lost.resend(missing_after=3, message_for=message_for, now=now + 1) == []
+    assert lost.resend(missing_after=3, message_for=message_for, now=now + 3) == [("gen_lost", 1)]
+    assert json.loads(store.redis.lindex(RENDER_QUEUES["normal"], -1)) == {"args": ["gen_lost", 1]}  # the head
+    assert lost.resend(missing_after=3, message_for=message_for, now=now + 10) == []  # found at the head now
+    other = LostMessages(HeldMessages(store.redis, store.redis))  # another reaper, same sightings
+    store.redis.rpop(RENDER_QUEUES["normal"])  # lost again at once: the guard lets it be sent once per window
+    other.resend(missing_after=3, message_for=message_for, now=now)
+    assert other.resend(missing_after=3, message_for=message_for, now=now + 3) == []
+
+
+def test_runs_whose_message_is_on_its_way_held_or_first_in_line_are_not_resent(store, held):
+    from storage.lost_messages import LostMessages
+
+    for run_id in ("gen_first", "gen_held", "gen_claimed"):
+        queued(store, run_id)
+    store.redis.lpush(RENDER_QUEUES["normal"], json.dumps(payload("gen_first", 1, RENDER_QUEUES["normal"])))
+    take(store.redis, payload("gen_held", 1, RENDER_QUEUES["normal"]), time.time())
+    store.redis.hset("renderq:run:gen_claimed", "status", "running")  # claimed; its index entry not yet announced
+    lost = LostMessages(held)
+    now = time.time()
+    lost.resend(missing_after=3, message_for=message_for, now=now)
+    assert lost.resend(missing_after=3, message_for=message_for, now=now + 5) == []
+    message = json.loads(store.redis.rpop(RENDER_QUEUES["normal"]))  # popped: on its way to a worker
+    assert lost.missing() == [("gen_first", "1", "normal")]
+    take(store.redis, message, time.time())  # recorded by its worker before the next tick
+    assert lost.resend(missing_after=3, message_for=message_for, now=now + 10) == []

@@ -163,3 +163,13 @@ def test_the_legacy_global_index_moves_into_the_tenants_indexes(tenants):
     assert runs.redis.zscore(tenant_index("small"), "gen_before") is not None and runs.redis.ttl(tenant_index("small")) > 0
     assert [r["run_id"] for r in client.get("/v1/generations", headers=headers(keys, "small")).json()["data"]] == ["gen_before"]
     assert runs.get("gen_before").status == RunStatus.queued
+
+
+def test_a_cursor_this_api_did_not_write_is_a_422(tenants):
+    import base64
+
+    client, _, keys = tenants
+    for raw in ("nan|gen_x", "garbage"):
+        cursor = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        response = client.get("/v1/generations", params={"cursor": cursor}, headers=headers(keys, "small"))
+        assert response.status_code == 422 and response.json()["type"] == "/problems/validation-error"

@@ -15,6 +15,11 @@ Each tick (a third of `heartbeat_stale_after`), whichever reaper gets there firs
   visibility timeout. Render messages held longer than `heartbeat_stale_after` whose run is
   still queued at their attempt go back to the head of their queue; exactly one reaper moves
   each (storage/held_messages.py).
+- **Queued runs whose message is nowhere** (a parent killed between taking a message off the
+  queue and kombu's record of it; a reaper killed between taking a run back and sending its
+  new message): once a run whose turn has come has been missing from the head of its queue
+  and from the held messages for `heartbeat_stale_after`, one reaper sends it a new message at
+  the head (storage/lost_messages.py).
 - **Status changes nobody announced.** A process that dies between a status change and its
   announcement (events, queue indexes, webhook, batch count) leaves the change marked; a
   reaper announces it once it is older than the stale window (storage/run_events.py).
@@ -35,6 +40,7 @@ from core.metrics import worker_seen
 from core.queue import enqueue_render, render_message
 from core.settings import Settings
 from storage.held_messages import HeldMessages
+from storage.lost_messages import LostMessages
 from storage.runs import RunStore
 
 from .runtime import Runtime
@@ -45,7 +51,8 @@ PRUNE_EVERY = 60  # ticks between prunes of expired runs from the queue indexes
 
 
 def reap_once(
-    app: Celery | None, runs: RunStore, settings: Settings, held: HeldMessages | None = None
+    app: Celery | None, runs: RunStore, settings: Settings, held: HeldMessages | None = None,
+    lost: LostMessages | None = None,
 ) -> list[tuple[str, int]]:
     taken = runs.reap_stale(settings.heartbeat_stale_after, settings.max_attempts)
     for run_id, attempt in taken:
@@ -55,6 +62,8 @@ def reap_once(
                       record.priority.value if record else "normal")
     if held is not None:
         give_back_held(held, settings)
+    if lost is not None and app is not None:
+        resend_lost(app, lost, settings)
     for mark in runs.events.announce_overdue(settings.heartbeat_stale_after):
         log.warning("run %s: status change announced by the reaper (its maker died first)", mark.split("|", 1)[0])
     for run_id in runs.expire_overdue():  # queued past their start deadline
@@ -87,6 +96,15 @@ def give_back_held(held: HeldMessages, settings: Settings) -> None:
             log.debug("run %s: dropped the held message of attempt %d (claimed, or past it)", given.run_id, given.attempt)
 
 
+def resend_lost(app: Celery, lost: LostMessages, settings: Settings) -> None:
+    def message_for(run_id: str, attempt: int, priority: str) -> tuple[str, str] | None:
+        return render_message(app, run_id, attempt, priority)
+
+    for run_id, attempt in lost.resend(settings.heartbeat_stale_after, message_for):
+        log.warning("run %s: queued with its message nowhere (lost with a worker); sent again (attempt %d) "
+                    "at the head of its queue", run_id, attempt, extra={"resent_run_id": run_id})
+
+
 def held_messages(app: Celery, runs: RunStore, settings: Settings) -> HeldMessages | None:
     """The broker's held messages, when the broker is Redis (else kombu keeps no such set)."""
     url = settings.effective_broker_url
@@ -112,6 +130,7 @@ class Reaper(threading.Thread):
         self.app, self.runtime = app, runtime
         self.stopped = threading.Event()
         self.held = held_messages(app, runtime.runs, runtime.settings)
+        self.lost = LostMessages(self.held) if self.held is not None else None
 
     def run(self) -> None:
         settings = self.runtime.settings
@@ -121,7 +140,7 @@ class Reaper(threading.Thread):
             ticks += 1
             try:
                 worker_seen(self.runtime.runs.redis, self.runtime.worker_id)  # worker count in /metrics
-                reap_once(self.app, self.runtime.runs, settings, self.held)
+                reap_once(self.app, self.runtime.runs, settings, self.held, self.lost)
                 if ticks % PRUNE_EVERY == 1:
                     self.runtime.runs.index.prune_expired()
                 if ticks % SWEEP_EVERY == 1:

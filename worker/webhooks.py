@@ -75,6 +75,7 @@ def deliver_once(store: WebhookStore, settings: Settings, message_id: str) -> st
     """One attempt at a message; returns what happened."""
     message = store.get(message_id)
     if not message or message.get("state") != "pending":
+        store.forget(message_id)
         return "gone"
     url, body, owner = message["url"], message["body"], message["owner"]
     now = time.time()
@@ -129,13 +130,13 @@ class WebhookScheduler(threading.Thread):
     """Moves due messages from Redis onto the webhook queue. Any number may run: the Lua
     script hands each message to one of them."""
 
-    def __init__(self, celery, store: WebhookStore, interval: float = 0.2) -> None:
+    def __init__(self, celery, store: WebhookStore, interval: float = 0.2, lease: float = 60.0) -> None:
         super().__init__(name="renderq-webhook-scheduler", daemon=True)
-        self.celery, self.store, self.interval = celery, store, interval
+        self.celery, self.store, self.interval, self.lease = celery, store, interval, lease
         self.stopped = threading.Event()
 
     def tick(self) -> int:
-        due = self.store.take_due()
+        due = self.store.take_due(lease=self.lease)
         for index, message_id in enumerate(due):
             try:
                 self.celery.send_task(WEBHOOK_TASK, args=[message_id], queue=WEBHOOK_QUEUE)
@@ -170,7 +171,9 @@ def consumes_webhooks(consumer) -> bool:
 def _start_scheduler(sender=None, **_):
     global _scheduler
     if sender is not None and consumes_webhooks(sender):
-        _scheduler = WebhookScheduler(sender.app, get_runtime().runs.webhooks)
+        # A message taken whose attempt is never recorded is due again after the lease (storage/webhooks.py).
+        lease = max(get_runtime().settings.webhook_lease, get_runtime().settings.webhook_timeout * 2)
+        _scheduler = WebhookScheduler(sender.app, get_runtime().runs.webhooks, lease=lease)
         _scheduler.start()
 
 
