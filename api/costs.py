@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass, field
 
 from pipelines.registry import OPERATIONS
-from pipelines.request_parts import RenderRequest
+from pipelines.request_parts import ASSUMED_SIDE, RenderRequest
 from storage.assets import ASSET_PREFIX
 from storage.credits import CreditStore
-from storage.prices import ASSUMED_SIDE, PriceTable, credits, denoising_steps
+from storage.prices import PriceTable, credits, denoising_steps
 from storage.records import RunRecord
 from storage.redis_ops import Batch, Op
 

@@ -31,7 +31,6 @@ from core.settings import DATA_DIR, Settings
 MILLI = 1000  # milli-credits per credit
 DEFAULT_PRICES = DATA_DIR / "prices.json"
 DEFAULT_ENTRY = "default"
-ASSUMED_SIDE = 512  # output side assumed when neither the request nor an input image gives one
 
 
 def credits(millicredits: int | None) -> float | None:

@@ -200,9 +200,6 @@ class RunStore:
         now = time.time()
         self.redis.zadd(HEARTBEATS, {run_id: now for run_id in run_ids}, xx=True)
 
-    def set_progress(self, run_id: str, progress: int) -> None:
-        self.report_progress(run_id, progress)
-
     def report_progress(self, run_id: str, progress: int | None) -> bool:
         """Write the run's progress (None: unchanged) and read whether it was asked to stop, in
         one round trip. True when a cancel was requested."""

@@ -254,7 +254,7 @@ def test_each_final_state_charges_its_rule_once(store):
 
     held_run(store, "gen_cut", 1000)
     store.claim("gen_cut", 1, "w", 5)
-    store.set_progress("gen_cut", 37)
+    store.report_progress("gen_cut", 37)
     store.cancel("gen_cut")
     assert store.stopped("gen_cut", 1)
     assert store.get("gen_cut").credits_used == 370  # the share of steps that ran, rounded down
