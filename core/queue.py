@@ -15,6 +15,8 @@ from core.settings import Settings
 
 RENDER_QUEUE = "renderq.render"
 RENDER_TASK = "renderq.render"
+DEFAULT_POOL = "default"
+PRIORITIES = ("high", "normal", "low")  # the order a worker lists (and drains) its queues
 # One queue per priority. A worker lists them high → normal → low and kombu's "priority" queue
 # order makes every fetch (BRPOP over the three lists, in that order) take the first non-empty
 # one; with no prefetch, a worker asks again only when it is free, so a high run submitted
@@ -23,6 +25,26 @@ RENDER_QUEUES = {"high": RENDER_QUEUE + ".high", "normal": RENDER_QUEUE, "low": 
 WEBHOOK_QUEUE = "renderq.webhooks"
 WEBHOOK_TASK = "renderq.webhook.deliver"
 DEFAULT_WORKER_QUEUES = ",".join(RENDER_QUEUES.values())
+
+
+def render_queues(pool: str | None = None) -> dict[str, str]:
+    """The render queues (priority → Redis list, high first) of worker pool `pool`: the default
+    pool (None, "" or "default") keeps the names above; a pool NAME has renderq.render.NAME.high,
+    renderq.render.NAME and renderq.render.NAME.low. These are the lists kombu pushes to and a
+    pool's workers (and its autoscaler) watch."""
+    if not pool or pool == DEFAULT_POOL:
+        return dict(RENDER_QUEUES)
+    base = f"{RENDER_QUEUE}.{pool}"
+    return {"high": base + ".high", "normal": base, "low": base + ".low"}
+
+
+def all_render_queues(pools) -> dict[str, tuple[str, str]]:
+    """Every render queue of the default pool and of `pools` (names): list → (pool, priority)."""
+    found: dict[str, tuple[str, str]] = {}
+    for pool in (DEFAULT_POOL, *pools):
+        for priority, queue in render_queues(pool).items():
+            found[queue] = (pool, priority)
+    return found
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -62,11 +84,17 @@ def make_celery(settings: Settings) -> Celery:
 REQUEST_ID_HEADER = "renderq_request_id"
 
 
-def enqueue_render(app: Celery, run_id: str, attempt: int, priority: str = "normal") -> None:
+def render_queue(pool: str | None, priority: str) -> str:
+    """The list a run of `pool` and `priority` is pushed to (an unknown priority: normal)."""
+    queues = render_queues(pool)
+    return queues.get(priority, queues["normal"])
+
+
+def enqueue_render(app: Celery, run_id: str, attempt: int, priority: str = "normal", pool: str | None = None) -> None:
     """One message per delivery; `attempt` lets a stale redelivery recognise itself. Each
-    priority has its own queue, which workers drain in order (make_celery above)."""
+    pool and priority has its own queue, which the pool's workers drain in order (make_celery above)."""
     headers = {REQUEST_ID_HEADER: request_id_var.get()}
-    app.send_task(RENDER_TASK, args=[run_id, attempt], queue=RENDER_QUEUES.get(priority, RENDER_QUEUE), headers=headers)
+    app.send_task(RENDER_TASK, args=[run_id, attempt], queue=render_queue(pool, priority), headers=headers)
 
 
 class _Collected:
@@ -88,13 +116,14 @@ def _redis_channel(app: Celery):
     return connection.default_channel
 
 
-def render_message(app: Celery, run_id: str, attempt: int, priority: str = "normal") -> tuple[str, str] | None:
+def render_message(app: Celery, run_id: str, attempt: int, priority: str = "normal",
+                   pool: str | None = None) -> tuple[str, str] | None:
     """(Redis list, payload) of the message `enqueue_render` would publish, or None when the
     broker is not Redis. Lets the API write the run record and its message in one Redis
     transaction (one round trip, and never one without the other) instead of a second
     round trip through Celery's producer, which costs more than the rest of a submit.
     Celery builds the task message and kombu encodes it, exactly as `send_task` would;
-    it goes to the priority's render queue directly (the default exchange), where workers read it."""
+    it goes to the pool's and priority's render queue directly (the default exchange), where workers read it."""
     channel = _redis_channel(app)
     if channel is None:
         return None
@@ -107,7 +136,7 @@ def render_message(app: Celery, run_id: str, attempt: int, priority: str = "norm
     content_type, content_encoding, data = dumps(body, serializer=app.conf.task_serializer)
     message = channel.prepare_message(data, None, content_type, content_encoding, headers, properties | {"delivery_mode": 2})
     collected = _Collected()
-    queue = RENDER_QUEUES.get(priority, RENDER_QUEUE)
+    queue = render_queue(pool, priority)
     channel.basic_publish(message, exchange="", routing_key=queue, _publish_batch=collected)
     [(command, (key, payload))] = collected.commands
     assert command == "lpush"

@@ -6,6 +6,7 @@ it (a pipeline gets its options passed in).
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -61,6 +62,11 @@ class Settings(BaseSettings):
     # Expiry: records, objects and URLs all end at created_at + retention.
     retention_seconds: int = Field(
         24 * 3600, gt=0, description="Life of run records, assets, image objects and URLs (24 h)."
+    )
+    tombstone_seconds: int = Field(
+        7 * 24 * 3600, gt=0,
+        description="After a run's record expires, its id answers 410 Gone for this long (a small tombstone), then "
+        "404 like an id that never existed (7 days).",
     )
     url_ttl_seconds: int = Field(
         900, gt=0, description="Presigned URLs are re-signed on every read and live at most this long."
@@ -132,6 +138,17 @@ class Settings(BaseSettings):
         DATA_DIR / "platforms.json",
         description="JSON file of the social platforms and their formats (GET /v1/platforms); the shipped set by default.",
     )
+    pools: str = Field(
+        "",
+        description="Worker pools, `NAME=MODEL,MODEL;NAME=MODEL` (catalog model ids, `default` the default model; "
+        "overrides the catalog's `pool` fields). A model in no pool is in the default pool. A pool's runs go to its "
+        "own queues (renderq.render.NAME.high, renderq.render.NAME, renderq.render.NAME.low), which only "
+        "`renderq worker --pool NAME` consumes (docs/deployment.md#worker-pools).",
+    )
+    worker_pool: str = Field(
+        "", description="The pool a render worker consumes and warms (`renderq worker --pool NAME` sets it); empty: "
+        "the default pool."
+    )
     model_cache_bytes: int = Field(
         8 * 2**30,
         gt=0,
@@ -186,6 +203,9 @@ class Settings(BaseSettings):
     max_active_runs: int = Field(
         1000, gt=0, description="Default per-key cap on queued + running runs (a batch may hold 1000)."
     )
+    health_public: bool = Field(
+        False, description="Serve GET /v1/health (queues and workers per pool) without an API key."
+    )
     idempotency_ttl_seconds: int = Field(24 * 3600, gt=0, description="How long Idempotency-Key answers are kept.")
 
     # Cost and credits (storage/prices.py, storage/credits.py).
@@ -225,6 +245,21 @@ class Settings(BaseSettings):
                     and int(width) % 8 == 0 and int(height) % 8 == 0):
                 raise ValueError(f"RENDERQ_COMPILE_SHAPES: {size!r} is not WIDTHxHEIGHT in multiples of 8")
         return ",".join(sizes)
+
+    @field_validator("pools")
+    @classmethod
+    def _pools_list(cls, value: str) -> str:
+        # "gpu-xl = sdxl, flux ; small=default" → "gpu-xl=sdxl,flux;small=default"; a model in one pool.
+        pools = parse_pools(value)
+        return ";".join(f"{name}={','.join(models)}" for name, models in pools.items())
+
+    @field_validator("worker_pool")
+    @classmethod
+    def _pool_name(cls, value: str) -> str:
+        value = value.strip()
+        if value and not valid_pool_name(value):
+            raise ValueError(f"RENDERQ_WORKER_POOL: {value!r} is not a pool name ({POOL_NAME_RULE})")
+        return value
 
     @model_validator(mode="after")
     def _hard_limit_after_soft(self) -> "Settings":
@@ -301,6 +336,37 @@ class Settings(BaseSettings):
     def compile_sizes(self) -> tuple[tuple[int, int], ...]:
         """RENDERQ_COMPILE_SHAPES as (width, height) pairs."""
         return tuple((int(w), int(h)) for w, _, h in (size.partition("x") for size in self.compile_shapes.split(",") if size))
+
+
+    @property
+    def pool_models(self) -> dict[str, tuple[str, ...]]:
+        """RENDERQ_POOLS as pool name → model ids."""
+        return parse_pools(self.pools)
+
+
+POOL_NAME_RULE = "lowercase letters, digits and -, at most 40, not `high` or `low`"
+
+
+def valid_pool_name(name: str) -> bool:
+    # Not high/low: pool "high"'s normal queue would be the default pool's high one.
+    return re.fullmatch(r"[a-z0-9][a-z0-9-]{0,39}", name) is not None and name not in ("high", "low")
+
+
+def parse_pools(value: str) -> dict[str, tuple[str, ...]]:
+    pools: dict[str, tuple[str, ...]] = {}
+    seen: set[str] = set()
+    for part in (part.strip() for part in value.split(";")):
+        if not part:
+            continue
+        name, sep, models = (text.strip() for text in part.partition("="))
+        ids = tuple(model.strip() for model in models.split(",") if model.strip())
+        if not sep or not valid_pool_name(name) or not ids:
+            raise ValueError(f"RENDERQ_POOLS: {part!r} is not NAME=MODEL,MODEL (a name: {POOL_NAME_RULE})")
+        if name in pools or seen & set(ids):
+            raise ValueError(f"RENDERQ_POOLS: {part!r} names a pool or a model twice")
+        pools[name] = ids
+        seen.update(ids)
+    return pools
 
 
 @lru_cache(maxsize=1)

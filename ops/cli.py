@@ -127,11 +127,19 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     if args.gpus:
         return _gpu_workers(args)
     from core.settings import get_settings
-    from core.queue import DEFAULT_WORKER_QUEUES, RENDER_QUEUES
+    from .gpu_workers import GpuListError, worker_queues
+
+    try:
+        queues, render = worker_queues(args)
+    except GpuListError as exc:
+        print(f"renderq worker: {exc}", file=sys.stderr)
+        return 2
+    if args.pool:
+        os.environ["RENDERQ_WORKER_POOL"] = args.pool  # read by the render process: which models to warm
+        get_settings.cache_clear()
     from worker.celery_app import app
 
-    queues = args.queues or DEFAULT_WORKER_QUEUES
-    if set(queues.split(",")) & set(RENDER_QUEUES.values()):
+    if render:
         # One render process per GPU: concurrency 1, prefork so that time limits can kill a stuck
         # render, and the model loads in the child after the fork (worker_process_init).
         pool = ["--pool=prefork", "--concurrency=1"]
@@ -178,8 +186,14 @@ def _add_worker_parser(sub) -> None:
     worker.add_argument(
         "--queues",
         default="",
-        help="comma-separated, in priority order; default renderq.render.high,renderq.render,renderq.render.low. "
-        "A webhook worker: --queues=renderq.webhooks",
+        help="comma-separated, in priority order; default: the render queues of --pool (without it "
+        "renderq.render.high,renderq.render,renderq.render.low). A webhook worker: --queues=renderq.webhooks",
+    )
+    worker.add_argument(
+        "--pool",
+        default="",
+        help="consume only this worker pool's render queues (renderq.render.NAME.high, renderq.render.NAME, "
+        "renderq.render.NAME.low) and warm only its models (RENDERQ_POOLS, the catalog's `pool`)",
     )
     worker.add_argument("--concurrency", type=int, default=8, help="threads of a webhook-only worker")
     worker.add_argument("--hostname", default="", help="Celery node name; with --gpus each worker's gets -gpu<N>")

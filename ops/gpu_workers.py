@@ -22,7 +22,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from core.queue import DEFAULT_WORKER_QUEUES, RENDER_QUEUES
+from core.queue import RENDER_QUEUE, render_queues
+from core.settings import POOL_NAME_RULE, valid_pool_name
 
 log = logging.getLogger("renderq.cli")
 
@@ -83,18 +84,28 @@ def hostname_for(hostname: str, gpu: str, position: int) -> str:
     return f"{name}-{label}{at}{host}"
 
 
+def worker_queues(args) -> tuple[str, bool]:
+    """The queues `renderq worker` consumes (`--queues`, else its `--pool`'s render queues, high
+    first) and whether any is a render queue (a render worker: one prefork process per GPU)."""
+    pool = getattr(args, "pool", "") or ""
+    if pool and not valid_pool_name(pool):
+        raise GpuListError(f"--pool {pool!r} is not a pool name ({POOL_NAME_RULE})")
+    queues = args.queues or ",".join(render_queues(pool).values())
+    return queues, any(q == RENDER_QUEUE or q.startswith(RENDER_QUEUE + ".") for q in queues.split(","))
+
+
 def worker_commands(args, environ: Mapping[str, str] | None = None,
                     count_gpus: Callable[[], int] = count_visible_gpus) -> list[WorkerCommand]:
     """One `renderq worker` command per GPU of `args.gpus`, with the rest of `args` as given."""
     environ = dict(os.environ if environ is None else environ)
-    queues = args.queues or DEFAULT_WORKER_QUEUES
-    if not set(queues.split(",")) & set(RENDER_QUEUES.values()):
+    queues, render = worker_queues(args)
+    if not render:
         raise GpuListError("--gpus is for render workers: --queues names none of the render queues")
     commands = []
     for position, gpu in enumerate(parse_gpus(args.gpus, environ, count_gpus)):
         hostname = hostname_for(args.hostname, gpu, position)
         argv = [sys.executable, "-m", "ops.cli", "worker", f"--queues={queues}", f"--loglevel={args.loglevel}",
-                f"--hostname={hostname}"]
+                f"--hostname={hostname}", *([f"--pool={args.pool}"] if args.pool else [])]
         commands.append(WorkerCommand(gpu, hostname, argv, environ | {"CUDA_VISIBLE_DEVICES": gpu}))
     return commands
 

@@ -31,12 +31,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from core.settings import Settings
+from core.queue import DEFAULT_POOL
+from core.settings import POOL_NAME_RULE, Settings, parse_pools, valid_pool_name
 
 ModelKind = Literal["base", "lora", "upscaler", "background-removal", "text-segmentation", "instruct-pix2pix",
                     "controlnet", "ip-adapter", "depth-estimator"]
+COMPANION_KINDS = ("lora", "controlnet", "ip-adapter")  # render on a base model, in its pool
 CONTROL_TYPES = ("lineart", "scribble", "canny", "depth")  # a controlnet's options.control_type
 DEFAULT_MODEL_ID = "default"
 
@@ -53,11 +55,22 @@ class ModelEntry(BaseModel):
         description="LoRAs, ControlNets, IP-Adapters: the id of the base model they fit, or a list of ids; "
         "unset: the default model.",
     )
+    pool: str | None = Field(
+        None, description="The worker pool that serves it (RENDERQ_POOLS overrides); unset: the default pool, or for "
+        "a LoRA, ControlNet or IP-Adapter its base's.",
+    )
     options: dict = Field(
         default_factory=dict,
         description="Kind-specific settings: background_label (background-removal); control_type, one of "
         "lineart/scribble/canny/depth (controlnet); subfolder, weight_name, image_encoder_folder (ip-adapter).",
     )
+
+    @field_validator("pool")
+    @classmethod
+    def _pool_name(cls, value: str | None) -> str | None:
+        if value is not None and not valid_pool_name(value):
+            raise ValueError(f"pool {value!r} is not a pool name ({POOL_NAME_RULE})")
+        return value
 
     @model_validator(mode="after")
     def _control_type(self) -> "ModelEntry":
@@ -79,12 +92,36 @@ class ModelEntry(BaseModel):
 
 
 class ModelCatalog:
-    def __init__(self, entries: list[ModelEntry]) -> None:
+    def __init__(self, entries: list[ModelEntry], pools: dict[str, tuple[str, ...]] | None = None) -> None:
         self.entries = {entry.id: entry for entry in entries}
+        # model id → pool: the catalog's `pool` fields, then RENDERQ_POOLS over them.
+        self._pools = {entry.id: entry.pool for entry in entries if entry.pool and entry.pool != DEFAULT_POOL}
+        for name, ids in (pools or {}).items():
+            self._pools.update({model_id: name for model_id in ids})
+        self._pools = {model_id: name for model_id, name in self._pools.items() if name != DEFAULT_POOL}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ModelCatalog":
-        return _load(settings.models_file, settings.default_model)
+        return _load(settings.models_file, settings.default_model, settings.pools)
+
+    def pool_of(self, model_id: str) -> str:
+        """The pool whose workers render with `model_id` ("" is the default model): its own, else
+        for a LoRA, ControlNet or IP-Adapter without one its (first) base's, else the default pool."""
+        model_id = model_id or DEFAULT_MODEL_ID
+        if model_id in self._pools:
+            return self._pools[model_id]
+        entry = self.entries.get(model_id)
+        if entry is not None and entry.kind in COMPANION_KINDS and entry.bases()[0] != model_id:
+            return self.pool_of(entry.bases()[0])
+        return DEFAULT_POOL
+
+    def pools(self) -> list[str]:
+        """Every pool name, the default pool first."""
+        return [DEFAULT_POOL, *sorted(set(self._pools.values()))]
+
+    def in_pool(self, pool: str) -> list[ModelEntry]:
+        """The entries `pool`'s workers serve."""
+        return [entry for entry in self.entries.values() if self.pool_of(entry.id) == (pool or DEFAULT_POOL)]
 
     def get(self, model_id: str, kind: ModelKind | None = None) -> ModelEntry | None:
         entry = self.entries.get(model_id)
@@ -111,7 +148,7 @@ class ModelCatalog:
 
 
 @lru_cache(maxsize=8)
-def _load(path: Path | None, default_model: str) -> ModelCatalog:
+def _load(path: Path | None, default_model: str, pools: str = "") -> ModelCatalog:
     entries: list[ModelEntry] = []
     if default_model:
         entries.append(
@@ -128,4 +165,8 @@ def _load(path: Path | None, default_model: str) -> ModelCatalog:
             if entry.source.startswith((".", "/")) or source.exists():
                 entry.source = str(source.resolve()) if not Path(entry.source).is_absolute() else entry.source
             entries.append(entry)
-    return ModelCatalog(entries)
+    named = parse_pools(pools)
+    unknown = {model_id for ids in named.values() for model_id in ids} - {entry.id for entry in entries}
+    if unknown:
+        raise ValueError(f"RENDERQ_POOLS names models the catalog does not serve: {', '.join(sorted(unknown))}")
+    return ModelCatalog(entries, named)
