@@ -16,8 +16,8 @@ from .openapi_extras import install_openapi_extras
 from .problems import install_problem_handlers
 from .rate_limits import RateLimitHeadersMiddleware
 from .request_id import RequestIdMiddleware
-from .openai.errors import OpenAIErrorsMiddleware
-from .openai.routes import router as openai_router
+from .dialects import DIALECTS
+from .compat.errors import DialectErrorsMiddleware
 from .request_limits import BodyLimitsMiddleware
 from .routes import (
     assets, batches, costs, destinations, events, files, generations, health, metrics, models, operations, platforms,
@@ -58,11 +58,11 @@ def create_app(services: Services | None = None) -> FastAPI:
     if services is not None:  # else the lifespan builds them, and installs it then
         install_admission(services)  # credits, then the key's cap on active runs, on every run created
     install_problem_handlers(app)
-    # Added innermost first: request id (outermost) → rate-limit headers → OpenAI's error envelope
-    # (/v1/images/ only) → body size/type → idempotency.
+    # Added innermost first: request id (outermost) → rate-limit headers → each compatible API's
+    # error shape (/v1/images/, /compat/<service>/ only) → body size/type → idempotency.
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodyLimitsMiddleware)
-    app.add_middleware(OpenAIErrorsMiddleware)
+    app.add_middleware(DialectErrorsMiddleware, shapes=[shape for _, shape in DIALECTS])
     app.add_middleware(RateLimitHeadersMiddleware)
     access_log = (services.settings if services is not None else get_settings()).access_log
     app.add_middleware(RequestIdMiddleware, access_log=access_log)
@@ -71,6 +71,7 @@ def create_app(services: Services | None = None) -> FastAPI:
         health, files, problem_types, metrics, costs,
     ):
         app.include_router(module.router)
-    app.include_router(openai_router)
+    for router, _ in DIALECTS:
+        app.include_router(router)
     install_openapi_extras(app)
     return app

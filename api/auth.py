@@ -1,7 +1,7 @@
 """Who is calling: API keys (`Authorization: Bearer <key>` or `X-API-Key: <key>`), tenants,
 and the per-key limits that come with a key.
 
-`guard` is an application-wide dependency (api/app.py), so every route under /v1, including
+`guard` is an application-wide dependency (api/app.py), so every route under /v1 and /compat, including
 routes added later, is covered without opting in; paths outside /v1 (health, metrics,
 problem pages, signed file URLs, docs) pass through. It sets the caller's tenant in the
 context variable of core/tenancy.py, so the stores create every run, batch and asset for
@@ -32,7 +32,8 @@ from core.problems import ProblemError
 from .rate_limits import STATE_KEY, check_rate
 from .services import Services
 
-PROTECTED_PREFIX = "/v1/"
+# /compat/<service>/: the reference APIs' dialects (api/compat/), under the same keys and limits.
+PROTECTED_PREFIX = ("/v1/", "/compat/")
 ANONYMOUS_TENANT = ""  # the one tenant of a deployment with auth disabled
 
 

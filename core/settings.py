@@ -275,6 +275,11 @@ class Settings(BaseSettings):
         120, gt=0, description="How long the OpenAI Images routes (/v1/images/…) wait for their run to end before "
         "answering an error that carries the run id (the run goes on: poll GET /v1/generations/{run_id}).",
     )
+    compat_wait_seconds: float = Field(
+        120, gt=0, description="How long the synchronous dialect routes (/compat/<service>/…: LimeWire, Livepeer, "
+        "Claid, ALwrity) wait for their run to end before answering an error, in the service's shape, that carries "
+        "the run id (the run goes on: poll GET /v1/generations/{run_id}).",
+    )
     max_batch_size: int = Field(1000, gt=0, description="Requests in one POST /v1/batches.")
     webhook_secret: SecretStr = Field(
         SecretStr("whsec_cmVuZGVycS1kZXYtd2ViaG9vay1zZWNyZXQ="),

@@ -1,16 +1,14 @@
 """OpenAI's error envelope on the OpenAI routes: every problem document answered under
 /v1/images/ (auth, rate limits, body limits, validation, ours) is rewritten, on its way out, as
-`{"error": {"message", "type", "param", "code"}}` with the status OpenAI gives for it. One
-middleware, so nothing that answers on these paths (middleware, guard, handler, route) is left
-in renderq's shape."""
+`{"error": {"message", "type", "param", "code"}}` with the status OpenAI gives for it (by the
+dialects' one middleware, api/compat/errors.py), so nothing that answers on these paths
+(middleware, guard, handler, route) is left in renderq's shape."""
 
 from __future__ import annotations
 
-import json
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 from core.problems import PROBLEM_BASE
+
+from ..compat.errors import ErrorShape
 
 PREFIX = "/v1/images/"
 # renderq's problem slug → (OpenAI status, error type, code); the status stays ours when None.
@@ -59,45 +57,4 @@ def envelope(problem: dict) -> tuple[int, dict]:
     return mapped_status or status, {"error": error}
 
 
-class OpenAIErrorsMiddleware:
-    """Rewrites problem documents answered under /v1/images/ into OpenAI's envelope."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
-            await self.app(scope, receive, send)
-            return
-        held: Message | None = None
-        chunks: list[bytes] = []
-
-        async def rewriting_send(message: Message) -> None:
-            nonlocal held
-            if message["type"] == "http.response.start":
-                headers = dict(message.get("headers", []))
-                if headers.get(b"content-type", b"").startswith(b"application/problem+json"):
-                    held = message
-                    return
-            elif message["type"] == "http.response.body" and held is not None:
-                chunks.append(message.get("body", b""))
-                if message.get("more_body"):
-                    return
-                await _send_rewritten(send, held, b"".join(chunks))
-                return
-            await send(message)
-
-        await self.app(scope, receive, rewriting_send)
-
-
-async def _send_rewritten(send: Send, start: Message, body: bytes) -> None:
-    try:
-        status, error = envelope(json.loads(body))
-    except (ValueError, TypeError):
-        status, error = start["status"], {"error": {"message": body.decode("utf-8", "replace"), "type": "server_error",
-                                                    "param": None, "code": None}}
-    payload = json.dumps(error).encode()
-    headers = [(k, v) for k, v in start.get("headers", []) if k not in (b"content-type", b"content-length")]
-    headers += [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
+SHAPE = ErrorShape(PREFIX, envelope)  # api/compat/errors.py rewrites every problem under /v1/images/

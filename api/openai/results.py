@@ -13,6 +13,7 @@ from core.problems import ProblemError
 from storage.images import url_lifetime
 from storage.records import RunRecord, RunStatus
 
+from ..compat.common import not_finished as compat_not_finished
 from ..services import Services
 from .fields import ImagesFields
 
@@ -22,11 +23,7 @@ MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 def not_finished(record: RunRecord, waited: float) -> ProblemError:
     """The run is still going: an error naming it, so it can be polled natively. 504, and
     `x-should-retry: false`: OpenAI's SDKs retry a 5xx, which would start another run."""
-    return ProblemError(
-        "internal-error", 504, detail=f"the run did not end within {waited:g} s (status {record.status.value}); it goes on: "
-        f"poll GET /v1/generations/{record.run_id}", run_id=record.run_id, openai_code="timeout",
-        headers={"x-should-retry": "false", "Location": f"/v1/generations/{record.run_id}"},
-    )
+    return compat_not_finished(record, waited, headers={"x-should-retry": "false"}, openai_code="timeout")
 
 
 def failed(record: RunRecord) -> ProblemError:

@@ -1,0 +1,15 @@
+"""Every compatible API the app mounts: the OpenAI Images routes (api/openai/) and the reference
+services' dialects (api/compat/<service>/, under /compat/<service>/, tagged with the service's
+name), each with its error shape. A new dialect is one entry here."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from .compat.errors import ErrorShape
+from .openai.errors import SHAPE as OPENAI_SHAPE
+from .openai.routes import router as openai_router
+
+DIALECTS: list[tuple[APIRouter, ErrorShape]] = [
+    (openai_router, OPENAI_SHAPE),
+]
