@@ -22,31 +22,33 @@ DEFAULT_RENDER_RATE = 1.0
 
 
 class EstimateInputs:
+    """Per worker pool: a pool's runs wait only for its own workers, at its models' speed."""
+
     def __init__(self, runs: RunStore, default_rate: float, ttl: float = 1.0) -> None:
         self.runs, self.default_rate, self.ttl = runs, default_rate, ttl
-        self._stats: tuple[float, RenderStats] | None = None
-        self._running: tuple[float, float, int] | None = None
+        self._stats: dict[str, tuple[float, RenderStats]] = {}
+        self._running: dict[str, tuple[float, float, int]] = {}
 
-    def stats(self) -> Op[RenderStats]:
-        cached = self._stats
+    def stats(self, pool: str = "default") -> Op[RenderStats]:
+        cached = self._stats.get(pool)
         if cached is not None and time.monotonic() - cached[0] <= self.ttl:
             return done(cached[1])
-        return self._read_stats()
+        return self._read_stats(pool)
 
-    def _read_stats(self) -> Op[RenderStats]:
-        stats = yield from self.runs.render_stats_op(self.default_rate)
-        self._stats = (time.monotonic(), stats)
+    def _read_stats(self, pool: str) -> Op[RenderStats]:
+        stats = yield from self.runs.render_stats_op(self.default_rate, pool)
+        self._stats[pool] = (time.monotonic(), stats)
         return stats
 
-    def running(self, stats: RenderStats) -> Op[tuple[float, int]]:
-        """(seconds the busy workers still need for what they hold, busy workers ≥ 1)."""
-        cached = self._running
+    def running(self, stats: RenderStats, pool: str = "default") -> Op[tuple[float, int]]:
+        """(seconds the pool's busy workers still need for what they hold, its busy workers ≥ 1)."""
+        cached = self._running.get(pool)
         if cached is not None and time.monotonic() - cached[0] <= self.ttl:
             return done((cached[1], cached[2]))
-        return self._read_running(stats)
+        return self._read_running(stats, pool)
 
-    def _read_running(self, stats: RenderStats) -> Op[tuple[float, int]]:
-        held, workers = yield from self.runs.running_op()
+    def _read_running(self, stats: RenderStats, pool: str) -> Op[tuple[float, int]]:
+        held, workers = yield from self.runs.running_op(pool)
         seconds = sum(stats.run_seconds(req, p) - stats.overhead for req, p in held)
-        self._running = (time.monotonic(), seconds, workers)
+        self._running[pool] = (time.monotonic(), seconds, workers)
         return seconds, workers

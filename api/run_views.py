@@ -109,14 +109,14 @@ def _image_views(record: RunRecord, services: Services) -> list[ImageView]:
 def _estimate_op(record: RunRecord, services: Services) -> Op[tuple[float | None, tuple[int, float] | None]]:
     """(estimated seconds, queue position) of a run not finished yet: the render stats, then,
     for a queued run, its place in the queue, and the work the busy workers hold only when
-    there is work ahead of it."""
-    stats = yield from services.estimates.stats()
+    there is work ahead of it. All of its worker pool's: its queue, workers and render speed."""
+    stats = yield from services.estimates.stats(record.pool)
     position = None
     if record.status == RunStatus.queued:
         position = yield from services.runs.index.queue_position_op(record, stats)
     seconds_ahead, workers = 0.0, 1
     if position:
-        running_seconds, workers = yield from services.estimates.running(stats)
+        running_seconds, workers = yield from services.estimates.running(stats, record.pool)
         seconds_ahead = position[1] + running_seconds
     return estimate_seconds(record, stats, seconds_ahead, workers), position
 

@@ -142,6 +142,7 @@ def new_record(services: Services, prepared: Prepared, where: str = "", checked_
         run_id=new_run_id(), operation=body.OPERATION.name, model_id=prepared.model_id, loras=prepared.loras or {},
         request=request.model_dump(mode="json"), created_at=now, priority=body.priority,
         render_group=None if key is None else group_id(body.OPERATION.name, prepared.model_id, prepared.loras or {}, key),
+        pool=services.catalog.pool_of(prepared.model_id),
         webhook=webhook_target(services, body.webhook_url, body.webhook_events, where),
         start_deadline=now + body.start_within if body.start_within else None,
         output=checked_output(services, body.output, where, checked_outputs),
@@ -160,7 +161,7 @@ def _create_op(services: Services, records: list[RunRecord], **batch) -> tuple[O
     messages = []
     if not settings.embedded and settings.effective_broker_url == settings.redis_url:
         for record in records:
-            message = render_message(services.celery, record.run_id, record.attempt, record.priority.value)
+            message = render_message(services.celery, record.run_id, record.attempt, record.priority.value, record.pool)
             if record.render_group:
                 record.queue_message = message  # pushed with a copy kept beside it (storage/render_groups.py)
             elif message:
@@ -177,7 +178,7 @@ def _create_op(services: Services, records: list[RunRecord], **batch) -> tuple[O
 def enqueue(services: Services, records: list[RunRecord]) -> None:
     try:
         for record in records:
-            enqueue_render(services.celery, record.run_id, record.attempt, record.priority.value)
+            enqueue_render(services.celery, record.run_id, record.attempt, record.priority.value, record.pool)
     except Exception:
         # Broker unreachable: not accepted (the caller gets a 503 and may retry), so leave no
         # queued orphan behind and give back the key's slots.
@@ -228,6 +229,7 @@ def retry(services: Services, original: RunRecord) -> RunRecord:
         loras=original.loras,
         request=original.request,
         priority=original.priority,
+        pool=services.catalog.pool_of(original.model_id),  # today's pools: the deployment may have changed
         webhook=original.webhook,
         output=checked_output(services, original.output),
         retry_of=original.run_id,

@@ -13,6 +13,8 @@ Layout (no TTL; counters only grow, as Prometheus expects):
   renderq:metrics:hist:<name>    hash  "<label>|<le>" / "<label>|sum" / "<label>|count"
   renderq:metrics:webhooks       hash  "<outcome>" → webhook deliveries
   renderq:metrics:workers        zset  worker id → last seen (epoch)
+  renderq:metrics:pool_workers:<pool>  zset  worker id → last seen, the workers of one pool
+  renderq:metrics:model_loads    hash  "<pool>|<worker id>|<model>" → times that worker loaded it
   renderq:metrics:gpu            hash  worker id → {"allocated": bytes, "reserved": bytes, "at": epoch}
 """
 
@@ -30,6 +32,8 @@ HIST_PREFIX = "renderq:metrics:hist:"
 WEBHOOKS = "renderq:metrics:webhooks"
 WORKERS = "renderq:metrics:workers"
 GPU = "renderq:metrics:gpu"
+POOL_WORKERS = "renderq:metrics:pool_workers:"
+MODEL_LOADS = "renderq:metrics:model_loads"
 
 # Seconds. Job: a tiny CPU render to a long GPU batch; step: one denoising step.
 JOB_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -71,8 +75,36 @@ def count_webhook_delivery(client: redis.Redis, outcome: str) -> None:
     client.hincrby(WEBHOOKS, outcome, 1)
 
 
-def worker_seen(client: redis.Redis, worker_id: str) -> None:
-    client.zadd(WORKERS, {worker_id: time.time()})
+def worker_seen(client: redis.Redis, worker_id: str, pool: str | None = "") -> None:
+    """`worker_id` is alive; a render worker (`pool` not None) counts among its pool's."""
+    now = time.time()
+    with client.pipeline(transaction=False) as pipe:
+        pipe.zadd(WORKERS, {worker_id: now})
+        if pool is not None:
+            pipe.zadd(POOL_WORKERS + (pool or "default"), {worker_id: now})
+        pipe.execute()
+
+
+def worker_gone(client: redis.Redis, worker_id: str, pool: str = "") -> None:
+    """A worker that stops (warm shutdown) is no longer counted."""
+    with client.pipeline(transaction=False) as pipe:
+        pipe.zrem(WORKERS, worker_id)
+        pipe.zrem(POOL_WORKERS + (pool or "default"), worker_id)
+        pipe.execute()
+
+
+def pool_workers(client: redis.Redis, pool: str, within_seconds: float) -> list[str]:
+    """The workers of `pool` seen in the last `within_seconds`."""
+    return client.zrangebyscore(POOL_WORKERS + (pool or "default"), time.time() - within_seconds, "+inf")
+
+
+def count_model_load(client: redis.Redis, pool: str, worker_id: str, model: str) -> None:
+    client.hincrby(MODEL_LOADS, f"{pool or 'default'}|{worker_id}|{model}", 1)
+
+
+def model_loads(client: redis.Redis) -> dict[tuple[str, str, str], int]:
+    """(pool, worker id, model) → loads."""
+    return {tuple(field.split("|", 2)): int(count) for field, count in client.hgetall(MODEL_LOADS).items()}
 
 
 def record_gpu_memory(client: redis.Redis, worker_id: str, allocated: int, reserved: int) -> None:

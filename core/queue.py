@@ -38,13 +38,9 @@ def render_queues(pool: str | None = None) -> dict[str, str]:
     return {"high": base + ".high", "normal": base, "low": base + ".low"}
 
 
-def all_render_queues(pools) -> dict[str, tuple[str, str]]:
-    """Every render queue of the default pool and of `pools` (names): list → (pool, priority)."""
-    found: dict[str, tuple[str, str]] = {}
-    for pool in (DEFAULT_POOL, *pools):
-        for priority, queue in render_queues(pool).items():
-            found[queue] = (pool, priority)
-    return found
+def is_render_queue(name: str) -> bool:
+    """Whether `name` is a render queue (of any pool and priority): renderq.render[.…]."""
+    return name == RENDER_QUEUE or name.startswith(RENDER_QUEUE + ".")
 
 
 def make_celery(settings: Settings) -> Celery:

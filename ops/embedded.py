@@ -139,10 +139,11 @@ def run_dev(host: str, port: int) -> None:
         host, port,
     )
     print(banner(host, port, is_tiny_model(settings.default_model)), flush=True)
-    from core.queue import DEFAULT_WORKER_QUEUES, WEBHOOK_QUEUE
+    from core.queue import PRIORITIES, WEBHOOK_QUEUE, render_queues
 
-    # Render queues in priority order, then webhooks (in dev mode one solo worker does both).
-    queues = f"{DEFAULT_WORKER_QUEUES},{WEBHOOK_QUEUE}"
+    # Every pool's render queues in priority order, then webhooks (in dev mode one solo worker does all).
+    pools = runtime.catalog.pools()
+    queues = ",".join([*(render_queues(pool)[p] for p in PRIORITIES for pool in pools), WEBHOOK_QUEUE])
     worker = celery_app.Worker(pool="solo", concurrency=1, loglevel="WARNING", quiet=True, without_mingle=True,
                                without_gossip=True, queues=queues)
     try:

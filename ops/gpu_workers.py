@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from core.queue import RENDER_QUEUE, render_queues
+from core.queue import is_render_queue, render_queues
 from core.settings import POOL_NAME_RULE, valid_pool_name
 
 log = logging.getLogger("renderq.cli")
@@ -91,7 +91,7 @@ def worker_queues(args) -> tuple[str, bool]:
     if pool and not valid_pool_name(pool):
         raise GpuListError(f"--pool {pool!r} is not a pool name ({POOL_NAME_RULE})")
     queues = args.queues or ",".join(render_queues(pool).values())
-    return queues, any(q == RENDER_QUEUE or q.startswith(RENDER_QUEUE + ".") for q in queues.split(","))
+    return queues, any(is_render_queue(queue) for queue in queues.split(","))
 
 
 def worker_commands(args, environ: Mapping[str, str] | None = None,

@@ -46,7 +46,7 @@ from typing import Any, Iterable
 import redis
 from kombu.transport.redis import Channel as KombuChannel
 
-from core.queue import RENDER_QUEUES, RENDER_TASK
+from core.queue import RENDER_TASK, is_render_queue
 
 from .records import RunStatus
 from .runs import run_key
@@ -112,7 +112,7 @@ def decode(tag: str, taken_at: float, raw: str | None, prefix: str = "") -> Held
         return None
     try:
         payload, exchange, routing_key = json.loads(raw)
-        if payload["headers"].get("task") != RENDER_TASK or routing_key not in RENDER_QUEUES.values():
+        if payload["headers"].get("task") != RENDER_TASK or not is_render_queue(routing_key):
             return None
         if exchange not in ("", routing_key):
             return None

@@ -8,7 +8,7 @@ message. Nothing would ever deliver such a run.
 
 The list is in submit order (the head, where `BRPOP` takes, is the oldest; runs given back or
 taken back go to the head), so a run whose turn has come is near the head. On each reaper tick,
-`LostMessages.resend` compares, per priority, the oldest queued runs (storage/run_index.py) with
+`LostMessages.resend` compares, per worker pool and priority, the oldest queued runs (storage/run_index.py) with
 the run of the message at the head of the list: when the oldest is there, nothing more is read
 (the common case: one command per priority). Otherwise it reads the messages nearest the head
 and the held ones; a run among the oldest found in neither, still `queued` at its attempt, and
@@ -28,10 +28,10 @@ from typing import Any, Callable
 
 import redis
 
-from core.queue import RENDER_QUEUES
+from core.queue import render_queues
 
 from .held_messages import HeldMessages
-from .run_index import PRIORITY_ORDER, QUEUED
+from .run_index import PRIORITY_ORDER, RunIndex, queued_key
 from .runs import run_key
 
 GUARD_PREFIX = "renderq:resent:"
@@ -45,7 +45,8 @@ redis.call('RPUSH', KEYS[2], ARGV[2])
 return 1
 """
 
-MessageFor = Callable[[str, int, str], "tuple[str, str] | None"]  # (run id, attempt, priority) → (list, payload)
+# (run id, attempt, priority, pool) → (list, payload)
+MessageFor = Callable[[str, int, str, str], "tuple[str, str] | None"]
 
 
 def message_run(raw: str | None) -> str | None:
@@ -66,6 +67,7 @@ class LostMessages:
     def __init__(self, held: HeldMessages) -> None:
         self.held, self.broker, self.store = held, held.broker, held.store
         self._resend = self.broker.register_script(RESEND)
+        self.index = RunIndex(self.store, 0)  # only read: which pools have queues
         self._missing_since: dict[tuple[str, str], float] = {}  # this reaper's own sightings
 
     def resend(self, missing_after: float, message_for: MessageFor, now: float | None = None) -> list[tuple[str, int]]:
@@ -73,13 +75,13 @@ class LostMessages:
         seconds; returns (run id, attempt) of those this call sent."""
         now = time.time() if now is None else now
         missing = self.missing()
-        seen = {(run_id, attempt): self._missing_since.get((run_id, attempt), now) for run_id, attempt, _ in missing}
+        seen = {(run_id, attempt): self._missing_since.get((run_id, attempt), now) for run_id, attempt, _, _ in missing}
         self._missing_since = seen
         sent = []
-        for run_id, attempt, priority in missing:
+        for run_id, attempt, priority, pool in missing:
             if now - seen[(run_id, attempt)] < missing_after:
                 continue
-            message = message_for(run_id, int(attempt), priority)
+            message = message_for(run_id, int(attempt), priority, pool)
             if message is None:
                 continue
             queue, payload = message
@@ -88,46 +90,46 @@ class LostMessages:
                 sent.append((run_id, int(attempt)))
         return sent
 
-    def missing(self) -> list[tuple[str, str, str]]:
-        """(run id, attempt, priority) of the oldest queued runs whose message is neither near
-        the head of their list nor held by a worker, now."""
-        oldest = self._read(self.store, lambda pipe, p: pipe.zrange(QUEUED + p.value, 0, OLDEST - 1))
-        heads = self._read(self.broker, lambda pipe, p: pipe.lindex(self._list(p.value), -1))
-        suspects: dict[str, list[str]] = {}
-        for priority in PRIORITY_ORDER:
-            runs = oldest[priority.value]
-            if runs and message_run(heads[priority.value]) != runs[0]:
-                suspects[priority.value] = runs
+    def missing(self) -> list[tuple[str, str, str, str]]:
+        """(run id, attempt, priority, pool) of the oldest queued runs whose message is neither
+        near the head of their list nor held by a worker, now."""
+        queues = [(pool, priority.value) for pool in self.index.pools() for priority in PRIORITY_ORDER]
+        oldest = self._read(self.store, lambda pipe, q: pipe.zrange(queued_key(*q), 0, OLDEST - 1), queues)
+        heads = self._read(self.broker, lambda pipe, q: pipe.lindex(self._list(*q), -1), queues)
+        suspects: dict[tuple[str, str], list[str]] = {}
+        for queue in queues:
+            runs = oldest[queue]
+            if runs and message_run(heads[queue]) != runs[0]:
+                suspects[queue] = runs
         if not suspects:
             return []
-        near = self._read(self.broker, lambda pipe, p: pipe.lrange(self._list(p.value), -NEAR_HEAD, -1), list(suspects))
+        near = self._read(self.broker, lambda pipe, q: pipe.lrange(self._list(*q), -NEAR_HEAD, -1), list(suspects))
         held = {message.run_id for message in self.held.held(float("inf"))}
         candidates = [
-            (run_id, priority)
-            for priority, runs in suspects.items()
+            (run_id, priority, pool)
+            for (pool, priority), runs in suspects.items()
             for run_id in runs
-            if run_id not in held and run_id not in {message_run(raw) for raw in near[priority]}
+            if run_id not in held and run_id not in {message_run(raw) for raw in near[(pool, priority)]}
         ]
         return self._still_queued(candidates)
 
-    def _still_queued(self, candidates: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    def _still_queued(self, candidates: list[tuple[str, str, str]]) -> list[tuple[str, str, str, str]]:
         if not candidates:
             return []
         with self.store.pipeline(transaction=False) as pipe:
-            for run_id, _ in candidates:
+            for run_id, _, _ in candidates:
                 pipe.hmget(run_key(run_id), "status", "attempt")
             rows = pipe.execute()
-        return [(run_id, attempt, priority) for (run_id, priority), (status, attempt) in zip(candidates, rows)
+        return [(run_id, attempt, priority, pool) for (run_id, priority, pool), (status, attempt) in zip(candidates, rows)
                 if status == "queued" and attempt]
 
-    def _list(self, priority: str) -> str:
-        return self.held.prefix + RENDER_QUEUES[priority]
+    def _list(self, pool: str, priority: str) -> str:
+        return self.held.prefix + render_queues(pool)[priority]
 
     @staticmethod
-    def _read(client: redis.Redis, command: Callable[[Any, Any], Any], priorities: list[str] | None = None) -> dict[str, Any]:
-        chosen = [p for p in PRIORITY_ORDER if priorities is None or p.value in priorities]
+    def _read(client: redis.Redis, command: Callable[[Any, Any], Any], queues: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
         with client.pipeline(transaction=False) as pipe:
-            for priority in chosen:
-                command(pipe, priority)
+            for queue in queues:
+                command(pipe, queue)
             replies = pipe.execute()
-        return {priority.value: reply for priority, reply in zip(chosen, replies)}
+        return dict(zip(queues, replies))

@@ -114,6 +114,8 @@ class RunRecord(BaseModel):
     credits_held: bool = False
     credits_used: int | None = None
     credits_remaining: int | None = None
+    # The worker pool whose queues it goes to (its model's, storage/models_catalog.py pool_of).
+    pool: str = "default"
     # Runs of one group render in one model call (storage/render_groups.py); None: always alone.
     render_group: str | None = None
     # The request as its operation's typed object, when this process made the run (a submit):

@@ -7,6 +7,9 @@ per-size rate matters: at small sizes a step costs about the same whatever the p
 one rate per megapixel learned from 64 px tests would be ten times off for 512 px renders. A size
 never rendered yet is scaled from the nearest measured one by pixel count, or falls back to the
 global per-unit rate (storage/runs.py `record_render_rate`).
+
+Each worker pool has its own averages (its models render at their own speed): the default pool
+keeps the names above, pool NAME has `…:step_seconds:NAME` and `…:overhead_seconds:NAME`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,11 @@ from .redis_ops import Batch, Op, run
 STEP_SECONDS = "renderq:stats:step_seconds"
 OVERHEAD_SECONDS = "renderq:stats:overhead_seconds"
 WEIGHT = 0.2
+
+
+def pool_key(key: str, pool: str | None) -> str:
+    """`key` of `pool`'s averages (the default pool: `key` itself)."""
+    return key if not pool or pool == "default" else f"{key}:{pool}"
 
 
 def _side(request: dict[str, Any], name: str) -> int:
@@ -65,30 +73,31 @@ def _ema(current: str | None, value: float) -> float:
     return value if current is None else (1 - WEIGHT) * float(current) + WEIGHT * value
 
 
-def record_render(client: redis.Redis, request: dict[str, Any], timings: dict[str, float]) -> None:
-    """Fold one completed render's timings into the averages."""
+def record_render(client: redis.Redis, request: dict[str, Any], timings: dict[str, float], pool: str | None = None) -> None:
+    """Fold one completed render's timings into its pool's averages."""
     if "inference_seconds" not in timings:
         return
     key = size_key(request)
+    step_seconds, overhead_seconds = pool_key(STEP_SECONDS, pool), pool_key(OVERHEAD_SECONDS, pool)
     # A batched run's inference_seconds is its whole model call's: its share is 1/batch_size.
     per_step = timings["inference_seconds"] / max(timings.get("batch_size", 1), 1) / max(step_images(request), 1)
-    client.hset(STEP_SECONDS, key, _ema(client.hget(STEP_SECONDS, key), per_step))
+    client.hset(step_seconds, key, _ema(client.hget(step_seconds, key), per_step))
     if "total_seconds" in timings:
         overhead = max(timings["total_seconds"] - timings["inference_seconds"] - timings.get("load_seconds", 0.0), 0.0)
-        client.set(OVERHEAD_SECONDS, _ema(client.get(OVERHEAD_SECONDS), overhead))
+        client.set(overhead_seconds, _ema(client.get(overhead_seconds), overhead))
 
 
-def load_stats(client: redis.Redis, seconds_per_unit: float) -> RenderStats:
-    return run(client, stats_op(seconds_per_unit))
+def load_stats(client: redis.Redis, seconds_per_unit: float, pool: str | None = None) -> RenderStats:
+    return run(client, stats_op(seconds_per_unit, pool=pool))
 
 
-def stats_op(seconds_per_unit: float, rate_key: str | None = None) -> Op[RenderStats]:
-    """The stats in one round trip. With `rate_key`, the per-unit rate stored there (read in
+def stats_op(seconds_per_unit: float, rate_key: str | None = None, pool: str | None = None) -> Op[RenderStats]:
+    """`pool`'s stats in one round trip. With `rate_key`, the per-unit rate stored there (read in
     the same round trip) when there is one, else `seconds_per_unit`."""
 
     def fill(pipe) -> None:
-        pipe.hgetall(STEP_SECONDS)
-        pipe.get(OVERHEAD_SECONDS)
+        pipe.hgetall(pool_key(STEP_SECONDS, pool))
+        pipe.get(pool_key(OVERHEAD_SECONDS, pool))
         if rate_key is not None:
             pipe.get(rate_key)
 

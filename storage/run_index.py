@@ -6,7 +6,9 @@
   tenants hold. Entries older than the retention are pruned on each write of their index, never
   read (a listing starts at now − retention), and leave with the index key, which expires a
   minute after its newest run; a batch's index expires with its batch.
-- `renderq:queued:{priority}`: the runs still queued, by submit time, one set per priority; with
+- `renderq:queued:{priority}` (the default pool) and `renderq:queued:{pool}:{priority}`: the runs
+  still queued, by submit time, one set per worker pool and priority (`renderq:queued:pools`
+  names the pools that ever had one); with
   `renderq:queued:shape` (run id → size, steps, images) they give a run's queue position and the
   seconds of work ahead of it, timed with what the workers measure (storage/render_stats.py).
 - `renderq:deadlines`: queued runs with a start deadline, by deadline, for the expiry sweep.
@@ -25,6 +27,8 @@ from typing import Iterator
 
 import redis
 
+from core.queue import DEFAULT_POOL
+
 from .records import Priority, RunRecord
 from .redis_ops import Batch, Op, run
 from .render_stats import RenderStats
@@ -33,6 +37,7 @@ INDEX_TENANT = "renderq:index:tenant:"
 INDEX_BATCH = "renderq:index:batch:"
 QUEUED = "renderq:queued:"
 QUEUED_SHAPE = "renderq:queued:shape"
+QUEUED_POOLS = "renderq:queued:pools"  # the named pools that have had a queued run
 SHAPE_FIELDS = ("width", "height", "num_inference_steps", "num_images")
 DEADLINES = "renderq:deadlines"
 # The one index of every tenant's runs that listings walked before per-tenant indexes; nothing
@@ -41,6 +46,12 @@ LEGACY_INDEX_ALL = "renderq:index:all"
 RUN_PREFIX = "renderq:run:"  # storage/runs.py's (which imports this module)
 INDEX_SLACK = 60  # seconds a tenant's index outlives its newest run (clocks of API hosts differ)
 PRIORITY_ORDER: tuple[Priority, ...] = (Priority.high, Priority.normal, Priority.low)
+
+
+def queued_key(pool: str | None, priority: Priority | str) -> str:
+    """The set of `pool`'s queued runs of `priority`; the default pool keeps the unpooled names."""
+    priority = priority.value if isinstance(priority, Priority) else priority
+    return QUEUED + (priority if not pool or pool == DEFAULT_POOL else f"{pool}:{priority}")
 
 
 def tenant_index(tenant: str | None) -> str:
@@ -71,6 +82,8 @@ class RunIndex:
         pipe.zremrangebyscore(key, "-inf", time.time() - self.retention_seconds)
         pipe.zadd(key, {record.run_id: record.created_at})
         pipe.expire(key, self.retention_seconds + INDEX_SLACK)  # outlives its newest run
+        if record.pool != DEFAULT_POOL:
+            pipe.sadd(QUEUED_POOLS, record.pool)
         if record.batch_id:
             key = INDEX_BATCH + record.batch_id
             pipe.zadd(key, {record.run_id: record.created_at})
@@ -78,7 +91,7 @@ class RunIndex:
 
     def on_status(self, pipe, record: RunRecord) -> None:
         """Keep the queued sets in step with the run's status."""
-        key = QUEUED + record.priority.value
+        key = queued_key(record.pool, record.priority)
         if record.status.value == "queued":
             pipe.zadd(key, {record.run_id: record.created_at})
             shape = {k: record.request[k] for k in SHAPE_FIELDS if k in record.request}
@@ -100,19 +113,20 @@ class RunIndex:
     @staticmethod
     def queue_position_op(record: RunRecord, stats: RenderStats, cap: int = 50) -> Op[tuple[int, float] | None]:
         """(runs ahead of this one, seconds their renders take), or None when it is not queued.
-        Runs of a higher priority are all ahead; of the same priority, the earlier ones.
+        Runs of its pool only: of a higher priority all are ahead; of the same priority, the earlier ones.
 
         Two round trips (ranks, counts and heads of the queues pipelined, then the shapes), and
         at most `cap` shapes: every submit answers with its run's estimate, so this runs once per
         request; past the cap the mean of what was read extrapolates as well as more would."""
         higher = PRIORITY_ORDER[: PRIORITY_ORDER.index(record.priority)]
+        own = queued_key(record.pool, record.priority)  # a pool's workers take only its own runs
 
         def fill(pipe) -> None:
-            pipe.zrank(QUEUED + record.priority.value, record.run_id)
+            pipe.zrank(own, record.run_id)
             for priority in higher:
-                pipe.zcard(QUEUED + priority.value)
-                pipe.zrange(QUEUED + priority.value, 0, cap - 1)
-            pipe.zrange(QUEUED + record.priority.value, 0, cap - 1)
+                pipe.zcard(queued_key(record.pool, priority))
+                pipe.zrange(queued_key(record.pool, priority), 0, cap - 1)
+            pipe.zrange(own, 0, cap - 1)
 
         replies = yield Batch(fill)
         rank = replies[0]
@@ -165,8 +179,7 @@ class RunIndex:
         the legacy global index into the tenants' indexes. Returns the runs pruned."""
         cutoff = (time.time() if now is None else now) - self.retention_seconds
         pruned = 0
-        for priority in PRIORITY_ORDER:
-            key = QUEUED + priority.value
+        for key in self.queued_keys():
             run_ids = self.redis.zrangebyscore(key, "-inf", cutoff, start=0, num=limit)
             if run_ids:
                 with self.redis.pipeline(transaction=False) as pipe:
@@ -177,6 +190,13 @@ class RunIndex:
                 pruned += len(run_ids)
         self._migrate_legacy_index(cutoff, limit)
         return pruned
+
+    def pools(self) -> list[str]:
+        """The default pool and every named pool that has had a queued run."""
+        return [DEFAULT_POOL, *sorted(self.redis.smembers(QUEUED_POOLS))]
+
+    def queued_keys(self, pools: list[str] | None = None) -> list[str]:
+        return [queued_key(pool, priority) for pool in (pools or self.pools()) for priority in PRIORITY_ORDER]
 
     def _migrate_legacy_index(self, cutoff: float, limit: int) -> None:
         rows = self.redis.zrangebyscore(LEGACY_INDEX_ALL, cutoff, "+inf", start=0, num=limit, withscores=True)

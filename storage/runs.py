@@ -219,11 +219,11 @@ class RunStore:
     ) -> bool:
         """Mark the run completed, charging the price of the images rendered; False if this
         delivery no longer owns it."""
-        request, operation = self.redis.hmget(run_key(run_id), "request", "operation")
+        request, operation, pool = self.redis.hmget(run_key(run_id), "request", "operation", "pool")
         rendered = ""
         if request:
             request = json.loads(request)
-            record_render(self.redis, request, timings)
+            record_render(self.redis, request, timings, pool)
             if self.prices is not None:
                 # What was rendered: a mask or control map returned besides the images is not charged.
                 pixels = sum(image.width * image.height for image in images if image.role == "image")
@@ -280,20 +280,20 @@ class RunStore:
         rate = seconds_per_unit if current is None else (1 - weight) * float(current) + weight * seconds_per_unit
         self.redis.set(STEP_RATE, rate)
 
-    def render_stats(self, default_rate: float) -> RenderStats:
-        return run(self.redis, self.render_stats_op(default_rate))
+    def render_stats(self, default_rate: float, pool: str | None = None) -> RenderStats:
+        return run(self.redis, self.render_stats_op(default_rate, pool))
 
     @staticmethod
-    def render_stats_op(default_rate: float) -> Op[RenderStats]:
-        return stats_op(default_rate, rate_key=STEP_RATE)
+    def render_stats_op(default_rate: float, pool: str | None = None) -> Op[RenderStats]:
+        return stats_op(default_rate, rate_key=STEP_RATE, pool=pool)
 
-    def running(self) -> list[tuple[dict, int]]:
-        """(request, progress) of every run a worker holds now."""
-        return run(self.redis, self.running_op())[0]
+    def running(self, pool: str | None = None) -> list[tuple[dict, int]]:
+        """(request, progress) of every run a worker (of `pool`; None: of any) holds now."""
+        return run(self.redis, self.running_op(pool))[0]
 
     @staticmethod
-    def running_op() -> Op[tuple[list[tuple[dict, int]], int]]:
-        """(what `running` returns, how many workers are rendering now, at least 1)."""
+    def running_op(pool: str | None = None) -> Op[tuple[list[tuple[dict, int]], int]]:
+        """(what `running` returns, how many workers (of `pool`) are rendering now, at least 1)."""
 
         def fill(pipe) -> None:
             pipe.zrange(HEARTBEATS, 0, -1)
@@ -304,11 +304,11 @@ class RunStore:
 
         def fill_runs(pipe) -> None:
             for run_id in run_ids:
-                pipe.hmget(run_key(run_id), "request", "progress")
+                pipe.hmget(run_key(run_id), "request", "progress", "pool", "worker")
 
-        rows = yield Batch(fill_runs)
-        # Each rendering worker beats for its one run.
-        return [(json.loads(request), int(progress or 0)) for request, progress in rows if request], len(run_ids)
+        rows = [row for row in (yield Batch(fill_runs)) if row[0] and (pool is None or (row[2] or "default") == pool)]
+        # A worker beats for the run it renders, or for each run of the batch it renders.
+        return [(json.loads(request), int(progress or 0)) for request, progress, _, _ in rows], max(1, len({r[3] for r in rows}))
 
     def busy_workers(self) -> int:
         """Workers rendering right now (each beats for its run); at least 1."""

@@ -14,7 +14,7 @@ import uuid
 import fakeredis
 import pytest
 
-from core.queue import RENDER_QUEUES, RENDER_TASK
+from core.queue import RENDER_QUEUES, RENDER_TASK, render_queues
 from core.settings import Settings
 from storage.held_messages import HeldMessages, decode, queue_key
 from storage.records import Priority, RunRecord, RunStatus
@@ -196,8 +196,8 @@ def test_the_reaper_puts_a_reaped_run_at_the_head_of_its_queue_and_gives_back_he
     take(store.redis, payload("gen_stray", 1, RENDER_QUEUES["low"]), time.time() - 60)
     store.redis.lpush(RENDER_QUEUES["high"], "behind")
     sent = []
-    monkeypatch.setattr(reaper, "render_message", lambda app, run_id, attempt, priority: (
-        RENDER_QUEUES[priority], json.dumps({"args": [run_id, attempt]})))
+    monkeypatch.setattr(reaper, "render_message", lambda app, run_id, attempt, priority, pool: (
+        render_queues(pool)[priority], json.dumps({"args": [run_id, attempt]})))
     monkeypatch.setattr(reaper, "enqueue_render", lambda *args: sent.append(args))
 
     taken = reaper.reap_once(object(), store, Settings(heartbeat_stale_after=3), HeldMessages(store.redis, store.redis))
@@ -232,8 +232,8 @@ def resent_runs(store, queue: str) -> list:
     return [json.loads(m)["args"] for m in store.redis.lrange(queue, 0, -1) if "args" in json.loads(m)]
 
 
-def message_for(run_id: str, attempt: int, priority: str):
-    return RENDER_QUEUES[priority], json.dumps({"args": [run_id, attempt]})
+def message_for(run_id: str, attempt: int, priority: str, pool: str = "default"):
+    return render_queues(pool)[priority], json.dumps({"args": [run_id, attempt]})
 
 
 def test_a_queued_run_whose_message_was_lost_gets_a_new_one_at_the_head_once_it_stays_missing(store, held):
@@ -268,6 +268,6 @@ def test_runs_whose_message_is_on_its_way_held_or_first_in_line_are_not_resent(s
     lost.resend(missing_after=3, message_for=message_for, now=now)
     assert lost.resend(missing_after=3, message_for=message_for, now=now + 5) == []
     message = json.loads(store.redis.rpop(RENDER_QUEUES["normal"]))  # popped: on its way to a worker
-    assert lost.missing() == [("gen_first", "1", "normal")]
+    assert lost.missing() == [("gen_first", "1", "normal", "default")]
     take(store.redis, message, time.time())  # recorded by its worker before the next tick
     assert lost.resend(missing_after=3, message_for=message_for, now=now + 10) == []

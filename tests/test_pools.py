@@ -88,3 +88,80 @@ def test_worker_pool_option_consumes_only_that_pools_queues():
         worker_queues(parser.parse_args(["worker", "--pool", "high"]))
     [command] = worker_commands(parser.parse_args(["worker", "--pool", "xl", "--gpus", "0"]), environ={})
     assert "--pool=xl" in command.argv and "--queues=renderq.render.xl.high,renderq.render.xl,renderq.render.xl.low" in command.argv
+
+
+# --- a pool's runs in Redis: queue indexes, positions, the reaper's re-enqueues ----------------
+
+@pytest.fixture
+def store():
+    import fakeredis
+
+    from storage.runs import RunStore
+
+    return RunStore(fakeredis.FakeRedis(decode_responses=True), 3600)
+
+
+def _queued(store, run_id: str, pool: str = "default", priority: str = "normal", created_at: float = 0.0):
+    from storage.records import Priority, RunRecord
+
+    import time
+
+    return store.create(RunRecord(run_id=run_id, pool=pool, priority=Priority(priority), created_at=time.time() - 100 + created_at,
+                                  request={"num_inference_steps": 2, "width": 64, "height": 64}))
+
+
+def test_queue_position_counts_only_the_runs_of_its_own_pool(store):
+    from storage.render_stats import RenderStats
+
+    for i in range(5):
+        _queued(store, f"gen_d{i}", created_at=1.0 + i)  # default pool, ahead in time
+    _queued(store, "gen_x_high", pool="xl", priority="high", created_at=9.0)
+    _queued(store, "gen_x1", pool="xl", created_at=10.0)
+    _queued(store, "gen_x2", pool="xl", created_at=11.0)
+    stats = RenderStats(step_seconds={"64x64": 0.5}, overhead=0.0)
+    assert store.index.queue_position(store.get("gen_x2"), stats) == (2, 2.0)  # its pool's high run and gen_x1
+    assert store.index.queue_position(store.get("gen_d4"), stats)[0] == 4
+    assert store.index.pools() == ["default", "xl"]
+    assert store.redis.zcard("renderq:queued:xl:normal") == 2 and store.redis.zcard("renderq:queued:normal") == 5
+
+
+def test_render_speed_is_measured_per_pool(store):
+    from storage.render_stats import load_stats, record_render
+
+    request = {"num_inference_steps": 2, "width": 64, "height": 64}
+    record_render(store.redis, request, {"inference_seconds": 4.0}, "xl")
+    record_render(store.redis, request, {"inference_seconds": 0.2}, None)
+    assert load_stats(store.redis, 1.0, "xl").seconds_per_step(request) == pytest.approx(2.0)
+    assert load_stats(store.redis, 1.0).seconds_per_step(request) == pytest.approx(0.1)
+
+
+def _message_for(run_id: str, attempt: int, priority: str, pool: str = "default"):
+    return render_queues(pool)[priority], json.dumps({"args": [run_id, attempt]})
+
+
+def test_the_reaper_puts_a_reaped_pool_run_back_at_the_head_of_its_pools_queue(store, monkeypatch):
+    from storage.held_messages import HeldMessages
+    from worker import reaper
+
+    _queued(store, "gen_dead", pool="xl", priority="high")
+    assert store.claim("gen_dead", 1, "w1", 3) == "claimed"
+    store.redis.zadd("renderq:heartbeats", {"gen_dead": 1.0})
+    store.redis.lpush("renderq.render.xl.high", "behind")
+    monkeypatch.setattr(reaper, "render_message", lambda app, run_id, attempt, priority, pool: _message_for(
+        run_id, attempt, priority, pool))
+    assert reaper.reap_once(object(), store, Settings(heartbeat_stale_after=3), HeldMessages(store.redis, store.redis)) == [
+        ("gen_dead", 2)]
+    assert json.loads(store.redis.lindex("renderq.render.xl.high", -1)) == {"args": ["gen_dead", 2]}
+    assert store.redis.llen("renderq.render.high") == 0
+
+
+def test_a_pool_run_whose_message_was_lost_is_resent_to_its_pools_queue(store):
+    from storage.held_messages import HeldMessages
+    from storage.lost_messages import LostMessages
+
+    _queued(store, "gen_lost", pool="xl")
+    lost = LostMessages(HeldMessages(store.redis, store.redis))
+    assert lost.resend(missing_after=3, message_for=_message_for, now=100.0) == []  # seen missing once
+    assert lost.resend(missing_after=3, message_for=_message_for, now=104.0) == [("gen_lost", 1)]
+    assert json.loads(store.redis.lindex("renderq.render.xl", -1)) == {"args": ["gen_lost", 1]}
+    assert store.redis.llen("renderq.render") == 0

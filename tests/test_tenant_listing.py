@@ -43,7 +43,7 @@ def submit_batch(client, keys, tenant: str, count: int) -> None:
 def counting(services):
     """Every command sent to (fake)Redis while inside: (command, key). The estimate's inputs
     (read at most once a second per process) are read afresh, so that two counts compare."""
-    services.estimates._stats = services.estimates._running = None
+    services.estimates._stats, services.estimates._running = {}, {}
     sent: list[tuple[str, str]] = []
     execute, pipeline_execute = redis.Redis.execute_command, redis.client.Pipeline.execute
 

@@ -59,7 +59,7 @@ def reap_once(
         log.warning("run %s: worker fell silent; re-enqueued as attempt %d", run_id, attempt)
         record = runs.get(run_id)
         requeue_first(app, held.broker if held is not None else None, run_id, attempt,
-                      record.priority.value if record else "normal")
+                      record.priority.value if record else "normal", record.pool if record else None)
     if held is not None:
         give_back_held(held, settings)
     if lost is not None and app is not None:
@@ -73,12 +73,13 @@ def reap_once(
     return taken
 
 
-def requeue_first(app: Celery | None, broker: redis.Redis | None, run_id: str, attempt: int, priority: str) -> None:
-    """A new message for the run at the head of its priority's queue (the next one taken), as
-    kombu's restore does; at the tail through Celery when the broker is not Redis."""
-    message = render_message(app, run_id, attempt, priority) if app is not None and broker is not None else None
+def requeue_first(app: Celery | None, broker: redis.Redis | None, run_id: str, attempt: int, priority: str,
+                  pool: str | None = None) -> None:
+    """A new message for the run at the head of its pool's and priority's queue (the next one
+    taken), as kombu's restore does; at the tail through Celery when the broker is not Redis."""
+    message = render_message(app, run_id, attempt, priority, pool) if app is not None and broker is not None else None
     if message is None:
-        enqueue_render(app, run_id, attempt, priority)
+        enqueue_render(app, run_id, attempt, priority, pool)
         return
     key, payload = message
     broker.rpush(key, payload)
@@ -97,8 +98,8 @@ def give_back_held(held: HeldMessages, settings: Settings) -> None:
 
 
 def resend_lost(app: Celery, lost: LostMessages, settings: Settings) -> None:
-    def message_for(run_id: str, attempt: int, priority: str) -> tuple[str, str] | None:
-        return render_message(app, run_id, attempt, priority)
+    def message_for(run_id: str, attempt: int, priority: str, pool: str) -> tuple[str, str] | None:
+        return render_message(app, run_id, attempt, priority, pool)
 
     for run_id, attempt in lost.resend(settings.heartbeat_stale_after, message_for):
         log.warning("run %s: queued with its message nowhere (lost with a worker); sent again (attempt %d) "
@@ -125,9 +126,10 @@ def sweep_expired_files(runtime: Runtime) -> None:
 class Reaper(threading.Thread):
     """Each tick stands alone: a Redis or storage outage costs a tick, never the thread."""
 
-    def __init__(self, app: Celery, runtime: Runtime) -> None:
+    def __init__(self, app: Celery, runtime: Runtime, renders: bool = True) -> None:
         super().__init__(name="renderq-reaper", daemon=True)
         self.app, self.runtime = app, runtime
+        self.renders = renders  # a render worker of its pool (else webhooks only)
         self.stopped = threading.Event()
         self.held = held_messages(app, runtime.runs, runtime.settings)
         self.lost = LostMessages(self.held) if self.held is not None else None
@@ -136,10 +138,11 @@ class Reaper(threading.Thread):
         settings = self.runtime.settings
         interval = max(0.5, settings.heartbeat_stale_after / 3)
         ticks = 0
+        self._seen()  # ready (its render process warm): counted at once
         while not self.stopped.wait(interval):
             ticks += 1
             try:
-                worker_seen(self.runtime.runs.redis, self.runtime.worker_id)  # worker count in /metrics
+                self._seen()
                 reap_once(self.app, self.runtime.runs, settings, self.held, self.lost)
                 if ticks % PRUNE_EVERY == 1:
                     self.runtime.runs.index.prune_expired()
@@ -147,6 +150,14 @@ class Reaper(threading.Thread):
                     sweep_expired_files(self.runtime)
             except Exception:
                 log.exception("reaper tick failed; trying again")
+
+    def _seen(self) -> None:
+        """Counted in /metrics (renderq_workers) and, a render worker, among its pool's in /v1/health."""
+        try:
+            worker_seen(self.runtime.runs.redis, self.runtime.worker_id, self.runtime.settings.worker_pool
+                        if self.renders else None)
+        except redis.RedisError:
+            log.warning("could not report this worker alive; trying again next tick")
 
     def stop(self) -> None:
         self.stopped.set()

@@ -18,6 +18,7 @@ from storage.destinations import DestinationClients, DestinationStore, OutputTar
 from storage.image_codec import load_image
 from storage.image_store import ImageStore
 from storage.images import make_image_store
+from core.queue import DEFAULT_POOL
 from storage.models_catalog import DEFAULT_MODEL_ID, ModelCatalog
 from storage.prices import PriceTable
 from storage.redis_client import make_redis
@@ -93,8 +94,28 @@ class Runtime:
 
         from .model_cache import ModelCache
 
-        return ModelCache(lambda source: load_text_to_image(source, self.placement), self.settings.model_cache_bytes,
-                          controlnet_loader=lambda source: load_controlnet(source, self.placement))
+        return ModelCache(lambda source: self._counted(source, load_text_to_image(source, self.placement)),
+                          self.settings.model_cache_bytes,
+                          controlnet_loader=lambda source: self._counted(source, load_controlnet(source, self.placement)))
+
+    def _counted(self, source: str, model):
+        """`model`, just loaded from `source`, counted in /metrics per pool, worker and model (a
+        pool's workers load only its models: docs/deployment.md#worker-pools)."""
+        from core.metrics import count_model_load
+
+        model_id = next((entry.id for entry in self.catalog.entries.values() if entry.source == source), source)
+        try:
+            count_model_load(self.runs.redis, self.pool, self.worker_id, model_id)
+        except Exception:  # a count lost to a Redis outage is not a reason to fail the render
+            log.warning("could not count the load of model %s", model_id)
+        log.info("model %s loaded by worker %s of pool %s", model_id, self.worker_id, self.pool,
+                 extra={"model_id": model_id, "pool": self.pool})
+        return model
+
+    @property
+    def pool(self) -> str:
+        """The worker pool this process serves (`renderq worker --pool`)."""
+        return self.settings.worker_pool or DEFAULT_POOL
 
     def _entry(self, model_id: str, kind: str):
         entry = self.catalog.get(model_id or DEFAULT_MODEL_ID, kind) if model_id or kind == "base" else self.catalog.first(kind)
@@ -176,7 +197,7 @@ class Runtime:
         def load(source: str):
             loader = LOADERS[entry.kind]
             try:
-                return loader(source, self.placement)
+                return self._counted(source, loader(source, self.placement))
             except Exception as exc:
                 raise ModelUnavailable(f"model {entry.id!r} could not be loaded: {exc}") from exc
 
@@ -215,10 +236,16 @@ class Runtime:
             record_gpu_memory(self.runs.redis, self.worker_id, torch.cuda.memory_allocated(), torch.cuda.memory_reserved())
 
     def warm(self) -> None:
-        """Load the default model and open the stores before the first job arrives."""
+        """Open the stores and load the models before the first job arrives: a named pool's
+        every base model, the default pool's default model (it takes the rest of the catalog,
+        loaded when first asked for)."""
         self.runs.redis.ping()
         _ = self.images, self.catalog
-        if self.settings.default_model:
+        if self.pool != DEFAULT_POOL:
+            for entry in self.catalog.in_pool(self.pool):
+                if entry.kind == "base":
+                    self.text_to_image(entry.id)
+        elif self.settings.default_model and self.catalog.pool_of("") == DEFAULT_POOL:
             self.text_to_image("")
 
 

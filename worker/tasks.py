@@ -11,7 +11,8 @@ from celery.exceptions import TimeLimitExceeded
 from celery.signals import worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 
 from core.logs import request_id_var, run_id_var
-from core.queue import RENDER_TASK, REQUEST_ID_HEADER
+from core.metrics import worker_gone
+from core.queue import RENDER_TASK, REQUEST_ID_HEADER, is_render_queue
 
 from .celery_app import app
 from .failures import problem_for
@@ -35,6 +36,8 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
     record = runtime.runs.get(run_id)
     if request_id_var.get() is None and record.request_id:  # re-enqueued by a reaper
         request_id_var.set(record.request_id)
+    if settings.worker_pool and record.pool != runtime.pool:  # only a pool's own queues reach its workers
+        log.warning("run %s of pool %s rendered by a worker of pool %s", run_id, record.pool, runtime.pool)
     records = [record]
     if record.render_group and settings.max_batch > 1:
         records += runtime.runs.claim_companions(record, runtime.worker_id, settings.heartbeat_stale_after,
@@ -89,7 +92,10 @@ _reaper: Reaper | None = None
 @worker_ready.connect
 def _start_reaper(sender=None, **_):
     global _reaper
-    _reaper = Reaper(sender.app if sender is not None else app, get_runtime())
+    celery_app = sender.app if sender is not None else app
+    # A webhook-only worker reaps too, but is no render worker of any pool.
+    consumed = getattr(celery_app.amqp.queues, "consume_from", None) or {}
+    _reaper = Reaper(celery_app, get_runtime(), renders=any(is_render_queue(queue) for queue in consumed))
     _reaper.start()
 
 
@@ -97,6 +103,11 @@ def _start_reaper(sender=None, **_):
 def _stop_reaper(**_):
     if _reaper is not None:
         _reaper.stop()
+        try:  # no longer counted among its pool's workers (/v1/health)
+            if _reaper.renders:
+                    worker_gone(_reaper.runtime.runs.redis, _reaper.runtime.worker_id, _reaper.runtime.settings.worker_pool)
+        except Exception:
+            log.warning("could not take this worker off its pool's list; it drops off when unseen")
     _finish_rendered_runs()  # the solo pool (renderq dev) renders in this process
 
 
