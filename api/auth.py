@@ -34,6 +34,7 @@ from .services import Services
 
 # /compat/<service>/: the reference APIs' dialects (api/compat/), under the same keys and limits.
 PROTECTED_PREFIX = ("/v1/", "/compat/")
+PUBLIC_HEALTH_PATH = "/v1/health"  # api/routes/health.py; keyless only with RENDERQ_HEALTH_PUBLIC
 ANONYMOUS_TENANT = ""  # the one tenant of a deployment with auth disabled
 
 
@@ -67,6 +68,8 @@ async def guard(request: Request) -> None:
         return
     # Not a sub-dependency: each one FastAPI solves costs every request a few percent.
     services: Services = request.app.state.services
+    if request.scope["path"] == PUBLIC_HEALTH_PATH and services.settings.health_public:
+        return  # RENDERQ_HEALTH_PUBLIC: load balancers and autoscalers read it without a key
     presented = presented_key(request)
     key = await run_async(services.async_client(services.keys.redis), services.keys.lookup_op(presented)) if presented else None
     if presented and key is None:

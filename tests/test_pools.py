@@ -165,3 +165,61 @@ def test_a_pool_run_whose_message_was_lost_is_resent_to_its_pools_queue(store):
     assert lost.resend(missing_after=3, message_for=_message_for, now=104.0) == [("gen_lost", 1)]
     assert json.loads(store.redis.lindex("renderq.render.xl", -1)) == {"args": ["gen_lost", 1]}
     assert store.redis.llen("renderq.render") == 0
+
+
+# --- the API: routing at submit, /v1/health, per-pool positions (in process, no worker) --------
+
+@pytest.fixture
+def pooled_api(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from tests.inprocess import inprocess_app
+
+    catalog = tmp_path / "models.json"
+    catalog.write_text(json.dumps({"models": [
+        {"id": "alpha", "kind": "base", "source": "/m/alpha", "pool": "a"},
+        {"id": "beta", "kind": "base", "source": "/m/beta"},
+    ]}))
+    app, services, key = inprocess_app(str(tmp_path / "images"), models_file=catalog, default_model="/m/default",
+                                       pools="b=beta")
+    with TestClient(app, raise_server_exceptions=False, headers={"Authorization": f"Bearer {key}"}) as client:
+        yield client, services
+
+
+def _submit(client, model_id: str | None = None) -> dict:
+    body = {"prompt": "a mug", "width": 64, "height": 64, "num_inference_steps": 2} | ({"model_id": model_id} if model_id else {})
+    response = client.post("/v1/generations", json=body)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def test_a_run_is_recorded_for_its_models_pool_and_counted_only_in_its_pools_queue(pooled_api):
+    client, services = pooled_api
+    runs = [_submit(client, "alpha") for _ in range(3)] + [_submit(client, "beta"), _submit(client)]
+    assert [services.runs.get(run["run_id"]).pool for run in runs] == ["a", "a", "a", "b", "default"]
+    assert [run["queue_position"] for run in runs] == [0, 1, 2, 0, 0]
+
+
+def test_health_says_per_pool_what_is_queued_and_that_a_pool_has_no_worker(pooled_api):
+    from core.metrics import worker_seen
+
+    client, services = pooled_api
+    _submit(client, "alpha")
+    _submit(client, "alpha")
+    worker_seen(services.runs.redis, "host-b:1", "b")
+    worker_seen(services.runs.redis, "webhooks:1", None)  # a webhook worker: no pool's
+    health = client.get("/v1/health").json()
+    pools = {pool["pool"]: pool for pool in health["pools"]}
+    assert list(pools) == ["default", "a", "b"] and health["status"] == "degraded"
+    assert pools["a"]["jobs"] == {"in_queue": 2, "in_progress": 0} and pools["a"]["has_workers"] is False
+    assert pools["a"]["models"] == ["alpha"] and pools["a"]["queues"]["normal"] == "renderq.render.a"
+    assert 0 <= pools["a"]["oldest_queued_seconds"] < 30
+    assert pools["b"]["workers"] == {"idle": 1, "busy": 0} and pools["b"]["has_workers"] is True
+    assert pools["default"]["has_workers"] is False and pools["default"]["oldest_queued_seconds"] is None
+
+
+def test_health_needs_a_key_unless_the_setting_makes_it_public(pooled_api):
+    client, services = pooled_api
+    assert client.get("/v1/health", headers={"Authorization": ""}).status_code == 401
+    services.settings.health_public = True
+    assert client.get("/v1/health", headers={"Authorization": ""}).status_code == 200

@@ -12,7 +12,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from core import metrics
 from storage.runs import HEARTBEATS
-from core.queue import RENDER_QUEUE, RENDER_QUEUES, WEBHOOK_QUEUE
+from core.queue import RENDER_QUEUE, RENDER_QUEUES, WEBHOOK_QUEUE, render_queues
+from storage.pool_health import read_pools
+from storage.render_stats import STEP_SECONDS, pool_key
 
 from ..services import Services, get_services
 
@@ -35,10 +37,11 @@ def _broker(services: Services) -> redis.Redis | None:
     return None  # the embedded in-memory queue
 
 
-def queue_depths(broker: redis.Redis | None) -> dict[str, int]:
+def queue_depths(broker: redis.Redis | None, pools: list[str] = ()) -> dict[str, int]:
     if broker is None:
         return {}
     queues = {RENDER_QUEUE, WEBHOOK_QUEUE, *RENDER_QUEUES.values()}
+    queues.update(queue for pool in pools for queue in render_queues(pool).values())  # before any worker declared them
     for binding in broker.scan_iter(_BINDINGS, count=100):
         for member in broker.smembers(binding):
             queues.add(member.rsplit(_SEPARATOR, 1)[-1])
@@ -57,8 +60,9 @@ class RedisCollector:
         client = self.services.runs.redis
         settings = self.services.settings
 
+        pools = list(dict.fromkeys([*self.services.catalog.pools(), *self.services.runs.index.pools()]))
         depth = GaugeMetricFamily("renderq_queue_depth", "Messages waiting in each Celery queue.", labels=["queue"])
-        for queue, count in queue_depths(_broker(self.services)).items():
+        for queue, count in queue_depths(_broker(self.services), pools).items():
             depth.add_metric([queue], count)
         yield depth
 
@@ -95,11 +99,41 @@ class RedisCollector:
         workers.add_metric([], metrics.live_workers(client, window))
         yield workers
 
+        yield from pool_families(client, pools, window)
+
         gpu = GaugeMetricFamily("renderq_gpu_memory_bytes", "GPU memory of each worker after its last run.", labels=["worker", "kind"])
         for worker_id, data in metrics.gpu_memory(client, window * 10).items():
             gpu.add_metric([worker_id, "allocated"], data["allocated"])
             gpu.add_metric([worker_id, "reserved"], data["reserved"])
         yield gpu
+
+
+def pool_families(client: redis.Redis, pools: list[str], window: float):
+    """Per worker pool: runs queued and running, workers idle and busy, the oldest queued run's
+    age, the measured seconds per denoising step per size (what its estimates use), and the
+    model loads of each of its workers."""
+    queued = GaugeMetricFamily("renderq_pool_runs_queued", "Runs queued for each worker pool.", labels=["pool"])
+    running = GaugeMetricFamily("renderq_pool_runs_running", "Runs each worker pool renders now.", labels=["pool"])
+    workers = GaugeMetricFamily("renderq_pool_workers", f"Workers of each pool seen in the last {window:.0f} seconds, "
+                                "idle or busy.", labels=["pool", "state"])
+    oldest = GaugeMetricFamily("renderq_pool_oldest_queued_seconds", "Age of each pool's oldest queued run (0: none).",
+                               labels=["pool"])
+    step = GaugeMetricFamily("renderq_pool_step_seconds", "Measured seconds of one denoising step of one image, per "
+                             "pool and size (the render rate its estimates use).", labels=["pool", "size"])
+    for health in read_pools(client, pools, window):
+        queued.add_metric([health.pool], health.queued)
+        running.add_metric([health.pool], health.running)
+        workers.add_metric([health.pool, "idle"], health.idle)
+        workers.add_metric([health.pool, "busy"], health.busy)
+        oldest.add_metric([health.pool], health.oldest_queued_seconds or 0.0)
+        for size, seconds in sorted(client.hgetall(pool_key(STEP_SECONDS, health.pool)).items()):
+            step.add_metric([health.pool, size], float(seconds))
+    yield from (queued, running, workers, oldest, step)
+    loads = CounterMetricFamily("renderq_model_loads", "Models loaded, per pool, worker (render process) and model.",
+                                labels=["pool", "worker", "model"])
+    for (pool, worker, model), count in sorted(metrics.model_loads(client).items()):
+        loads.add_metric([pool, worker, model], float(count))
+    yield loads
 
 
 @router.get("/metrics", summary="Prometheus metrics of the whole service (all workers and API processes)")
