@@ -25,6 +25,7 @@ _SLUG_BY_STATUS = {
     402: "insufficient-credits",
     404: "not-found",
     405: "method-not-allowed",
+    410: "run-expired",
     413: "payload-too-large",
     415: "unsupported-media-type",
     422: "validation-error",
@@ -111,5 +112,5 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 PROBLEM_RESPONSES = {
     status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}, "description": _SLUG_BY_STATUS[status].replace("-", " ")}
-    for status in (400, 401, 402, 404, 422, 429, 503)
+    for status in (400, 401, 402, 404, 410, 422, 429, 503)
 }

@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 
 from fastapi import Response
 
+from core.problems import ProblemError
+
 from storage.images import url_lifetime
 from storage.prices import credits
 from storage.records import RunRecord, RunStatus
@@ -136,3 +138,16 @@ def view_response(view: RunView, status_code: int = 200, headers: dict[str, str]
     """The view as JSON, serialized once: returned as a Response, FastAPI skips validating and
     serializing it again against the route's response_model (which still documents it)."""
     return Response(view.model_dump_json(), status_code=status_code, headers=headers, media_type="application/json")
+
+
+def missing_run_op(services: Services, run_id: str) -> Op[ProblemError]:
+    """The problem for a run id whose record is not there: 410 Gone for a run of the caller's
+    that expired (its tombstone, storage/tombstones.py), 404 for an id that never existed (or
+    is another tenant's, or expired longer ago than RENDERQ_TOMBSTONE_SECONDS)."""
+    if (yield from services.runs.tombstones.gone_op(run_id)):
+        return ProblemError("run-expired", 410, detail=f"run {run_id} has expired: its record and images are gone")
+    return ProblemError("not-found", 404, detail=f"no run {run_id}")
+
+
+def missing_run(services: Services, run_id: str) -> ProblemError:
+    return run(services.runs.redis, missing_run_op(services, run_id))

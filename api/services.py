@@ -99,7 +99,7 @@ class Services:
             celery = make_celery(settings)
         return cls(
             settings=settings,
-            runs=RunStore(make_redis(settings), settings.retention_seconds),
+            runs=RunStore(make_redis(settings), settings.retention_seconds, settings.tombstone_seconds),
             images=make_image_store(settings),
             celery=celery,
         )

@@ -5,6 +5,9 @@
         run = rq.submit("a lighthouse at dusk", width=512, height=512, wait=30)
         run = rq.wait(run["run_id"])             # polls with backoff until the run ends
         paths = rq.download(run, "out/")
+
+Errors are `RenderqError` with the problem document in `.problem`; a run id answers
+`RunExpired` (410) once the run has expired, `NotFound` (404) when it never existed.
 """
 
 from __future__ import annotations
@@ -29,13 +32,22 @@ class RenderqError(Exception):
         self.problem = problem
 
 
+class NotFound(RenderqError):
+    """404: no such run (or batch, asset, …): never existed, another tenant's, or a run expired over 7 days ago."""
+
+
+class RunExpired(RenderqError):
+    """410 Gone: the run existed but has expired (its record and images are gone, 24 h after it
+    was created); the id answers this for 7 days, then 404. Submit the request again to render it."""
+
+
 def _check(response: httpx.Response) -> dict[str, Any]:
     if response.status_code >= 400:
         try:
             problem = response.json()
         except ValueError:
             problem = {"status": response.status_code, "title": response.reason_phrase, "detail": response.text[:200]}
-        raise RenderqError(problem)
+        raise {404: NotFound, 410: RunExpired}.get(response.status_code, RenderqError)(problem)
     return response.json()
 
 

@@ -17,6 +17,8 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
     "validation-error": ("Request validation failed", "A field is missing, malformed or out of range; `errors` says which."),
     "malformed-request": ("Malformed request body", "The body is not valid JSON (or not the content type the endpoint takes)."),
     "not-found": ("Not found", "No such resource, or it has expired."),
+    "run-expired": ("Run expired", "The run existed but has expired: its record and images are gone (24 hours after it "
+                    "was created). Its id answers this for 7 days after that, then 404 like an id that never existed."),
     "method-not-allowed": ("Method not allowed", "The resource exists but does not take this method."),
     "payload-too-large": ("Payload too large", "The request body or an uploaded file is over its size limit."),
     "invalid-image": ("Invalid image", "An input image could not be decoded, or breaks a size rule of the operation."),

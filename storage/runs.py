@@ -26,6 +26,7 @@ from .redis_ops import Batch, Op, run
 from .render_stats import RenderStats, record_render, stats_op
 from .run_events import RunEvents
 from .run_index import RunIndex
+from .tombstones import DEFAULT_KEEP_SECONDS, Tombstones
 from . import run_scripts
 from .webhooks import WebhookStore
 
@@ -41,9 +42,10 @@ def run_key(run_id: str) -> str:
 class RunStore:
     """Reads and writes run records. Every write keeps the record's TTL at its expiry."""
 
-    def __init__(self, client: redis.Redis, retention_seconds: int) -> None:
+    def __init__(self, client: redis.Redis, retention_seconds: int, tombstone_seconds: int = DEFAULT_KEEP_SECONDS) -> None:
         self.redis = client
         self.retention_seconds = retention_seconds
+        self.tombstones = Tombstones(client, retention_seconds, tombstone_seconds)  # expired runs answer 410, not 404
         self._claim = client.register_script(run_scripts.CLAIM)
         self._finish = client.register_script(run_scripts.FINISH)
         self._reap = client.register_script(run_scripts.REAP)
@@ -100,6 +102,7 @@ class RunStore:
                 key = run_key(record.run_id)
                 pipe.hset(key, mapping=record.to_hash())
                 pipe.expireat(key, int(record.expires_at) + 1)
+                self.tombstones.add(pipe, record)
                 pipe.hincrby(RUNS, RunStatus.queued.value, 1)
                 self.index.on_create(pipe, record)
                 self.events.status_event(pipe, record)
@@ -138,7 +141,10 @@ class RunStore:
         """Remove a record whose run was never enqueued, giving back its credits (best effort:
         Redis may be down too)."""
         try:
+            expires_at = self.redis.hget(run_key(run_id), "expires_at")
             self._discard(keys=[run_key(run_id)], args=[run_id])
+            if expires_at:  # never accepted: its id never existed for the caller (404, not 410)
+                self.tombstones.remove(run_id, float(expires_at))
         except redis.RedisError:
             pass  # the reaper gives the reservation back once the record is gone (release_orphaned_credits)
 

@@ -18,10 +18,9 @@ from storage.records import RunRecord, RunStatus
 from storage.redis_client import make_async_redis
 from storage.run_events import events_channel, run_summary
 
-from core.problems import ProblemError
 
 from ..problems import PROBLEM_RESPONSES
-from ..run_views import run_view
+from ..run_views import missing_run, run_view
 from ..services import Services, get_services
 from .generations import RunId
 
@@ -46,14 +45,14 @@ def _status_event(summary: dict) -> ServerSentEvent:
 @router.get(
     "/{run_id}/events",
     responses={200: {"content": {"text/event-stream": {}}, "description": "`status`, `progress` and a last `run` event."}}
-    | {k: v for k, v in PROBLEM_RESPONSES.items() if k in (404, 503)},
+    | {k: v for k, v in PROBLEM_RESPONSES.items() if k in (404, 410, 503)},
     summary="Live status and progress of a run (Server-Sent Events)",
 )
 async def generation_events(request: Request, run_id: str = RunId, services: Services = Depends(get_services)):
     """Events: `status` (every status change, with progress), `progress` (`{"progress": n}`, in
     order) and, once the run has ended, `run` (the full run, image URLs included); then it ends."""
     if await run_in_threadpool(services.runs.get, run_id) is None:
-        raise ProblemError("not-found", 404, detail=f"no run {run_id} (never existed, or expired)")
+        raise await run_in_threadpool(missing_run, services, run_id)
     pubsub = _async_redis(request, services).pubsub()
     await pubsub.subscribe(events_channel(run_id))
 

@@ -7,10 +7,9 @@ from fastapi import APIRouter, Header, Path, Request, Response
 from storage.redis_ops import run_async
 
 from .. import submission
-from core.problems import ProblemError
 from ..problems import PROBLEM_RESPONSES
 from ..prefer_wait import apply_prefer_wait
-from ..run_views import run_view_async, view_response
+from ..run_views import missing_run_op, run_view_async, view_response
 from ..bodies import GenerationCreate
 from ..schemas import RunView
 from ..services import services_of
@@ -47,12 +46,12 @@ async def submit_generation(
 @router.get(
     "/{run_id}",
     response_model=RunView,
-    responses={k: v for k, v in PROBLEM_RESPONSES.items() if k in (404, 503)},
+    responses={k: v for k, v in PROBLEM_RESPONSES.items() if k in (404, 410, 503)},
     summary="Status, progress and temporary image URLs of a run",
 )
 async def get_generation(request: Request, run_id: str = RunId) -> Response:
     services = services_of(request)
     record = await run_async(services.async_redis, services.runs.get_op(run_id))
     if record is None:
-        raise ProblemError("not-found", 404, detail=f"no run {run_id} (never existed, or expired)")
+        raise await run_async(services.async_redis, missing_run_op(services, run_id))
     return view_response(await run_view_async(record, services))

@@ -13,7 +13,7 @@ from storage.run_listing import Filters, list_runs
 from .. import submission
 from core.problems import ProblemError
 from ..problems import PROBLEM_RESPONSES
-from ..run_views import run_view
+from ..run_views import missing_run, run_view
 from ..schemas import RunView
 from ..services import Services, get_services
 from .generations import RunId
@@ -65,7 +65,7 @@ def _epoch(when: datetime | None) -> float | None:
 @router.post(
     "/{run_id}/cancel",
     response_model=RunView,
-    responses=_responses(404, 503) | {202: {"description": "Running: it stops at its next denoising step."}},
+    responses=_responses(404, 410, 503) | {202: {"description": "Running: it stops at its next denoising step."}},
     summary="Cancel a run",
 )
 def cancel_generation(response: Response, run_id: str = RunId, services: Services = Depends(get_services)) -> RunView:
@@ -74,10 +74,10 @@ def cancel_generation(response: Response, run_id: str = RunId, services: Service
     Idempotent."""
     outcome = services.runs.cancel(run_id)
     if outcome == "missing":
-        raise ProblemError("not-found", 404, detail=f"no run {run_id} (never existed, or expired)")
+        raise missing_run(services, run_id)
     record = services.runs.get(run_id)
     if record is None:
-        raise ProblemError("not-found", 404, detail=f"no run {run_id} (never existed, or expired)")
+        raise missing_run(services, run_id)
     response.status_code = 200 if record.status.is_final else 202
     return run_view(record, services)
 
@@ -86,13 +86,13 @@ def cancel_generation(response: Response, run_id: str = RunId, services: Service
     "/{run_id}/retry",
     status_code=202,
     response_model=RunView,
-    responses=_responses(402, 404, 422, 503) | {409: PROBLEM_RESPONSES[422] | {"description": "not retryable"}},
+    responses=_responses(402, 404, 410, 422, 503) | {409: PROBLEM_RESPONSES[422] | {"description": "not retryable"}},
     summary="Re-run a failed, canceled or expired run under a new run id",
 )
 def retry_generation(response: Response, run_id: str = RunId, services: Services = Depends(get_services)) -> RunView:
     original = services.runs.get(run_id)
     if original is None:
-        raise ProblemError("not-found", 404, detail=f"no run {run_id} (never existed, or expired)")
+        raise missing_run(services, run_id)
     if original.status not in RETRYABLE:
         raise ProblemError("not-retryable", 409, detail=f"run {run_id} is {original.status.value}")
     record = submission.retry(services, original)
