@@ -6,10 +6,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from .compat.alwrity.errors import SHAPE as ALWRITY_SHAPE
+from .compat.alwrity.routes import router as alwrity_router
+from .compat.claid.errors import SHAPE as CLAID_SHAPE
+from .compat.claid.routes import router as claid_router
 from .compat.errors import ErrorShape
 from .openai.errors import SHAPE as OPENAI_SHAPE
 from .openai.routes import router as openai_router
 
 DIALECTS: list[tuple[APIRouter, ErrorShape]] = [
     (openai_router, OPENAI_SHAPE),
+    (claid_router, CLAID_SHAPE),
+    (alwrity_router, ALWRITY_SHAPE),
 ]

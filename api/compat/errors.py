@@ -15,6 +15,8 @@ from core.problems import PROBLEM_BASE
 
 # A problem document → (status, the service's error body).
 Envelope = Callable[[dict], tuple[int, dict]]
+# (scope, an answer's headers) → headers the service adds to every answer under its prefix.
+ExtraHeaders = Callable[[Scope, list[tuple[bytes, bytes]]], list[tuple[bytes, bytes]]]
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class ErrorShape:
     prefix: str
     envelope: Envelope
     media_type: str = "application/json"
+    headers: ExtraHeaders | None = None  # on every answer there, errors or not (Claid's ratelimit-*)
 
 
 def slug_of(problem: dict) -> str:
@@ -56,6 +59,8 @@ class DialectErrorsMiddleware:
         async def rewriting_send(message: Message) -> None:
             nonlocal held
             if message["type"] == "http.response.start":
+                if shape.headers is not None:
+                    message = {**message, "headers": [*message.get("headers", []), *shape.headers(scope, list(message.get("headers", [])))]}
                 headers = dict(message.get("headers", []))
                 if headers.get(b"content-type", b"").startswith(b"application/problem+json"):
                     held = message
