@@ -99,3 +99,17 @@ def load_image(data: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(data))
     image.load()
     return image
+
+
+MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
+def converted(data: bytes, output_format: str, compression: int | None = None) -> bytes:
+    """A stored image re-encoded as `output_format` (png, jpeg, webp; MEDIA_TYPES), at Pillow's
+    quality `compression` (100 when None)."""
+    image = Image.open(io.BytesIO(data))
+    if output_format == "jpeg" and image.mode != "RGB":
+        image = image.convert("RGB")
+    out = io.BytesIO()
+    image.save(out, format=output_format.upper(), quality=100 if compression is None else compression)
+    return out.getvalue()

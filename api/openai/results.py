@@ -1,15 +1,13 @@
 """A finished run as OpenAI's answer: `created`, `data[]` with `url` or `b64_json`, and the
-settings the images were made with. jpeg/webp are converted here from the stored PNGs (Pillow)."""
+settings the images were made with. jpeg/webp are converted from the stored PNGs (storage/image_codec.py)."""
 
 from __future__ import annotations
 
 import base64
-import io
 import time
 
-from PIL import Image
-
 from core.problems import ProblemError
+from storage.image_codec import MEDIA_TYPES, converted
 from storage.images import url_lifetime
 from storage.records import RunRecord, RunStatus
 
@@ -17,7 +15,6 @@ from ..compat.common import not_finished as compat_not_finished
 from ..services import Services
 from .fields import ImagesFields
 
-MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
 def not_finished(record: RunRecord, waited: float) -> ProblemError:
@@ -33,15 +30,6 @@ def failed(record: RunRecord) -> ProblemError:
                         run_id=record.run_id, openai_code=f"run_{record.status.value}")
 
 
-def _converted(data: bytes, output_format: str, compression: int | None) -> bytes:
-    image = Image.open(io.BytesIO(data))
-    if output_format == "jpeg" and image.mode != "RGB":
-        image = image.convert("RGB")
-    out = io.BytesIO()
-    image.save(out, format=output_format.upper(), quality=100 if compression is None else compression)
-    return out.getvalue()
-
-
 def image_items(services: Services, record: RunRecord, fields: ImagesFields) -> list[dict]:
     """data[] of a completed run (blocking: object storage reads and writes, a thread's work)."""
     output_format = fields.output_format or "png"
@@ -54,7 +42,7 @@ def image_items(services: Services, record: RunRecord, fields: ImagesFields) -> 
         if output_format != "png" or as_b64:
             data = services.images.get(key)
             if output_format != "png":
-                data = _converted(data, output_format, fields.output_compression)
+                data = converted(data, output_format, fields.output_compression)
                 if not as_b64:  # stored beside the PNG, under the run's prefix: it expires with the run
                     key = f"{key.rsplit('.', 1)[0]}.{output_format}"
                     services.images.put(key, data, MEDIA_TYPES[output_format])

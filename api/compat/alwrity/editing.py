@@ -9,10 +9,10 @@ import base64
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
+from storage.image_codec import MEDIA_TYPES, converted
 from storage.records import RunRecord
 
 from ...inputs import read_body
-from ...openai.results import MEDIA_TYPES, _converted
 from ...services import Services, services_of
 from ..common import refused, submit
 from ..runs import completed, data_url, images_of, seconds_taken
@@ -64,7 +64,7 @@ def _image_answer(services: Services, record: RunRecord, output_format: str) -> 
     image = images_of(record)[0]
     if output_format == "png" or image.content_type != "image/png":
         return data_url(services, image), image.width, image.height
-    data = _converted(services.images.get(image.key), output_format, None)
+    data = converted(services.images.get(image.key), output_format, None)
     return f"data:{MEDIA_TYPES[output_format]};base64,{base64.b64encode(data).decode()}", image.width, image.height
 
 
