@@ -17,6 +17,7 @@ from PIL import Image
 from api.services import Services
 from pipelines.base import GeneratedImage
 from pipelines.registry import OPERATIONS
+from core.problems import Problem
 from storage.destinations import OutputTarget, parse_output
 from storage.records import RunRecord
 from storage.runs import RUN_PREFIX
@@ -34,8 +35,9 @@ class MemoryBucket:
 
 
 class FakeWorker:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, fails: str = "FAIL") -> None:
         self.services = services
+        self.fails = fails  # a run whose prompt contains it fails, as a render that raised
         self.bucket = MemoryBucket()
         self.rendered: list[RunRecord] = []
         self._stop = threading.Event()
@@ -62,6 +64,9 @@ class FakeWorker:
         if runs.claim(record.run_id, record.attempt, "fake-worker", 30) != "claimed":
             return
         request = OPERATIONS[record.operation].request.model_validate(record.request)
+        if self.fails in str(record.request.get("prompt", "")):
+            runs.fail(record.run_id, record.attempt, Problem.of("internal-error", 500, detail="the render raised"))
+            return
         inputs = {slot: self._size(asset_id) for slot, asset_id in request.input_assets().items()}
         sizes, _ = request.output_sizes(inputs)
         formats = getattr(request, "formats", None)

@@ -160,15 +160,20 @@ def test_documented_request(dialects, service, case):
 
 
 def test_dialect_runs_are_ordinary_runs(dialects):
-    """Listed, retained and charged like any run, under the caller's key and tenant."""
+    """Listed, retained, charged and announced (webhook) like any run, under the caller's key
+    and tenant."""
     client, services, key, _ = dialects
     headers = {"Authorization": f"Bearer {key}"}
-    claid = client.post("/compat/claid/v1/image/generate", json={"input": "a cake", "options": {"width": 64, "height": 64}}, headers=headers)
-    alwrity = client.post("/compat/alwrity/api/image-studio/create", json={"prompt": "a cake", "width": 64, "height": 64}, headers=headers)
+    hook = "https://93.184.216.34/hook"  # a public address: no DNS lookup
+    claid = client.post("/compat/claid/v1/image/generate", json={
+        "input": "a cake", "options": {"width": 64, "height": 64, "webhook_url": hook}}, headers=headers)
+    alwrity = client.post("/compat/alwrity/api/image-studio/create", json={
+        "prompt": "a cake", "width": 64, "height": 64, "webhook_url": hook}, headers=headers)
     for run_id in (claid.json()["data"]["run_id"], alwrity.json()["run_id"]):
         native = client.get(f"/v1/generations/{run_id}", headers=headers).json()
         assert native["status"] == "completed" and native["expires_at"] and native["credits_used"] is not None
-        assert services.runs.get(run_id).tenant == "inprocess"
+        record = services.runs.get(run_id)
+        assert record.tenant == "inprocess" and record.webhook.url == hook
         assert run_id in {run["run_id"] for run in client.get("/v1/generations", headers=headers).json()["data"]}
 
 
@@ -194,3 +199,14 @@ def test_dialect_routes_are_tagged_in_openapi(dialects):
     assert paths["/compat/claid/v1/image/generate"]["post"]["tags"] == ["claid"]
     alwrity = [p for p in paths if p.startswith("/compat/alwrity/")]
     assert len(alwrity) == 15 and all(op["tags"] == ["alwrity"] for p in alwrity for op in paths[p].values())
+
+
+def test_a_failed_run_is_an_error_naming_it(dialects):
+    client, services, key, _ = dialects
+    headers = {"Authorization": f"Bearer {key}"}
+    claid = client.post("/compat/claid/v1/image/generate", json={"input": "FAIL", "options": {"width": 64, "height": 64}}, headers=headers)
+    assert claid.status_code == 500 and claid.json()["error_code"] == "run_failed"
+    assert services.runs.get(claid.json()["error_details"]["run_id"]).status.value == "failed"
+    alwrity = client.post("/compat/alwrity/api/image-studio/create", json={"prompt": "FAIL", "width": 64, "height": 64}, headers=headers)
+    assert alwrity.status_code == 500 and alwrity.json()["detail"].startswith("Image generation failed: the run ended failed")
+    assert services.runs.get(alwrity.json()["run_id"]).status.value == "failed"

@@ -25,7 +25,10 @@ def envelope(problem: dict) -> tuple[int, dict]:
         status = 400  # a GET's unknown platform stays 404 (resource not found)
     fields = field_messages(problem, alwrity_name)
     detail = "; ".join(f"{field}: {messages[0]}" for field, messages in fields.items()) if fields else None
-    body: dict = {"detail": detail or problem.get("detail") or problem.get("title") or slug}
+    detail = detail or problem.get("detail") or problem.get("title") or slug
+    if str(problem.get("code", "")).startswith("run_"):  # a run that ended failed, canceled or expired
+        detail = f"Image generation failed: {detail}"
+    body: dict = {"detail": detail}
     if problem.get("run_id"):
         body["run_id"] = problem["run_id"]
     return status, body

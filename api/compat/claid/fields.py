@@ -11,9 +11,8 @@ PREFIX = "/compat/claid/"
 # renderq's body field → Claid's, for error_details.
 NAMES = {"prompt": "input", "num_images": "options.number_of_images", "guidance_scale": "options.guidance_scale",
          "output": "output"}
-# Native fields Claid's options may not set: they are Claid's own fields under other names, or
-# the body's own plumbing.
-_BLOCKED = {"prompt", "num_images", "output", "webhook_url", "webhook_events"}
+# Native fields Claid's options may not set: they are Claid's own fields under other names.
+_BLOCKED = {"prompt", "num_images", "output"}
 
 
 def claid_name(field: str) -> str:
@@ -24,7 +23,7 @@ def claid_name(field: str) -> str:
 
 class ClaidOptions(BaseModel):
     """Claid's generation options. renderq's own text-to-image fields (width, height, seed,
-    negative_prompt, num_inference_steps, model_id, …) may be given here too."""
+    negative_prompt, num_inference_steps, model_id, webhook_url, …) may be given here too."""
 
     model_config = ConfigDict(extra="allow")
 
