@@ -6,6 +6,7 @@ import gc
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from core.settings import get_settings
 
@@ -21,7 +22,7 @@ from .compat.errors import DialectErrorsMiddleware
 from .request_limits import BodyLimitsMiddleware
 from .routes import (
     assets, batches, costs, destinations, events, files, generations, health, metrics, models, operations, platforms,
-    problem_types, run_actions, templates,
+    previews, problem_types, run_actions, templates,
 )
 from .services import Services
 
@@ -35,6 +36,27 @@ and `X-Request-ID`; every POST takes an `Idempotency-Key` (kept 24 hours).
 
 Runs cost credits (`POST /v1/estimate-cost` prices a request, `GET /v1/credits` shows the
 caller's balance); a tenant short of credits is refused with `402 insufficient-credits`."""
+
+
+# What a browser page on another origin may send and read (api/idempotency.py, api/rate_limits.py,
+# api/request_id.py, api/prefer_wait.py set the headers exposed).
+CORS_REQUEST_HEADERS = ["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "X-Request-ID", "Prefer"]
+CORS_EXPOSED_HEADERS = [
+    "Location", "X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After",
+    "Idempotency-Key", "Idempotent-Replayed", "Preference-Applied",
+]
+
+
+def install_cors(app: FastAPI, origins: list[str]) -> None:
+    """Cross-origin access for the pages of RENDERQ_CORS_ORIGINS, none without it: outermost, so
+    preflights are answered before any key is asked for, and every answer (a 401, a 429 too)
+    carries the headers a browser needs to show it. No cookies: keys travel in headers."""
+    if not origins:
+        return
+    app.add_middleware(
+        CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "DELETE"],
+        allow_headers=CORS_REQUEST_HEADERS, expose_headers=CORS_EXPOSED_HEADERS, max_age=600,
+    )
 
 
 def create_app(services: Services | None = None) -> FastAPI:
@@ -58,17 +80,18 @@ def create_app(services: Services | None = None) -> FastAPI:
     if services is not None:  # else the lifespan builds them, and installs it then
         install_admission(services)  # credits, then the key's cap on active runs, on every run created
     install_problem_handlers(app)
-    # Added innermost first: request id (outermost) → rate-limit headers → each compatible API's
+    # Added innermost first: CORS (outermost, when on) → request id → rate-limit headers → each compatible API's
     # error shape (/v1/images/, /compat/<service>/ only) → body size/type → idempotency.
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodyLimitsMiddleware)
     app.add_middleware(DialectErrorsMiddleware, shapes=[shape for _, shape in DIALECTS])
     app.add_middleware(RateLimitHeadersMiddleware)
-    access_log = (services.settings if services is not None else get_settings()).access_log
-    app.add_middleware(RequestIdMiddleware, access_log=access_log)
+    settings = services.settings if services is not None else get_settings()
+    app.add_middleware(RequestIdMiddleware, access_log=settings.access_log)
+    install_cors(app, settings.cors_origins)
     for module in (
         generations, run_actions, events, batches, operations, assets, destinations, models, templates, platforms,
-        health, files, problem_types, metrics, costs,
+        health, files, previews, problem_types, metrics, costs,
     ):
         app.include_router(module.router)
     for router, _ in DIALECTS:

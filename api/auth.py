@@ -24,6 +24,8 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from storage.keys import ApiKey
+from storage.local import FILES_ROUTE
+from storage.previews import PREVIEWS_ROUTE
 from storage.records import RunRecord
 from storage.redis_ops import Op, run_async
 from core.tenancy import current_tenant
@@ -35,6 +37,8 @@ from .services import Services
 # /compat/<service>/: the reference APIs' dialects (api/compat/), under the same keys and limits.
 PROTECTED_PREFIX = ("/v1/", "/compat/")
 PUBLIC_HEALTH_PATH = "/v1/health"  # api/routes/health.py; keyless only with RENDERQ_HEALTH_PUBLIC
+# Under /v1 but reached by signed URL, no key: local storage's files, live previews.
+SIGNED_PREFIXES = (FILES_ROUTE, PREVIEWS_ROUTE)
 ANONYMOUS_TENANT = ""  # the one tenant of a deployment with auth disabled
 
 
@@ -64,7 +68,8 @@ _principal: ContextVar[Principal | None] = ContextVar("renderq_principal", defau
 
 async def guard(request: Request) -> None:
     """Authenticate and rate-limit every /v1 request."""
-    if not request.scope["path"].startswith(PROTECTED_PREFIX):
+    path = request.scope["path"]
+    if not path.startswith(PROTECTED_PREFIX) or path.startswith(SIGNED_PREFIXES):
         return
     # Not a sub-dependency: each one FastAPI solves costs every request a few percent.
     services: Services = request.app.state.services

@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field
 from storage.destinations import OUTPUT_MAX_LENGTH, OUTPUT_PATTERN
 from storage.records import Priority
 
-WebhookEventName = Literal["started", "completed", "failed", "canceled", "expired"]
-DELIVERY_FIELDS = ("webhook_url", "webhook_events", "priority", "start_within", "output")
+WebhookEventName = Literal["started", "completed", "failed", "canceled", "expired", "preview"]
+DELIVERY_FIELDS = ("webhook_url", "webhook_events", "priority", "start_within", "output", "previews")
 
 
 class DeliveryOptions(BaseModel):
@@ -22,7 +22,12 @@ class DeliveryOptions(BaseModel):
         None, max_length=2000, description="http(s) URL called (Standard Webhooks signed) when the run changes status."
     )
     webhook_events: list[WebhookEventName] | None = Field(
-        None, description="Which events to send; default: started, completed, failed, canceled, expired."
+        None, description="Which events to send; default: started, completed, failed, canceled, expired. `preview` "
+        "(never by default) sends `run.preview` with each live preview, the picture inline.",
+    )
+    previews: bool = Field(
+        True, description="Live previews while the run renders, where the deployment makes them "
+        "(RENDERQ_PREVIEW_EVERY_STEPS): SSE `preview` events and `preview_url`. false: none for this run.",
     )
     priority: Priority = Field(
         Priority.normal, description="high / normal / low: separate queues, high always taken first."

@@ -72,6 +72,7 @@ class IdempotencyMiddleware:
         if not 1 <= len(idempotency_key) <= MAX_KEY_LENGTH or not idempotency_key.isprintable():
             await _problem(scope, "validation-error", 422, f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters")(scope, receive, send)
             return
+        send = _echoing(send, headers[HEADER])
         services = scope["app"].state.services
         try:
             body = await _read_body(receive)
@@ -155,6 +156,17 @@ def _quietly(fn, *args) -> None:
         fn(*args)
     except redis.RedisError as exc:
         log.warning("could not record the idempotent answer: %s", exc)
+
+
+def _echoing(send: Send, key: bytes) -> Send:
+    """Every answer to a request with an Idempotency-Key says the key back (first, replayed, refused)."""
+
+    async def echo(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), (HEADER, key)]
+        await send(message)
+
+    return echo
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -10,6 +10,7 @@ from fastapi import Response
 from core.problems import ProblemError
 
 from storage.images import url_lifetime
+from storage.previews import preview_url
 from storage.prices import credits
 from storage.records import RunRecord, RunStatus
 from storage.redis_ops import Op, run, run_async
@@ -66,6 +67,7 @@ def run_view_op(record: RunRecord, services: Services) -> Op[RunView]:
         attempt=record.attempt,
         request=record.request | {"model_id": record.model_id} | ({"loras": record.loras} if record.loras else {}),
         image_url=images[0].url if images else None,
+        **_preview_fields(record, services),
         images=images,
         timings=record.timings,
         error=record.error,
@@ -84,6 +86,15 @@ def run_view_op(record: RunRecord, services: Services) -> Op[RunView]:
         credits_used=credits(record.credits_used),
         credits_remaining=credits(record.credits_remaining),
     )
+
+
+def _preview_fields(record: RunRecord, services: Services) -> dict:
+    """preview_url and preview_step of a running run that has a preview (storage/previews.py)."""
+    if record.status != RunStatus.running or record.preview_step is None:
+        return {}
+    settings = services.settings
+    url, _ = preview_url(settings.public_base_url, settings.url_secret.get_secret_value(), record.run_id, record.preview_id)
+    return {"preview_url": url, "preview_step": record.preview_step}
 
 
 def _image_views(record: RunRecord, services: Services) -> list[ImageView]:

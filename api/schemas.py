@@ -99,6 +99,11 @@ class RunView(BaseModel):
     attempt: int = Field(1, description="Delivery number; above 1 when a worker died and the run was re-run.")
     request: dict[str, Any] = Field(..., description="The request as it will be (or was) rendered.")
     image_url: str | None = Field(None, description="URL of the first image (ImagineoAI compatible).")
+    preview_url: str | None = Field(
+        None, description="While running, with live previews on: a signed URL of the latest preview (a JPEG of at most "
+        "256 px, the first image as it forms), valid 60 s; null otherwise (gone once the run ends).",
+    )
+    preview_step: int | None = Field(None, description="The denoising step the preview at preview_url shows.")
     images: list[ImageView] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
     error: Problem | None = None

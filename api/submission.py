@@ -144,7 +144,7 @@ def new_record(services: Services, prepared: Prepared, where: str = "", checked_
         render_group=None if key is None else group_id(body.OPERATION.name, prepared.model_id, prepared.loras or {}, key),
         pool=services.catalog.pool_of(prepared.model_id),
         webhook=webhook_target(services, body.webhook_url, body.webhook_events, where),
-        start_deadline=now + body.start_within if body.start_within else None,
+        start_deadline=now + body.start_within if body.start_within else None, previews=body.previews,
         output=checked_output(services, body.output, where, checked_outputs),
         **(prepared.applied.record_fields() if prepared.applied else {}), **fields,
     )
@@ -231,6 +231,7 @@ def retry(services: Services, original: RunRecord) -> RunRecord:
         priority=original.priority,
         pool=services.catalog.pool_of(original.model_id),  # today's pools: the deployment may have changed
         webhook=original.webhook,
+        previews=original.previews,
         output=checked_output(services, original.output),
         retry_of=original.run_id,
         template_id=original.template_id,

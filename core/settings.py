@@ -6,13 +6,14 @@ it (a pipeline gets its options passed in).
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DATA_DIR = Path(__file__).parent / "data"  # the data files renderq ships
 
@@ -188,6 +189,12 @@ class Settings(BaseSettings):
     progress_min_interval: float = Field(
         0.2, ge=0, description="Progress writes to Redis are throttled to one per this many seconds."
     )
+    preview_every_steps: int = Field(
+        0, ge=0, le=150,
+        description="Live previews: every this many denoising steps a worker decodes the latents cheaply (a linear "
+        "latent-to-RGB map) into a small JPEG (≤ 256 px) for the run's SSE `preview` event and `preview_url`; "
+        "0 turns them off (`renderq dev` sets 2). A request may refuse them with `\"previews\": false`.",
+    )
     max_attempts: int = Field(3, gt=0, description="Deliveries of one run before it ends failed.")
     s3_max_attempts: int = Field(
         5, gt=0, description="Tries of one S3 upload (exponential backoff with jitter) before the run fails."
@@ -207,6 +214,11 @@ class Settings(BaseSettings):
         False, description="Serve GET /v1/health (queues and workers per pool) without an API key."
     )
     idempotency_ttl_seconds: int = Field(24 * 3600, gt=0, description="How long Idempotency-Key answers are kept.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Origins whose web pages may call the API from a browser (CORS), comma-separated (or a JSON "
+        "list), e.g. `https://app.example.com,http://localhost:5173`; `*` allows any. Empty: no cross-origin access.",
+    )
 
     # Cost and credits (storage/prices.py, storage/credits.py).
     prices_file: Path = Field(
@@ -233,6 +245,15 @@ class Settings(BaseSettings):
         if value is None or not str(value).strip():
             return cls.model_fields[info.field_name].default
         return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins_list(cls, value):
+        # "https://a.example, https://b.example" or '["https://a.example"]'; an origin has no trailing slash.
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else text.split(",")
+        return [str(origin).strip().rstrip("/") for origin in value if str(origin).strip()]
 
     @field_validator("compile_shapes")
     @classmethod

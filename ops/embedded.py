@@ -108,6 +108,8 @@ def run_dev(host: str, port: int) -> None:
     os.environ.setdefault("RENDERQ_STORAGE", "local")
     os.environ.setdefault("RENDERQ_LOCAL_DIR", str(DEV_HOME / "images"))
     os.environ.setdefault("RENDERQ_PUBLIC_BASE_URL", f"http://{host}:{port}")
+    # Watch it render: a preview every 2 steps (a tiny model's render has a handful).
+    os.environ.setdefault("RENDERQ_PREVIEW_EVERY_STEPS", "2")
     if not os.environ.get("RENDERQ_SECRETS_KEY"):
         os.environ["RENDERQ_SECRETS_KEY"] = _ensure_secrets_key()
     os.environ["RENDERQ_DEFAULT_MODEL"] = _ensure_model(os.environ.get("RENDERQ_DEFAULT_MODEL", ""))

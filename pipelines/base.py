@@ -13,6 +13,35 @@ from PIL import Image
 ProgressCallback = Callable[[int, int], "bool | None"]
 
 
+# Called with (step, steps in all, a preview of the job's first image) on a preview step.
+PreviewCallback = Callable[[int, int, Image.Image], None]
+
+
+class StepReport:
+    """A job's step callback that also takes live previews (pipelines/previews.py): called as
+    its ProgressCallback after every step; a diffusion call asks `preview_rows` which rows of its
+    latents to decode after a step (every `every` steps, never the last: the image itself comes
+    then) and hands the pictures to `preview`, in that order. A pipeline that cannot preview just
+    calls it. `decoder`: a tiny autoencoder to decode with instead of the linear map."""
+
+    def __init__(self, on_progress: ProgressCallback | None, on_preview: PreviewCallback | None = None,
+                 every: int = 0, decoder: Any = None) -> None:
+        self.on_progress, self.on_preview, self.every, self.decoder = on_progress, on_preview, every, decoder
+
+    def __call__(self, step: int, total: int) -> bool | None:
+        return self.on_progress(step, total) if self.on_progress is not None else None
+
+    def due(self, step: int, total: int) -> bool:
+        return self.on_preview is not None and self.every > 0 and step % self.every == 0 and step < total
+
+    def preview_rows(self, step: int, total: int) -> list[int]:
+        return [0] if self.due(step, total) else []
+
+    def preview(self, step: int, total: int, images: list[Image.Image | None]) -> None:
+        if images and images[0] is not None:
+            self.on_preview(step, total, images[0])
+
+
 class RenderInterrupted(Exception):
     """The progress callback asked the render to stop."""
 
@@ -94,14 +123,20 @@ class NothingMatched(ValueError):
     """A search found nothing to edit in the image (its mask is empty)."""
 
 
-def batch_progress(jobs: Sequence[Job]) -> ProgressCallback:
-    """One progress callback for jobs rendered in one model call: each job's own callback, until
-    it asks to stop (it is then marked `stopped` and no longer called); the call stops when no
-    job is left."""
+class BatchSteps(StepReport):
+    """The step callback of jobs rendered in one model call: each job's own callback, until it
+    asks to stop (it is then marked `stopped` and no longer called; the call stops when no job is
+    left), and each live job's previews from its own first latent row."""
 
-    def on_step(step: int, total: int) -> bool:
+    def __init__(self, jobs: Sequence[Job]) -> None:
+        reports = [job.on_progress for job in jobs if isinstance(job.on_progress, StepReport)]
+        super().__init__(None, decoder=reports[0].decoder if reports else None)
+        self.jobs = jobs
+        self._wanting: list[Job] = []
+
+    def __call__(self, step: int, total: int) -> bool:
         live = False
-        for job in jobs:
+        for job in self.jobs:
             if job.stopped:
                 continue
             if job.on_progress is not None and job.on_progress(step, total) is False:
@@ -110,4 +145,21 @@ def batch_progress(jobs: Sequence[Job]) -> ProgressCallback:
                 live = True
         return live
 
-    return on_step
+    def preview_rows(self, step: int, total: int) -> list[int]:
+        rows, row = [], 0  # each wanting job's first image's row in the call's latents
+        self._wanting = []
+        for job in self.jobs:
+            if not job.stopped and isinstance(job.on_progress, StepReport) and job.on_progress.due(step, total):
+                self._wanting.append(job)
+                rows.append(row)
+            row += job.request.num_images
+        return rows
+
+    def preview(self, step: int, total: int, images: list[Image.Image | None]) -> None:
+        for job, image in zip(self._wanting, images):
+            job.on_progress.preview(step, total, [image])
+
+
+def batch_progress(jobs: Sequence[Job]) -> BatchSteps:
+    """One step callback for jobs rendered in one model call (BatchSteps)."""
+    return BatchSteps(jobs)

@@ -3,13 +3,17 @@ per-image seeds, progress, interruption."""
 
 from __future__ import annotations
 
+import logging
 from typing import Sequence
 
 import torch
 from PIL import Image
 
-from .base import GeneratedImage, Job, ProgressCallback, RenderInterrupted, batch_progress
+from .base import GeneratedImage, Job, ProgressCallback, RenderInterrupted, StepReport, batch_progress
+from .previews import decode_previews
 from .request_parts import DiffusionRequest
+
+log = logging.getLogger(__name__)
 
 
 def run_diffusion(
@@ -79,6 +83,8 @@ def _call(pipe, request: DiffusionRequest, total_steps: int, on_progress: Progre
             if not has_flag:
                 raise RenderInterrupted()
             pipe._interrupt = True
+        elif isinstance(on_progress, StepReport):
+            _preview(pipe, on_progress, step + 1, total_steps, kwargs.get("latents"))
         return kwargs
 
     with torch.inference_mode():
@@ -90,6 +96,18 @@ def _call(pipe, request: DiffusionRequest, total_steps: int, on_progress: Progre
         pipe._interrupt = False
         raise RenderInterrupted()
     return result.images
+
+
+def _preview(pipe, report: StepReport, step: int, total_steps: int, latents) -> None:
+    """Decode and hand over the previews wanted after this step (only then: other steps cost a
+    comparison). A preview that fails to decode is skipped; the render goes on."""
+    rows = report.preview_rows(step, total_steps)
+    if not rows or latents is None:
+        return
+    try:
+        report.preview(step, total_steps, decode_previews(pipe, latents, rows, report.decoder))
+    except Exception:
+        log.warning("could not make a preview at step %d", step, exc_info=True)
 
 
 def steps_run(request: DiffusionRequest, strength: float) -> int:

@@ -41,7 +41,7 @@ class Priority(str, Enum):
     low = "low"
 
 
-WebhookEvent = Literal["started", "completed", "failed", "canceled", "expired"]
+WebhookEvent = Literal["started", "completed", "failed", "canceled", "expired", "preview"]
 FINAL_WEBHOOK_EVENTS: tuple[str, ...] = ("completed", "failed", "canceled", "expired")
 
 
@@ -116,6 +116,11 @@ class RunRecord(BaseModel):
     credits_remaining: int | None = None
     # The worker pool whose queues it goes to (its model's, storage/models_catalog.py pool_of).
     pool: str = "default"
+    # Live previews (storage/previews.py): whether the caller wants them, how many were published
+    # (each one's id), and the step of the latest while the run is running.
+    previews: bool = True
+    preview_id: int = 0
+    preview_step: int | None = None
     # Runs of one group render in one model call (storage/render_groups.py); None: always alone.
     render_group: str | None = None
     # The request as its operation's typed object, when this process made the run (a submit):

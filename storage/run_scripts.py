@@ -38,10 +38,13 @@ return 'claimed'
 
 # Write a final state, only if this delivery still owns the run. ARGV[3]: the price of what
 # was rendered (milli-credits; '' unless completed), then field/value pairs, status first.
+# KEYS[4]: the run's live preview (storage/previews.py), gone with its step once the run ends.
 FINISH = SETTLE + MARK_UNANNOUNCED + """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
 for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HDEL', KEYS[1], 'preview_step')
+redis.call('DEL', KEYS[4])
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('HINCRBY', KEYS[3], ARGV[5], 1)
 settle(KEYS[1], ARGV[5], ARGV[3])

@@ -20,6 +20,7 @@ from .credits import HOLD_CHECK_SECONDS, HOLDS
 from core.logs import request_id_var
 from core.metrics import FAILURES, RUNS
 from .prices import PriceTable
+from .previews import PreviewStore, preview_key
 from core.problems import Problem
 from .records import RunRecord, RunStatus, StoredImage, WebhookTarget
 from .redis_ops import Batch, Op, run
@@ -60,6 +61,7 @@ class RunStore:
         self.batches = BatchStore(client, retention_seconds)
         self.groups = RenderGroups(client, retention_seconds)
         self.events = RunEvents(client, self.index, self.webhooks, self.batches)
+        self.previews = PreviewStore(client)
         # The API's admission policy (per-key cap on active runs, api/auth.py): called with the
         # runs about to be created, before anything is written; an operation (storage/redis_ops.py)
         # that raises to refuse them.
@@ -260,7 +262,7 @@ class RunStore:
         args: list[Any] = [attempt, run_id, rendered, "status", status.value]
         for key, value in fields.items():
             args += [key, value]
-        if not self._finish(keys=[run_key(run_id), HEARTBEATS, RUNS], args=args):
+        if not self._finish(keys=[run_key(run_id), HEARTBEATS, RUNS, preview_key(run_id)], args=args):
             return False
         self._changed(run_id)
         return True

@@ -255,8 +255,9 @@ def make_stack(tmp_path_factory, tiny_model: str, redis_url: str, s3_endpoint: s
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory, tiny_model, redis_url, s3_endpoint) -> Stack:
-    """One API and one worker for the tests that only need a running service."""
-    stack = make_stack(tmp_path_factory, tiny_model, redis_url, s3_endpoint)
+    """One API and one worker for the tests that only need a running service; its worker makes
+    a live preview every 2 steps (tests/test_previews.py)."""
+    stack = make_stack(tmp_path_factory, tiny_model, redis_url, s3_endpoint, RENDERQ_PREVIEW_EVERY_STEPS=2)
     try:
         stack.worker("main")
         stack.api()

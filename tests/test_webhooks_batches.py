@@ -73,6 +73,7 @@ def hooked(tmp_path_factory, tiny_model, redis_url, s3_endpoint):
         RENDERQ_WEBHOOK_RETRY_SCHEDULE="[0, 0.5, 0.5, 0.5, 1, 1, 1, 1, 1, 1]",
         RENDERQ_WEBHOOK_TIMEOUT="2",
         RENDERQ_PROGRESS_MIN_INTERVAL="0.5",
+        RENDERQ_PREVIEW_EVERY_STEPS="2",
     )
     try:
         stack.worker("render")
@@ -133,6 +134,25 @@ def test_410_stops_retries_and_the_event_filter_is_honoured(client):
         assert view["webhook"] == {"url": f"http://127.0.0.1:{port}/", "events": ["completed"], "attempts": 1, "last_status_code": 410}
     finally:
         receiver.stop()
+
+
+def test_run_preview_webhooks_go_only_to_callers_who_ask_for_them(client):
+    port = free_port()
+    receiver = Receiver(port)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        asked = client.post("/v1/generations", json=small(21, webhook_url=url, webhook_events=["preview", "completed"],
+                                                          num_inference_steps=8)).json()
+        default = client.post("/v1/generations", json=small(22, webhook_url=url, num_inference_steps=8)).json()
+        for run in (asked, default):
+            wait_for_run(client, run["run_id"])
+        wait_until(lambda: len(receiver.delivered("run.completed")) >= 2, 15, what="completion webhooks")
+    finally:
+        receiver.stop()
+    previews = [r["payload"]["data"] for r in receiver.delivered("run.preview")]
+    assert previews and {p["run_id"] for p in previews} == {asked["run_id"]}, previews
+    assert all(p["image"].startswith("data:image/jpeg;base64,") and 0 < p["step"] < 8 for p in previews)
+    assert len({p["id"] for p in previews}) == len(previews)  # each preview once (delivery order is not promised)
 
 
 def test_the_completion_webhook_and_events_carry_the_charge(hooked):

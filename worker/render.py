@@ -26,6 +26,7 @@ from storage.runs import ProgressThrottle
 
 from .failures import problem_for
 from .heartbeat import Heartbeat
+from .previews import step_report
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ def _prepare(runtime: Runtime, delivery: Delivery) -> bool:
         _fail(runtime, delivery, exc)
         return False
     progress = ProgressThrottle(runtime.runs, record.run_id, runtime.settings.progress_min_interval)
-    delivery.job = Job(delivery.request, images, progress)
+    delivery.job = Job(delivery.request, images, step_report(runtime.runs, record, progress, runtime.settings.preview_every_steps))
     return True
 
 
