@@ -17,7 +17,10 @@ from ...services import Services, services_of
 from ..common import refused, submit
 from ..runs import completed, data_url, images_of, seconds_taken
 from .fields import PROVIDER, given, native, options_fields
-from .schemas import ERRORS, ControlRequest, EditRequest, ImageAnswer, SocialRequest, UpscaleRequest, request_doc
+from .schemas import (
+    ERRORS, ControlRequest, EditRequest, ImageAnswer, OperationsAnswer, SocialAnswer, SocialRequest, UpscaleRequest,
+    request_doc,
+)
 
 router = APIRouter(prefix="/compat/alwrity/api/image-studio", tags=["alwrity"])
 
@@ -98,7 +101,7 @@ def _operations(known: dict, flags: tuple[str, ...]) -> dict:
                            for name, (_, label, description, takes) in known.items()}}
 
 
-@router.get("/edit/operations", summary="ALwrity: the Edit Studio operations", responses=ERRORS)
+@router.get("/edit/operations", summary="ALwrity: the Edit Studio operations", response_model=OperationsAnswer, responses=ERRORS)
 def edit_operations() -> dict:
     return _operations(EDITS, _EDIT_FLAGS)
 
@@ -142,13 +145,15 @@ async def control(request: Request) -> dict:
             "metadata": metadata, "run_id": record.run_id}
 
 
-@router.get("/control/operations", summary="ALwrity: the Control Studio operations", responses=ERRORS)
+@router.get("/control/operations", summary="ALwrity: the Control Studio operations", response_model=OperationsAnswer,
+            responses=ERRORS)
 def control_operations() -> dict:
     return _operations(CONTROLS, ("prompt", "control_strength", "fidelity", "style_image", "style_strength",
                                   "composition_fidelity", "change_strength", "aspect_ratio"))
 
 
-@router.post("/social/optimize", summary="ALwrity: cut an image to social platforms' formats", responses=ERRORS,
+@router.post("/social/optimize", summary="ALwrity: cut an image to social platforms' formats", response_model=SocialAnswer,
+             responses=ERRORS,
              openapi_extra=request_doc(SocialRequest))
 async def social(request: Request) -> dict:
     services = services_of(request)

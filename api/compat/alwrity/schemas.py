@@ -131,6 +131,122 @@ class ImageAnswer(BaseModel):
     run_id: str
 
 
+class SocialResult(BaseModel):
+    platform: str
+    format: str
+    image_base64: str = Field(..., description="A data URL (image/png or image/jpeg).")
+    width: int
+    height: int
+
+
+class SocialAnswer(BaseModel):
+    success: bool
+    results: list[SocialResult]
+    total_optimized: int
+    run_id: str
+
+
+class EstimateAnswer(BaseModel):
+    estimated_cost: float = Field(..., description="renderq credits.")
+    currency: str = "credits"
+    provider: str
+    model: str | None = None
+    operation: str
+    num_images: int
+    width: int
+    height: int
+
+
+class TemplateAspect(BaseModel):
+    ratio: str
+    width: int
+    height: int
+    label: str
+
+
+class TemplateItem(BaseModel):
+    id: str
+    name: str
+    category: str
+    platform: str
+    aspect_ratio: TemplateAspect
+    description: str
+    recommended_provider: str
+    style_preset: str | None = None
+    quality: str = Field(..., description="draft, standard or premium.")
+    use_cases: list[str]
+
+
+class TemplatesAnswer(BaseModel):
+    templates: list[TemplateItem]
+    total: int
+
+
+class Provider(BaseModel):
+    name: str
+    models: list[str]
+    capabilities: list[str]
+    max_resolution: str
+    cost_range: str
+
+
+class ProvidersAnswer(BaseModel):
+    providers: dict[str, Provider]
+
+
+class OperationInfo(BaseModel):
+    label: str
+    description: str
+    provider: str
+    fields: dict[str, bool] = Field(..., description="Which of ALwrity's fields the operation takes.")
+
+
+class OperationsAnswer(BaseModel):
+    operations: dict[str, OperationInfo]
+
+
+class SafeZone(BaseModel):
+    top: float
+    bottom: float
+    left: float
+    right: float
+
+
+class FormatItem(BaseModel):
+    name: str
+    width: int
+    height: int
+    ratio: str
+    safe_zone: SafeZone
+    file_type: str = Field(..., description="The first file type the platform takes.")
+    file_types: list[str]
+    max_size_mb: float
+
+
+class FormatsAnswer(BaseModel):
+    formats: list[FormatItem]
+
+
+class SpecFormat(BaseModel):
+    name: str
+    ratio: str
+    size: str = Field(..., description="WIDTHxHEIGHT")
+
+
+class SpecsAnswer(BaseModel):
+    name: str
+    formats: list[SpecFormat]
+    file_types: list[str]
+    max_file_size: str = Field(..., description="The largest of the platform's formats, e.g. 8MB.")
+
+
+class HealthAnswer(BaseModel):
+    status: str
+    service: str
+    version: str
+    modules: dict[str, str]
+
+
 class AlwrityError(BaseModel):
     detail: str
     run_id: str | None = Field(None, description="On a timeout or a failed run: the renderq run.")
@@ -140,9 +256,13 @@ _ERROR = {"model": AlwrityError}
 ERRORS = {
     400: _ERROR | {"description": "Invalid request parameters (each refused field named in `detail`)"},
     401: _ERROR | {"description": "Authentication required"},
+    402: _ERROR | {"description": "The caller's credits are short"},
     404: _ERROR | {"description": "Resource not found"},
+    413: _ERROR | {"description": "The body or an image is over its size limit"},
+    415: _ERROR | {"description": "Not JSON"},
     429: _ERROR | {"description": "Rate limit or active-run cap"},
     500: _ERROR | {"description": "The run failed; `run_id` names it"},
+    503: _ERROR | {"description": "A dependency is unreachable; retry after Retry-After"},
     504: _ERROR | {"description": "The run did not end within RENDERQ_COMPAT_WAIT_SECONDS; `run_id` names it"},
 }
 

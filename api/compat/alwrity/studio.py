@@ -18,7 +18,10 @@ from ...services import Services, services_of
 from ..common import refused, submit
 from ..runs import completed, images_of, plain_base64
 from .fields import PROVIDER, QUALITY_WORDS, exact_size, given, native
-from .schemas import CreateAnswer, ERRORS, request_doc, CreateRequest, EstimateRequest
+from .schemas import (
+    ERRORS, CreateAnswer, CreateRequest, EstimateAnswer, EstimateRequest, FormatsAnswer, HealthAnswer, ProvidersAnswer,
+    SpecsAnswer, TemplatesAnswer, request_doc,
+)
 
 router = APIRouter(prefix="/compat/alwrity/api/image-studio", tags=["alwrity"])
 # ALwrity's operation names for renderq's (estimate-cost).
@@ -69,7 +72,7 @@ async def create(request: Request) -> dict:
     }
 
 
-@router.post("/estimate-cost", summary="ALwrity: what an operation would cost, in credits", responses=ERRORS,
+@router.post("/estimate-cost", summary="ALwrity: what an operation would cost, in credits", response_model=EstimateAnswer, responses=ERRORS,
              openapi_extra=request_doc(EstimateRequest))
 async def estimate(request: Request) -> dict:
     """renderq's price of the operation (its one price table: `provider` and `model` are echoed,
@@ -108,23 +111,23 @@ def _slug() -> str | None:
     return Query(None, max_length=64, pattern=ID_PATTERN)
 
 
-@router.get("/templates", summary="ALwrity: templates, optionally of one platform or category", responses=ERRORS)
+@router.get("/templates", summary="ALwrity: templates, optionally of one platform or category", response_model=TemplatesAnswer, responses=ERRORS)
 def templates(request: Request, platform: str | None = _slug(), category: str | None = _slug()) -> dict:
     return _templates(services_of(request).templates.filter(platform, category))
 
 
-@router.get("/templates/search", summary="ALwrity: templates matching a query", responses=ERRORS)
+@router.get("/templates/search", summary="ALwrity: templates matching a query", response_model=TemplatesAnswer, responses=ERRORS)
 def search_templates(request: Request, query: str = Query(..., min_length=1, max_length=200)) -> dict:
     return _templates(services_of(request).templates.search(query, None, None))
 
 
-@router.get("/templates/recommend", summary="ALwrity: templates for a use case", responses=ERRORS)
+@router.get("/templates/recommend", summary="ALwrity: templates for a use case", response_model=TemplatesAnswer, responses=ERRORS)
 def recommend_templates(request: Request, use_case: str = Query(..., min_length=1, max_length=200),
                         platform: str | None = _slug()) -> dict:
     return _templates(services_of(request).templates.recommend(use_case, platform))
 
 
-@router.get("/providers", summary="ALwrity: providers and their models (renderq's one)", responses=ERRORS)
+@router.get("/providers", summary="ALwrity: providers and their models (renderq's one)", response_model=ProvidersAnswer, responses=ERRORS)
 def providers(request: Request) -> dict:
     services = services_of(request)
     return {"providers": {PROVIDER: {
@@ -145,14 +148,15 @@ def _platform(services: Services, name: str) -> Platform:
 _NAME = Path(..., max_length=40)
 
 
-@router.get("/social/platforms/{platform}/formats", summary="ALwrity: a platform's image formats", responses=ERRORS)
+@router.get("/social/platforms/{platform}/formats", summary="ALwrity: a platform's image formats", response_model=FormatsAnswer,
+            responses=ERRORS)
 def platform_formats(request: Request, platform: str = _NAME) -> dict:
     found = _platform(services_of(request), platform)
     return {"formats": [{"name": f.name, "width": f.width, "height": f.height, "ratio": f.ratio, "safe_zone": f.safe_zone.model_dump(),
                          "file_type": f.file_types[0], "file_types": f.file_types, "max_size_mb": f.max_size_mb} for f in found.formats]}
 
 
-@router.get("/platform-specs/{platform}", summary="ALwrity: a platform's specifications", responses=ERRORS)
+@router.get("/platform-specs/{platform}", summary="ALwrity: a platform's specifications", response_model=SpecsAnswer, responses=ERRORS)
 def platform_specs(request: Request, platform: str = _NAME) -> dict:
     found = _platform(services_of(request), platform)
     file_types = list(dict.fromkeys(t for f in found.formats for t in f.file_types))
@@ -161,7 +165,7 @@ def platform_specs(request: Request, platform: str = _NAME) -> dict:
             "file_types": file_types, "max_file_size": f"{largest:g}MB"}
 
 
-@router.get("/health", summary="ALwrity: Image Studio health", responses=ERRORS)
+@router.get("/health", summary="ALwrity: Image Studio health", response_model=HealthAnswer, responses=ERRORS)
 def health(request: Request) -> dict:
     available = "available"
     return {"status": "healthy", "service": "image_studio", "version": request.app.version, "modules": {

@@ -88,8 +88,10 @@ _ERROR = {"model": ClaidError}
     "/image/generate", summary="Claid: generate images from a text prompt", response_model=ClaidAnswer,
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": ClaidGenerate.model_json_schema()}}}},
     responses={401: _ERROR | {"description": "Authorization is required."}, 402: _ERROR | {"description": "No API calls left (credits)."},
+               413: _ERROR | {"description": "The body is over its size limit."}, 415: _ERROR | {"description": "Not JSON."},
                422: _ERROR | {"description": "Unprocessable Entity: error_details names each field."},
-               429: _ERROR | {"description": "Too many requests."},
+               429: _ERROR | {"description": "Too many requests."}, 500: _ERROR | {"description": "The run failed."},
+               503: _ERROR | {"description": "A dependency is unreachable."},
                504: _ERROR | {"description": "The run did not end in time; error_details.run_id names it."}},
 )
 async def generate(request: Request) -> JSONResponse:
