@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.problems import Problem, ProblemError
+from storage.redis_client import is_redis_outage
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,36 @@ def validation_problem(
     return ProblemError("validation-error", 422, detail=prefix + summary, errors=errors, **extra)
 
 
+def _outage_of(exc: BaseException) -> str | None:
+    """What is unreachable when `exc`, or an exception it was raised from or grouped with, is an
+    outage of Redis or the broker (a primary lost, a failover under way); None otherwise."""
+    pending, seen = [exc], set()
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if is_redis_outage(current):
+            return "run records are unreachable"
+        if isinstance(current, BrokerUnavailable):
+            return "the render queue is unreachable"
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        pending += [current.__cause__, current.__context__]
+    return None
+
+
+def unavailable(request: Request, exc: BaseException) -> JSONResponse | None:
+    """The 503 problem (Retry-After: 2) of an outage, or None when `exc` is not one: Redis or
+    the broker down, or a failover under way, is the caller's cue to try again, never a 500."""
+    what = _outage_of(exc)
+    if what is None:
+        return None
+    log.error("%s: %s: %s", what, type(exc).__name__, exc)
+    problem = Problem.of("service-unavailable", 503, detail=f"{what}; try again shortly", instance=request.url.path)
+    return problem_response(problem, {"Retry-After": "2"})
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: ProblemError) -> JSONResponse:
         problem = Problem.of(exc.slug, exc.status, detail=exc.detail, instance=request.url.path, **exc.extra)
@@ -85,17 +116,18 @@ def install_problem_handlers(app: FastAPI) -> None:
         problem = Problem.of(slug, exc.status_code, detail=detail, instance=request.url.path)
         return problem_response(problem, getattr(exc, "headers", None))
 
-    async def on_redis_down(request: Request, exc: redis.RedisError) -> JSONResponse:
-        log.error("redis unavailable: %s", exc)
-        problem = Problem.of("service-unavailable", 503, detail="run records are unreachable; try again shortly", instance=request.url.path)
-        return problem_response(problem, {"Retry-After": "2"})
+    async def on_redis_error(request: Request, exc: redis.RedisError) -> JSONResponse:
+        return unavailable(request, exc) or await on_unexpected(request, exc)
 
     async def on_broker_down(request: Request, exc: BrokerUnavailable) -> JSONResponse:
-        log.error("broker unavailable: %s", exc)
-        problem = Problem.of("service-unavailable", 503, detail="the render queue is unreachable; try again shortly", instance=request.url.path)
-        return problem_response(problem, {"Retry-After": "2"})
+        return unavailable(request, exc) or await on_unexpected(request, exc)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Also what a middleware raised (Starlette's last handler): a Redis outage met there
+        # (keys, rate limits) is a 503 as well.
+        outage = unavailable(request, exc)
+        if outage is not None:
+            return outage
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         # The cause goes to the log, never to the caller.
         problem = Problem.of("internal-error", 500, detail="an unexpected error occurred; it has been logged", instance=request.url.path)
@@ -104,8 +136,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(redis.ConnectionError, on_redis_down)
-    app.add_exception_handler(redis.TimeoutError, on_redis_down)
+    app.add_exception_handler(redis.RedisError, on_redis_error)
     app.add_exception_handler(BrokerUnavailable, on_broker_down)
     app.add_exception_handler(Exception, on_unexpected)
 

@@ -15,6 +15,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.settings import Settings
+from storage.redis_client import redis_for
 
 from core.problems import ProblemError
 
@@ -27,8 +28,10 @@ def make_limiter(settings: Settings) -> SlidingWindowCounterRateLimiter:
         storage = MemoryStorage()
     else:
         # wrap_exceptions=False: a Redis outage raises redis.ConnectionError, which the API
-        # answers as 503 like every other Redis outage.
-        storage = RedisStorage(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        # answers as 503 like every other Redis outage. The client is ours (a Sentinel-elected
+        # primary too); "redis://" only names limits' flavour.
+        client = redis_for(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        storage = RedisStorage("redis://", connection_pool=client.connection_pool)
     return SlidingWindowCounterRateLimiter(storage)
 
 

@@ -27,7 +27,7 @@ PROBLEM_TYPES: dict[str, tuple[str, str]] = {
     "unknown-template": ("Unknown template", "A template_id names no template of this deployment; GET /v1/templates lists them."),
     "unknown-style-preset": ("Unknown style preset", "A style_preset (given, or named by the template) is not served; GET /v1/style-presets lists them."),
     "unsupported-media-type": ("Unsupported media type", "The body's content type is not one this endpoint takes."),
-    "service-unavailable": ("Service unavailable", "A dependency (Redis, object storage, the queue) is unreachable; try again."),
+    "service-unavailable": ("Service unavailable", "A dependency (Redis, object storage, the queue) is unreachable, or Redis is failing over to a new primary; try again after Retry-After seconds."),
     "unauthorized": ("Unauthorized", "No API key, or an unknown or revoked one. Send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'."),
     "rate-limited": ("Too many requests", "This API key is over its request rate; wait Retry-After seconds."),
     "insufficient-credits": ("Insufficient credits", "The tenant's available credits (balance less what runs in flight hold) are below this request's estimated cost; nothing was queued. POST /v1/estimate-cost prices a request, GET /v1/credits shows the balance."),

@@ -11,6 +11,7 @@ from kombu.serialization import dumps
 from kombu.utils.uuid import uuid
 
 from core.logs import request_id_var
+from core.sentinel import kombu_broker
 from core.settings import Settings
 
 RENDER_QUEUE = "renderq.render"
@@ -44,7 +45,9 @@ def is_render_queue(name: str) -> bool:
 
 
 def make_celery(settings: Settings) -> Celery:
-    app = Celery("renderq", broker=settings.effective_broker_url, include=["worker.tasks", "worker.webhooks"])
+    # A redis+sentinel:// broker is kombu's sentinel transport with its `master_name` option.
+    broker_url, sentinel_options = kombu_broker(settings.effective_broker_url)
+    app = Celery("renderq", broker=broker_url, include=["worker.tasks", "worker.webhooks"])
     app.conf.update(
         # A render is acknowledged only when it has finished, and a worker that dies mid-render
         # hands its message back instead of swallowing it.
@@ -63,7 +66,9 @@ def make_celery(settings: Settings) -> Celery:
         # kombu redelivers unacked messages after this; above the hard limit, so a render still
         # in progress is never handed to a second worker. Dead workers are detected sooner by
         # the heartbeat reaper (worker/reaper.py).
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout, "queue_order_strategy": "priority"},
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout, "queue_order_strategy": "priority", **sentinel_options
+        },
         broker_connection_retry_on_startup=True,
         task_default_queue=RENDER_QUEUE,
         task_serializer="json",

@@ -78,18 +78,51 @@ class Proc:
         self._log.close()
 
 
-def start_redis(workdir: Path, persistent: bool = False, port: int | None = None) -> tuple[Proc, str]:
-    """`port` and `workdir` of an earlier one restart it (its append-only file is reloaded)."""
+def start_redis(
+    workdir: Path, persistent: bool = False, port: int | None = None, replica_of: int | None = None
+) -> tuple[Proc, str]:
+    """`port` and `workdir` of an earlier one restart it (its append-only file is reloaded);
+    `replica_of` makes it a replica of the Redis on that port (give it a workdir of its own)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise FileNotFoundError("redis-server")
     port = port or free_port()
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir), "--save", ""]
     argv += ["--appendonly", "yes" if persistent else "no"]
+    if replica_of is not None:
+        argv += ["--replicaof", "127.0.0.1", str(replica_of)]
     proc = Proc(argv, workdir / f"redis-{port}.log")
     wait_until(lambda: port_open(port), 10, what="redis-server")
     wait_until(lambda: "Ready to accept connections" in proc.log().rsplit("Server initialized", 1)[-1], 10, what="redis-server loading")
     return proc, f"redis://127.0.0.1:{port}"
+
+
+def start_sentinels(
+    workdir: Path, primary_port: int, master_name: str = "renderq", count: int = 3,
+    down_after_ms: int = 1000, failover_timeout_ms: int = 3000,
+) -> tuple[list[Proc], str]:
+    """`count` sentinels (quorum: a majority) watching the Redis primary on `primary_port`,
+    and the redis+sentinel:// URL (core/sentinel.py) that names them, without a database."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise FileNotFoundError("redis-server")
+    procs, ports = [], []
+    for _ in range(count):
+        port = free_port()
+        config = workdir / f"sentinel-{port}.conf"  # a sentinel rewrites its file: one each
+        config.write_text(
+            f"port {port}\nbind 127.0.0.1\ndir {workdir}\n"
+            f"sentinel monitor {master_name} 127.0.0.1 {primary_port} {count // 2 + 1}\n"
+            f"sentinel down-after-milliseconds {master_name} {down_after_ms}\n"
+            f"sentinel failover-timeout {master_name} {failover_timeout_ms}\n"
+            f"sentinel parallel-syncs {master_name} 1\n"
+        )
+        procs.append(Proc([binary, str(config), "--sentinel"], workdir / f"sentinel-{port}.log"))
+        ports.append(port)
+    for port in ports:
+        wait_until(lambda: port_open(port), 10, what="redis sentinel")
+    hosts = ",".join(f"127.0.0.1:{port}" for port in ports)
+    return procs, f"redis+sentinel://{hosts}/{master_name}"
 
 
 SEAWEED_PORT_FLAGS = [

@@ -38,9 +38,11 @@ from celery import Celery
 
 from core.metrics import worker_seen
 from core.queue import enqueue_render, render_message
+from core.sentinel import is_redis_url
 from core.settings import Settings
 from storage.held_messages import HeldMessages
 from storage.lost_messages import LostMessages
+from storage.redis_client import redis_for
 from storage.runs import RunStore
 
 from .runtime import Runtime
@@ -109,9 +111,9 @@ def resend_lost(app: Celery, lost: LostMessages, settings: Settings) -> None:
 def held_messages(app: Celery, runs: RunStore, settings: Settings) -> HeldMessages | None:
     """The broker's held messages, when the broker is Redis (else kombu keeps no such set)."""
     url = settings.effective_broker_url
-    if not url.startswith(("redis://", "rediss://", "unix://")):
+    if not is_redis_url(url):
         return None
-    broker = runs.redis if url == settings.redis_url else redis.Redis.from_url(url, decode_responses=True)
+    broker = runs.redis if url == settings.redis_url else redis_for(url, decode_responses=True)
     return HeldMessages(broker, runs.redis, dict(app.conf.broker_transport_options or {}))
 
 

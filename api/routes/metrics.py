@@ -11,6 +11,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from core import metrics
+from core.sentinel import is_redis_url
+from storage.redis_client import redis_for
 from storage.runs import HEARTBEATS
 from core.queue import RENDER_QUEUE, RENDER_QUEUES, WEBHOOK_QUEUE, render_queues
 from storage.pool_health import read_pools
@@ -32,8 +34,8 @@ def _broker(services: Services) -> redis.Redis | None:
     url = settings.effective_broker_url
     if url == settings.redis_url:
         return services.runs.redis
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        return redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=2, socket_timeout=5)
+    if is_redis_url(url):
+        return redis_for(url, decode_responses=True, socket_connect_timeout=2, socket_timeout=5)
     return None  # the embedded in-memory queue
 
 
