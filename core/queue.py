@@ -70,6 +70,10 @@ def make_celery(settings: Settings) -> Celery:
             "visibility_timeout": settings.visibility_timeout, "queue_order_strategy": "priority", **sentinel_options
         },
         broker_connection_retry_on_startup=True,
+        # A broker connection lost (Redis restarting, Sentinel electing a new primary) leaves
+        # the render in progress alone: it finishes and records itself in the run records, and
+        # the reapers handle its message (Celery 6 would cancel it by default).
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         task_default_queue=RENDER_QUEUE,
         task_serializer="json",
         accept_content=["json"],

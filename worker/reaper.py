@@ -42,7 +42,7 @@ from core.sentinel import is_redis_url
 from core.settings import Settings
 from storage.held_messages import HeldMessages
 from storage.lost_messages import LostMessages
-from storage.redis_client import redis_for
+from storage.redis_client import is_redis_outage, redis_for
 from storage.runs import RunStore
 
 from .runtime import Runtime
@@ -150,8 +150,11 @@ class Reaper(threading.Thread):
                     self.runtime.runs.index.prune_expired()
                 if ticks % SWEEP_EVERY == 1:
                     sweep_expired_files(self.runtime)
-            except Exception:
-                log.exception("reaper tick failed; trying again")
+            except Exception as exc:
+                if not is_redis_outage(exc):
+                    log.exception("reaper tick failed; trying again")
+                else:  # Redis restarting, or failing over to a new primary: the next tick reaps
+                    log.warning("reaper tick skipped, Redis unreachable: %s: %s", type(exc).__name__, exc)
 
     def _seen(self) -> None:
         """Counted in /metrics (renderq_workers) and, a render worker, among its pool's in /v1/health."""

@@ -24,6 +24,7 @@ from standardwebhooks import Webhook
 
 from core.metrics import count_webhook_delivery
 from core.settings import Settings
+from storage.redis_client import is_redis_outage
 from storage.webhook_targets import UnsafeWebhookUrl, check_webhook_url
 from storage.webhooks import WebhookStore
 
@@ -150,8 +151,11 @@ class WebhookScheduler(threading.Thread):
         while not self.stopped.wait(self.interval):
             try:
                 self.tick()
-            except Exception:
-                log.exception("webhook scheduler tick failed; trying again")
+            except Exception as exc:
+                if not is_redis_outage(exc):
+                    log.exception("webhook scheduler tick failed; trying again")
+                else:  # Redis restarting, or failing over: what is due stays due
+                    log.warning("webhook scheduler tick skipped, Redis unreachable: %s: %s", type(exc).__name__, exc)
 
     def stop(self) -> None:
         self.stopped.set()
