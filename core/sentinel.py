@@ -12,7 +12,10 @@ they have `requirepass` of their own. docs/deployment.md#redis-sentinel.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from pydantic import AfterValidator
 
 SENTINEL_SCHEME = "redis+sentinel"
 SENTINEL_PORT = 26379
@@ -79,6 +82,17 @@ def parse_sentinel_url(url: str) -> SentinelUrl:
         password=unquote(password) or None,
         sentinel_password=query["sentinel_password"][0] if "sentinel_password" in query else None,
     )
+
+
+def _readable(url: str) -> str:
+    if is_sentinel_url(url):
+        parse_sentinel_url(url)  # its ValueError is the setting's validation error
+    return url
+
+
+# The type of RENDERQ_REDIS_URL and RENDERQ_BROKER_URL: a mistyped redis+sentinel:// URL stops
+# the process at start-up, not at its first request.
+RedisUrl = Annotated[str, AfterValidator(_readable)]
 
 
 def kombu_broker(url: str) -> tuple[str, dict]:

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from core.sentinel import is_sentinel_url, parse_sentinel_url
+from core.sentinel import RedisUrl
 
 DATA_DIR = Path(__file__).parent / "data"  # the data files renderq ships
 
@@ -26,16 +26,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RENDERQ_", extra="ignore", hide_input_in_errors=True)
 
     # Run records and the Celery broker.
-    redis_url: str = Field(
-        "redis://127.0.0.1:6379/0",
-        description="Redis of the run records, keys, credits, idempotency answers and metrics (and the broker, unless "
-        "RENDERQ_BROKER_URL says otherwise): redis://, rediss://, unix://, or "
-        "redis+sentinel://host1:26379,host2:26379,host3:26379/master_name/db for the primary Redis Sentinel elects "
-        "(docs/deployment.md#redis-sentinel).",
-    )
-    broker_url: str | None = Field(
-        None, description="Celery broker (a redis+sentinel:// URL too); unset: RENDERQ_REDIS_URL."
-    )
+    redis_url: RedisUrl = Field("redis://127.0.0.1:6379/0", description="Redis of the run records, keys, credits, "
+        "idempotency answers and metrics (and the broker, unless RENDERQ_BROKER_URL says otherwise); "
+        "redis+sentinel://h1:26379,h2:26379,h3:26379/master_name/db: the primary Sentinel elects (docs/deployment.md).")
+    broker_url: RedisUrl | None = Field(None, description="Celery broker (redis+sentinel:// too); unset: RENDERQ_REDIS_URL.")
     embedded: bool = Field(
         False,
         description="fakeredis + in-memory Celery transport in one process (`renderq dev` sets it); also serves /v1 "
@@ -260,17 +254,6 @@ class Settings(BaseSettings):
             text = value.strip()
             value = json.loads(text) if text.startswith("[") else text.split(",")
         return [str(origin).strip().rstrip("/") for origin in value if str(origin).strip()]
-
-    @field_validator("redis_url", "broker_url")
-    @classmethod
-    def _sentinel_url_reads(cls, value: str | None, info: ValidationInfo) -> str | None:
-        # A mistyped redis+sentinel:// URL fails at start-up, not at the first request.
-        if value and is_sentinel_url(value):
-            try:
-                parse_sentinel_url(value)
-            except ValueError as exc:
-                raise ValueError(f"RENDERQ_{info.field_name.upper()}: {exc}") from None
-        return value
 
     @field_validator("compile_shapes")
     @classmethod

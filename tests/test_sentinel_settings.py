@@ -38,8 +38,8 @@ def test_a_sentinel_url_names_its_sentinels_group_database_and_passwords():
 def test_a_mistyped_sentinel_url_stops_the_process_at_start_up(url, complaint):
     with pytest.raises(ValidationError) as refused:
         Settings(redis_url=url)
-    assert "RENDERQ_REDIS_URL" in str(refused.value) and complaint in str(refused.value)
-    with pytest.raises(ValidationError, match="RENDERQ_BROKER_URL"):
+    assert "redis_url" in str(refused.value) and complaint in str(refused.value)
+    with pytest.raises(ValidationError, match="broker_url"):
         Settings(broker_url=url)
 
 
