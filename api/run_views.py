@@ -106,14 +106,16 @@ def _image_views(record: RunRecord, services: Services) -> list[ImageView]:
         lifetime = url_lifetime(services.settings, record.expires_at, now)
         for image in record.images:
             if image.object_uri:  # in the tenant's own bucket (`output`): nothing of ours to sign
-                images.append(ImageView(object_key=image.key, **image.model_dump(exclude={"key"})))
+                images.append(ImageView(object_key=image.key, **image.model_dump(exclude={"key", "thumbnail_key"})))
                 continue
             url, url_expires = services.urls.sign(image.key, lifetime, now) if lifetime > 0 else (None, None)
+            thumb = image.thumbnail_key
             images.append(
                 ImageView(
                     url=url,
                     url_expires_at=_when(url_expires) if url else None,
-                    **image.model_dump(exclude={"key"}),
+                    thumbnail_url=services.urls.sign(thumb, lifetime, now)[0] if url and thumb else None,
+                    **image.model_dump(exclude={"key", "thumbnail_key"}),
                 )
             )
     return images

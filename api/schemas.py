@@ -60,6 +60,10 @@ class AspectRatioSize(BaseModel):
 class ImageView(BaseModel):
     url: str | None = Field(None, description="Temporary URL; re-signed on every read, never valid past expires_at.")
     url_expires_at: datetime | None = None
+    thumbnail_url: str | None = Field(
+        None, description="Temporary URL of a small WebP of the image (at most 256 px on its long side, for galleries); "
+        "signed like `url`, expiring with it.",
+    )
     width: int
     height: int
     seed: int

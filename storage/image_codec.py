@@ -113,3 +113,16 @@ def converted(data: bytes, output_format: str, compression: int | None = None) -
     out = io.BytesIO()
     image.save(out, format=output_format.upper(), quality=100 if compression is None else compression)
     return out.getvalue()
+
+
+THUMBNAIL_SIDE = 256  # long side of a gallery thumbnail, at most
+
+
+def thumbnail(image: Image.Image, side: int = THUMBNAIL_SIDE) -> bytes:
+    """A small WebP of `image` for galleries (`images[].thumbnail_url`): at most `side` px on its
+    long side, never enlarged, transparency kept."""
+    small = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    small.thumbnail((side, side), Image.Resampling.BICUBIC, reducing_gap=2.0)
+    out = io.BytesIO()
+    small.save(out, format="WEBP", quality=80, method=2)
+    return out.getvalue()

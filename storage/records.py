@@ -62,6 +62,7 @@ class StoredImage(BaseModel):
     content_type: str = "image/png"
     bytes: int = 0
     asset_id: str | None = None  # the image as an asset: feeds the next request
+    thumbnail_key: str | None = None  # its gallery thumbnail (a WebP ≤ 256 px) in our store
     role: str = "image"  # else not a rendering (uncharged): "mask" of a search edit, "control" map of a ControlNet
     # Written to the tenant's own destination (`output`): `key` is in `object_bucket` there,
     # not in ours, so no URL is signed and no asset registered.

@@ -179,3 +179,40 @@ def test_without_cors_origins_no_cross_origin_access_is_granted(tmp_path):
         assert "access-control-allow-origin" not in preflight.headers
         answer = client.get("/v1/generations", headers={"Origin": "https://app.example", "Authorization": f"Bearer {key}"})
         assert answer.status_code == 200 and "access-control-allow-origin" not in answer.headers
+
+
+def test_a_thumbnail_is_a_webp_of_at_most_256_px_never_enlarged():
+    from storage.image_codec import thumbnail
+
+    for size, expected in (((1024, 512), (256, 128)), ((64, 96), (64, 96)), ((300, 900), (85, 256))):
+        with Image.open(io.BytesIO(thumbnail(Image.new("RGB", size, (200, 30, 30))))) as image:
+            assert image.format == "WEBP" and image.size == expected
+    with Image.open(io.BytesIO(thumbnail(Image.new("RGBA", (512, 512), (0, 0, 0, 0))))) as image:
+        assert image.mode == "RGBA"  # a cut-out keeps its transparency
+
+
+def test_thumbnail_urls_on_local_storage_are_signed_expire_and_need_no_key(app):
+    from storage.image_codec import thumbnail
+
+    app, services, key = app
+    services.images.put("gen_t/0.png", b"png", "image/png")
+    services.images.put("gen_t/0.thumb.webp", thumbnail(Image.new("RGB", (512, 512))), "image/webp")
+    image = StoredImage(key="gen_t/0.png", width=512, height=512, seed=1, thumbnail_key="gen_t/0.thumb.webp")
+    services.runs.create(RunRecord(run_id="gen_t", request={"prompt": "p"}, tenant="inprocess"))
+    services.runs.claim("gen_t", 1, "w1", stale_after=5)
+    services.runs.complete("gen_t", 1, [image], {"total_seconds": 1.0})
+    with TestClient(app, headers={"Authorization": f"Bearer {key}"}) as client:
+        [view] = client.get("/v1/generations/gen_t").json()["images"]
+    assert "thumbnail_key" not in view and "/v1/files/gen_t/0.thumb.webp?expires=" in view["thumbnail_url"]
+    path = view["thumbnail_url"].split("127.0.0.1:8000")[1]
+    with TestClient(app) as anonymous:
+        got = anonymous.get(path)
+        assert got.status_code == 200 and got.headers["content-type"] == "image/webp"
+        with Image.open(io.BytesIO(got.content)) as thumb:
+            assert thumb.size == (256, 256)
+        assert anonymous.get(path.replace("signature=", "signature=0")).status_code == 404
+    expires = int(path.split("expires=")[1].split("&")[0])
+    signature = path.split("signature=")[1]
+    assert services.images.verify("gen_t/0.thumb.webp", expires, signature)
+    assert not services.images.verify("gen_t/0.thumb.webp", expires, signature, now=expires)  # expired at its second
+    assert not services.images.verify("gen_t/0.png", expires, signature)  # not the image's

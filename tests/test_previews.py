@@ -68,3 +68,17 @@ def test_a_request_may_turn_previews_off(api, stack):
     assert [kind for kind, _ in events if kind == "preview"] == []
     assert [data["status"] for kind, data in events if kind == "status"][-1] == "completed"
     assert api.get(f"/v1/generations/{run['run_id']}").json()["request"].get("previews") is None  # not a render field
+
+
+def test_completed_images_have_a_small_signed_webp_thumbnail(api):
+    run = wait_for_run(api, submit(api, width=320, height=192, seed=13)["run_id"])
+    assert run["status"] == "completed"
+    for image in run["images"]:
+        got = httpx.get(image["thumbnail_url"])  # presigned S3 (SeaweedFS), as the image's own url
+        assert got.status_code == 200 and got.headers["content-type"] == "image/webp"
+        with Image.open(io.BytesIO(got.content)) as thumb:
+            assert thumb.format == "WEBP" and thumb.size == (256, 154)
+        assert len(got.content) < image["bytes"]
+        tampered = image["thumbnail_url"].replace("X-Amz-Signature=", "X-Amz-Signature=0")
+        assert httpx.get(tampered).status_code == 403
+        assert "X-Amz-Expires=" in image["thumbnail_url"]  # expires like the image's url

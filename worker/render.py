@@ -21,6 +21,7 @@ from pipelines.registry import OPERATIONS
 from pipelines.request_parts import RenderRequest
 from storage.assets import Asset, generated_asset_id
 from storage.destinations import OutputTarget
+from storage.image_codec import thumbnail
 from storage.records import RunRecord, StoredImage
 from storage.runs import ProgressThrottle
 
@@ -236,6 +237,7 @@ def store_images(runtime: Runtime, record: RunRecord, generated: list[GeneratedI
             stored.append(StoredImage(**target.put(key, data, item.content_type), **described))
             continue
         runtime.images.put(key, data, item.content_type)
+        described["thumbnail_key"] = _store_thumbnail(runtime, f"{record.run_id}/{index}.thumb.webp", item)
         # Every generated image is an asset too, so it can feed the next request.
         asset = runtime.assets.register(Asset(
             asset_id=generated_asset_id(record.run_id, index), key=key, content_type=item.content_type,
@@ -244,6 +246,18 @@ def store_images(runtime: Runtime, record: RunRecord, generated: list[GeneratedI
         ))
         stored.append(StoredImage(key=key, asset_id=asset.asset_id, **described))
     return stored
+
+
+def _store_thumbnail(runtime: Runtime, key: str, item: GeneratedImage) -> str | None:
+    """A gallery thumbnail (a WebP of at most 256 px) beside the image, made now, from the image in
+    hand, on the finisher's thread: the API never decodes an image. Its key, or None when it could
+    not be written (the run does not fail for it: the thumbnail URL is then absent)."""
+    try:
+        runtime.images.put(key, thumbnail(item.image), "image/webp")
+    except Exception:
+        log.warning("could not store the thumbnail %s", key, exc_info=True)
+        return None
+    return key
 
 
 def _record_metrics(runtime: Runtime, operation: str, timings: dict[str, float], steps: int) -> None:
