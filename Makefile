@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.renderq-installed
 
-.PHONY: dev test test-fast bench install
+.PHONY: dev test test-fast bench install chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -20,8 +20,16 @@ install: $(STAMP)
 dev: $(STAMP)
 	$(VENV)/bin/renderq dev
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(VENV)/bin/pytest -q
+
+# The playground's browser tests drive Debian's chromium (no browser download): installed here
+# where missing and we may (root, apt-get); elsewhere install it yourself or set RENDERQ_TEST_CHROMIUM.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || [ -n "$$RENDERQ_TEST_CHROMIUM" ] || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "chromium is missing and could not be installed: tests/test_playground_browser.py will fail"
 
 # The fast tier only: no process started (under 90 s on 2 cores). `make test` runs both tiers.
 test-fast: $(STAMP)

@@ -20,6 +20,7 @@ from .request_id import RequestIdMiddleware
 from .dialects import DIALECTS
 from .compat.errors import DialectErrorsMiddleware
 from .request_limits import BodyLimitsMiddleware
+from .routes.playground import install_playground
 from .routes import (
     assets, batches, costs, destinations, events, files, generations, health, metrics, models, operations, platforms,
     previews, problem_types, run_actions, templates,
@@ -96,5 +97,7 @@ def create_app(services: Services | None = None) -> FastAPI:
         app.include_router(module.router)
     for router, _ in DIALECTS:
         app.include_router(router)
+    if settings.playground:
+        install_playground(app)
     install_openapi_extras(app)
     return app

@@ -61,9 +61,7 @@ class Settings(BaseSettings):
     )
 
     # Expiry: records, objects and URLs all end at created_at + retention.
-    retention_seconds: int = Field(
-        24 * 3600, gt=0, description="Life of run records, assets, image objects and URLs (24 h)."
-    )
+    retention_seconds: int = Field(24 * 3600, gt=0, description="Life of run records, assets, image objects and URLs (24 h).")
     tombstone_seconds: int = Field(
         7 * 24 * 3600, gt=0,
         description="After a run's record expires, its id answers 410 Gone for this long (a small tombstone), then "
@@ -237,6 +235,7 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Logging level of the API and worker processes.")
     access_log: bool = Field(False, description="One JSON line per API request (`renderq api --access-log`).")
+    playground: bool = Field(True, description="Serve the playground, a page to try renderq in a browser, at `/`.")
 
     @field_validator("templates_file", "style_presets_file", "platforms_file", "prices_file", mode="before")
     @classmethod

@@ -84,12 +84,13 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(level)
 
 
-def banner(host: str, port: int, tiny: bool) -> str:
+def banner(host: str, port: int, tiny: bool, playground: bool = True) -> str:
     base = f"http://{host}:{port}"
     body = '{"prompt":"a blue ceramic mug","width":64,"height":64,"num_inference_steps":4}'
     lines = [
         "",
         f"  renderq dev is ready: {base}",
+        *([f"  open       {base}/          the playground: try renderq in your browser"] if playground else []),
         f"  API docs   {base}/docs      (reference: docs/ in the repository)",
         f"  try        curl -s -XPOST {base}/v1/generations -H 'content-type: application/json' -d '{body}'",
         "  then poll  the run_id it answers at /v1/generations/{run_id}",
@@ -140,7 +141,7 @@ def run_dev(host: str, port: int) -> None:
         "Production (`renderq api`) requires keys (`renderq keys create --tenant NAME`).",
         host, port,
     )
-    print(banner(host, port, is_tiny_model(settings.default_model)), flush=True)
+    print(banner(host, port, is_tiny_model(settings.default_model), settings.playground), flush=True)
     from core.queue import PRIORITIES, WEBHOOK_QUEUE, render_queues
 
     # Every pool's render queues in priority order, then webhooks (in dev mode one solo worker does all).

@@ -32,7 +32,11 @@ def test_dev_mode_renders_and_serves_a_png_with_nothing_installed(tmp_path):
         wait_until(up, 120, interval=0.2, what="renderq dev")
         assert "RANDOM-WEIGHT" in proc.log()  # says loudly that images are noise, and how to fix it
         assert "WITHOUT API KEYS" in proc.log()  # and that it takes no keys
+        wait_until(lambda: "renderq dev is ready" in proc.log(), 30, interval=0.1, what="the banner")
+        assert f"{base}/ " in proc.log() and "playground" in proc.log()  # the banner points to the page
         with httpx.Client(base_url=base, timeout=10) as api:
+            page = api.get("/")
+            assert page.status_code == 200 and "renderq playground" in page.text
             submitted = api.post(
                 "/v1/generations", json={"prompt": "a mug", "width": 64, "height": 64, "num_inference_steps": 2, "seed": 7}
             )
