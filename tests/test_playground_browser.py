@@ -95,17 +95,19 @@ class Playground:
         expect(card).to_have_attribute("data-status", status, timeout=timeout)
 
     def watch_progress(self) -> None:
-        """Record every value the progress bars show, and when images appear."""
+        """Record, in order, every value the progress bars show, each live preview shown, and
+        the final images appearing."""
         self.page.evaluate("""() => {
             window.seen = [];
             new MutationObserver((changes) => {
                 for (const change of changes) {
-                    const run = change.target.closest && change.target.closest('.run');
-                    if (change.type === 'attributes') window.seen.push(['progress', Number(change.target.getAttribute('aria-valuenow'))]);
-                    else if (run && run.querySelector('.shot')) window.seen.push(['image']);
-                    if (run && Number(run.dataset.previews) > 0) window.seen.push(['preview']);
+                    const target = change.target;
+                    if (change.attributeName === 'aria-valuenow') window.seen.push(['progress', Number(target.getAttribute('aria-valuenow'))]);
+                    else if (change.attributeName === 'data-previews') window.seen.push(['preview', target.querySelector('.preview img').src.split(',')[0]]);
+                    else if ([...change.addedNodes].some((node) => node.classList && node.classList.contains('shot'))) window.seen.push(['image']);
                 }
-            }).observe(document.getElementById('runs'), {subtree: true, childList: true, attributes: true, attributeFilter: ['aria-valuenow']});
+            }).observe(document.getElementById('runs'), {subtree: true, childList: true, attributes: true,
+                                                         attributeFilter: ['aria-valuenow', 'data-previews']});
         }""")
 
     def seen(self) -> list:
@@ -148,13 +150,18 @@ def test_text_to_image_moves_the_progress_bar_then_shows_the_image_and_downloads
     card = playground.submit()
     card.locator(".bar").wait_for()
     playground.wait_status(card, "running")
+    card.locator(".preview img").wait_for(timeout=30_000)  # visible: a live preview is shown
     playground.shot("02-running")
     card.locator(".shot img").wait_for(timeout=30_000)
     assert card.get_attribute("data-status") == "completed"
-    progress = [value for kind, *value in playground.seen() if kind == "progress" for value in value]
+    seen = playground.seen()
+    progress = [event[1] for event in seen if event[0] == "progress"]
     between = [value for value in progress if 0 < value < 100]
     assert between and between == sorted(between), progress  # the bar moved, forward only
-    # TODO previews: at least one before the image (once RENDERQ_PREVIEW_EVERY_STEPS lands).
+    # The stack previews every 2 steps: live previews (JPEGs from the SSE stream) before the image.
+    kinds = [event[0] for event in seen]
+    assert "preview" in kinds and kinds.index("preview") < kinds.index("image"), seen
+    assert {event[1] for event in seen if event[0] == "preview"} == {"data:image/jpeg;base64"}, seen
     assert "64×64" in card.locator(".shot-meta").inner_text() and "seed 7" in card.locator(".shot-meta").inner_text()
     assert "expires in 23 h" in card.locator(".expiry").inner_text()
     playground.shot("03-completed")

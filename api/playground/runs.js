@@ -64,7 +64,7 @@ export class RunCard {
       this.etaDeadline = view.estimated_time == null ? null : Date.now() + view.estimated_time * 1000;
     }
     this.render();
-    if (view.preview_url && view.status === "running") this.preview({ url: view.preview_url, step: view.preview_step ?? 0 });
+    if (view.preview_url && view.status === "running") this.preview({ url: view.preview_url, step: view.preview_step });
   }
 
   /** Part of the run, as an event says it. */
@@ -72,17 +72,18 @@ export class RunCard {
     this.update({ ...this.view, ...fields });
   }
 
-  /** A live preview: shown unless an older one than what is shown. */
-  preview({ url, step }) {
-    if (!url || this.final || step < this.previewStep) return;
+  /** A live preview (the SSE event's data URL, or the run view's preview_url when polling):
+   * shown only when it is of a later step than the one shown, so never the same one twice. */
+  preview({ url, step, total }) {
+    if (!url || this.final || !(step > this.previewStep)) return;
     this.previewStep = step;
     const img = find(this.el, ".preview img");
     img.src = url;
     img.hidden = false;
     img.parentElement.classList.add("has-image");
     this.el.dataset.previews = String(Number(this.el.dataset.previews) + 1);
-    const total = this.view.request?.num_inference_steps;
-    find(this.el, ".preview-step").textContent = step ? `step ${step}${total ? ` / ${total}` : ""}` : "";
+    total = total || this.view.request?.num_inference_steps;
+    find(this.el, ".preview-step").textContent = `step ${step}${total ? ` / ${total}` : ""}`;
   }
 
   render() {
@@ -143,7 +144,8 @@ export class RunCard {
     if (this.final) {
       eta.textContent = "";
     } else {
-      eta.textContent = this.etaDeadline === null ? "" : `about ${duration((this.etaDeadline - Date.now()) / 1000)} left`;
+      const left = this.etaDeadline === null ? null : (this.etaDeadline - Date.now()) / 1000;
+      eta.textContent = left === null ? "" : left >= 1 ? `about ${duration(left)} left` : "almost done";
     }
     find(this.el, ".when").textContent = ago(this.view.created_at);
     for (const expiry of this.el.querySelectorAll("[data-expires]")) {
@@ -219,7 +221,7 @@ export class Tracker {
     if (this.stopped) return;
     if (name === "status") this.card.patch({ status: data.status, progress: data.progress, error: data.error ?? this.card.view.error });
     else if (name === "progress") this.card.patch({ progress: data.progress });
-    else if (name === "preview") this.card.preview({ url: data.url || data.preview_url, step: data.step ?? data.preview_step ?? 0 });
+    else if (name === "preview") this.card.preview({ url: data.image, step: data.step, total: data.total_steps });
     else if (name === "run") {
       this.card.update(data);
       this.stop();
