@@ -4,8 +4,9 @@
 Starts the stack (bench/stack.py), queues the tiny jobs with no worker running, starts one
 worker and records both of its processes with py-spy (`--idle`: waiting counts, so the shares
 are of wall time) until the backlog is drained; then prints the render process's main thread by
-what it was doing, and the busy samples of its other threads (the finisher that stores and
-completes rendered runs while the next render runs) by their first frame of ours. The raw
+what it was doing, the busy samples of its other threads by their first frame of ours, and
+those of its finisher process (worker/finishers.py: stores and completes rendered runs while the
+next render runs). The raw
 collapsed stacks stay in DIR for flame graphs. Needs py-spy (the `bench` extra) and the right
 to attach to processes. Not part of BENCHMARKS.md: a tool for finding where the time goes.
 """
@@ -24,16 +25,17 @@ from collections import Counter
 from pathlib import Path
 
 from .batching import drain_figures
-from .stack import TINY_JOB, Infra, numbered, render_children, submit_batch, wait_drained
+from .stack import TINY_JOB, Infra, finisher_processes, numbered, render_children, submit_batch, wait_drained
 
 # The render process's main thread: the first of these found in a sample's stack names it.
 MAIN_THREAD = (
     ("model call (pipelines/diffusion.py)", ("pipelines/diffusion.py",)),
-    ("claiming companions (its render group's queued runs)", ("claim_companions",)),
-    ("claim by a run's own message (batching on: mostly of runs taken already as companions)", ("RunStore.claim",)),
+    ("claiming a run with its render group's queued runs (one script)", ("claim_group",)),
+    ("claiming its group's next runs (the group next in line: no Celery round trip)", ("claim_next",)),
+    ("handing rendered runs to the finisher process", ("ProcessFinisher.submit",)),
     ("waiting for the next task from the Celery parent", ("workloop",)),
 )
-_WAITING = re.compile(r"^(Condition\.wait|Event\.wait|Queue\.get|_epoll\.poll|select|poll|sleep)\b")
+_WAITING = re.compile(r"^(Condition\.wait|Event\.wait|Queue\.get|_epoll\.poll|select|poll|sleep|_recv|_recv_bytes|recv)\b")
 _OURS = re.compile(r"\((worker|storage|pipelines|core)/")
 
 
@@ -78,6 +80,7 @@ def profile(infra: Infra, jobs: int, max_batch: int, out: Path) -> dict:
         while redis.hget(f"renderq:run:{run_ids[0]}", "status") not in ("running", "completed"):
             time.sleep(0.05)
         targets = {"render": render_children(worker)[0].pid, "parent": worker.pid}
+        targets |= {"finisher": process.pid for process in finisher_processes(worker)[:1]}
         spies = [subprocess.Popen([py_spy, "record", "-p", str(pid), "-r", "250", "-f", "raw", "--idle", "-o", str(out / f"{name}.txt")],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name, pid in targets.items()]
         runs = wait_drained(stack, run_ids, 120 + jobs)
@@ -113,6 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     print("render process, other threads, samples not idle (working or waiting on Redis/S3), as a share of the main thread's:")
     for name, count in others.most_common(12):
         print(f"  {100 * count / total:5.1f} %  {name}")
+    finisher = args.out / "finisher.txt"
+    if finisher.exists():
+        busy, _, samples = classify(finisher.read_text())
+        print(f"finisher process, main thread ({samples} samples, shares of wall time, by first frame of ours):")
+        for name, count in busy.most_common(12):
+            print(f"  {100 * count / samples:5.1f} %  {name}")
     return 0
 
 

@@ -2,9 +2,10 @@
 against the bare pipeline's process CPU for the same jobs, rounds interleaved.
 
 The worker's render process is the `renderq worker` process's pool child (psutil: user + system
-CPU of its threads, before and after N sequential jobs): it renders, encodes the PNG, uploads it
-and writes the run's records and progress, and runs the heartbeat thread. The Celery parent
-(broker fetch, hand-off to the child) is reported beside it. The bare loop's is
+CPU of its threads, before and after N sequential jobs): it claims, renders, writes progress and
+runs the heartbeat thread. Its finisher process (worker/finishers.py: PNG encode, upload, asset
+and run records) and the Celery parent (broker fetch, hand-off to the child) are reported
+beside it, and all three together. The bare loop's is
 `time.process_time()` around the same N renders (bench/bare_loop.py)."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import psutil
 
 from .batching import bare_process
 from .service import FINAL
-from .stack import TINY_JOB, Infra, numbered, records, render_children, submit_many, wait_drained
+from .stack import TINY_JOB, Infra, finisher_processes, numbered, records, render_children, submit_many, wait_drained
 from .stats import median
 
 
@@ -50,8 +51,8 @@ def one_at_a_time(stack, worker, client, jobs: list[dict]) -> dict:
     """Each job submitted once the one before it has completed (watched in Redis every 1 ms, so
     the observer takes next to no CPU); the worker's CPU before and after all of them."""
     redis = stack.redis()
-    children, parent = render_children(worker), psutil.Process(worker.pid)
-    before = (_cpu(children), _cpu([parent]))
+    children, parent, finishers = render_children(worker), psutil.Process(worker.pid), finisher_processes(worker)
+    before = (_cpu(children), _cpu([parent]), _cpu(finishers))
     begin = time.perf_counter()
     run_ids = []
     for job in jobs:
@@ -60,9 +61,9 @@ def one_at_a_time(stack, worker, client, jobs: list[dict]) -> dict:
             time.sleep(0.001)
         run_ids.append(run_id)
     seconds = time.perf_counter() - begin
-    if [c.pid for c in render_children(worker)] != [c.pid for c in children]:
-        raise RuntimeError("the worker's render process changed during the CPU measurement")
-    after = (_cpu(children), _cpu([parent]))
+    if [c.pid for c in render_children(worker) + finisher_processes(worker)] != [c.pid for c in children + finishers]:
+        raise RuntimeError("the worker's render or finisher process changed during the CPU measurement")
+    after = (_cpu(children), _cpu([parent]), _cpu(finishers))
     runs = records(stack, run_ids)
     failed = [r for r in runs if r.get("status") != "completed"]
     if failed:
@@ -70,6 +71,7 @@ def one_at_a_time(stack, worker, client, jobs: list[dict]) -> dict:
     return {
         "images": len(jobs), "seconds": seconds,
         "render_cpu_seconds": after[0] - before[0], "parent_cpu_seconds": after[1] - before[1],
+        "finisher_cpu_seconds": after[2] - before[2],
         "inference_median": median([r["timings"]["inference_seconds"] for r in runs]),
         "end_to_end_median": median([r["completed_at"] - r["created_at"] for r in runs]),
     }
@@ -82,12 +84,14 @@ def cpu_figures(service: list[dict], bare_runs: list[dict]) -> dict:
     bare_images = sum(b["images"] for b in bare_runs)
     render_ms = sum(s["render_cpu_seconds"] for s in service) / images * 1000
     parent_ms = sum(s["parent_cpu_seconds"] for s in service) / images * 1000
+    finisher_ms = sum(s.get("finisher_cpu_seconds", 0.0) for s in service) / images * 1000
     bare_ms = sum(b["cpu_seconds"] for b in bare_runs) / bare_images * 1000
     per_image = [b["cpu_seconds"] / b["images"] for b in bare_runs]
     return {
         "jobs": service[0]["images"] if service else 0, "rounds": len(service),
-        "render_cpu_ms": render_ms, "parent_cpu_ms": parent_ms, "bare_cpu_ms": bare_ms,
+        "render_cpu_ms": render_ms, "parent_cpu_ms": parent_ms, "finisher_cpu_ms": finisher_ms, "bare_cpu_ms": bare_ms,
         "ratio": render_ms / bare_ms, "with_parent_ratio": (render_ms + parent_ms) / bare_ms,
+        "worker_ratio": (render_ms + parent_ms + finisher_ms) / bare_ms,
         "round_ratios": [s["render_cpu_seconds"] / s["images"] / ((per_image[i] + per_image[i + 1]) / 2) for i, s in enumerate(service)],
         "bare_wall_ms": sum(b["seconds"] for b in bare_runs) / bare_images * 1000,
         "inference_median_ms": median([s["inference_median"] for s in service]) * 1000,

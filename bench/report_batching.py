@@ -58,6 +58,9 @@ def cpu_rows(results: dict) -> list[Row]:
          ratio_text(c["ratio"], c["render_cpu_ms"], c["bare_cpu_ms"], " ms"), at_most(c["ratio"], 1.15)),
         ("  with the Celery parent's CPU added", "–",
          ratio_text(c["with_parent_ratio"], c["render_cpu_ms"] + c["parent_cpu_ms"], c["bare_cpu_ms"], " ms"), None),
+        *([("  the whole worker: render process + its finisher process + Celery parent", "–",
+            ratio_text(c["worker_ratio"], c["render_cpu_ms"] + c["parent_cpu_ms"] + c["finisher_cpu_ms"], c["bare_cpu_ms"], " ms"),
+            None)] if "worker_ratio" in c else []),
     ]
 
 
@@ -180,9 +183,9 @@ def cpu_section(results: dict) -> list[str]:
         f"{c['jobs']} tiny jobs one at a time through the service (each submitted once the one before it completed;",
         "no backlog, so every run renders alone), against the bare loop over the same jobs, "
         f"{c['rounds']} round(s) with a bare run before and after each. The render process is the `renderq worker`'s",
-        "pool child (psutil: user + system CPU before and after the jobs): it renders, encodes and uploads the",
-        "PNG, writes the run's records and progress and beats the heartbeat. The bare figure is the bare",
-        "process's `time.process_time()` around its renders.",
+        "pool child (psutil: user + system CPU before and after the jobs): it claims, renders, writes progress",
+        "and beats the heartbeat; its finisher process (worker/finishers.py) encodes and uploads the PNG and",
+        "writes the run's records. The bare figure is the bare process's `time.process_time()` around its renders.",
         "",
         "| CPU per image | ms | ÷ bare |",
         "|---|---|---|",
@@ -190,6 +193,10 @@ def cpu_section(results: dict) -> list[str]:
         f"| **worker's render process** | {fmt(c['render_cpu_ms'], '', 2)} | {fmt(c['ratio'], '×', 2)} |",
         f"| worker's Celery parent | {fmt(c['parent_cpu_ms'], '', 2)} | |",
         f"| render process + parent | {fmt(c['render_cpu_ms'] + c['parent_cpu_ms'], '', 2)} | {fmt(c['with_parent_ratio'], '×', 2)} |",
+        *([f"| worker's finisher process | {fmt(c['finisher_cpu_ms'], '', 2)} | |",
+           f"| the whole worker (render + finisher + parent) | "
+           f"{fmt(c['render_cpu_ms'] + c['parent_cpu_ms'] + c['finisher_cpu_ms'], '', 2)} | {fmt(c['worker_ratio'], '×', 2)} |"]
+          if "worker_ratio" in c else []),
         "",
         f"Round by round (render process ÷ bare): {_list(c['round_ratios'])}. Wall clock meanwhile: bare "
         f"{fmt(c['bare_wall_ms'])} ms per image; through the service {fmt(c['end_to_end_median_ms'])} ms median from created to "

@@ -11,7 +11,7 @@ import time
 
 import psutil
 
-from .stack import TINY_JOB, Infra, records, render_children, submit_many, wait_drained
+from .stack import TINY_JOB, Infra, finisher_processes, records, render_children, submit_many, wait_drained
 from .stats import median, percentile
 
 FINAL = ("completed", "failed")
@@ -250,9 +250,9 @@ def scaling(infra: Infra, worker_counts: tuple[int, ...], jobs_per_worker: int, 
 
 
 def _cpu_seconds(worker) -> float:
-    """User + system CPU seconds of a worker's parent and pool processes."""
+    """User + system CPU seconds of a worker's parent, pool and finisher processes."""
     try:
-        processes = [psutil.Process(worker.pid), *render_children(worker)]
+        processes = [psutil.Process(worker.pid), *render_children(worker), *finisher_processes(worker)]
         return sum(sum(p.cpu_times()[:2]) for p in processes)
     except psutil.NoSuchProcess:
         return float("nan")

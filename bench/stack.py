@@ -132,9 +132,21 @@ class Stack:
 def render_children(worker: Proc) -> list[psutil.Process]:
     """The pool processes of a worker (the ones that load the model and render)."""
     try:
-        return psutil.Process(worker.pid).children(recursive=True)
+        return psutil.Process(worker.pid).children()
     except psutil.NoSuchProcess:
         return []
+
+
+def finisher_processes(worker: Proc) -> list[psutil.Process]:
+    """The finisher processes of a worker's render processes (worker/finishers.py: they store
+    and complete the rendered runs)."""
+    found = []
+    for child in render_children(worker):
+        try:
+            found += child.children()
+        except psutil.NoSuchProcess:
+            pass
+    return found
 
 
 def submit_many(client: httpx.Client, count: int, job: dict) -> list[str]:

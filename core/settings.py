@@ -184,6 +184,12 @@ class Settings(BaseSettings):
         "guidance, and for image-to-image and variations strength and output size), never waiting for any. "
         "1 renders every run alone.",
     )
+    finisher: Literal["process", "thread"] = Field(
+        "process",
+        description="Where a render process stores and completes its rendered runs while it renders the next: a "
+        "child process (no GIL shared with the model call) or a thread of its own. The embedded mode always uses a "
+        "thread.",
+    )
     progress_min_interval: float = Field(
         0.2, ge=0, description="Progress writes to Redis are throttled to one per this many seconds."
     )

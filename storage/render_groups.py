@@ -67,22 +67,3 @@ class RenderGroups:
         queue, payload = record.queue_message
         pipe.eval(_JOIN_WITH_MESSAGE, 3, queue, message_key(record.run_id), key,
                   payload, self.retention_seconds, record.run_id, record.created_at)
-
-    def draw(self, record: RunRecord, count: int) -> list[str] | None:
-        """Up to `count` of the oldest runs of `record`'s group, taken out of it (not `record`
-        itself); None once the group is empty."""
-        popped = self.redis.zpopmin(self.key(record), count)
-        if not popped:
-            return None
-        return [run_id for run_id, _ in popped if run_id != record.run_id]
-
-    def unqueue(self, messages: list[str | None]) -> None:
-        """Take the queue messages of runs claimed as companions off their queues (those not
-        delivered yet), so that no worker spends a delivery finding the run taken. A message
-        already on its way to a worker is not there any more: that delivery skips the run."""
-        messages = [message.split("\n", 1) for message in messages if message]
-        if messages:
-            with self.redis.pipeline(transaction=False) as pipe:
-                for queue, payload in messages:
-                    pipe.lrem(queue, 1, payload)
-                pipe.execute()

@@ -155,21 +155,29 @@ class RunEvents:
         that made it): events, queue indexes, webhook and batch count in one step, if no one
         has yet; then the batch webhook when it was the batch's last run. False when it was
         announced already, or overtaken by a newer change."""
-        commands = Commands()
-        self.status_event(commands, record)
-        counted = record.status.is_final and record.batch_id
-        if counted:
-            commands.hincrby(batch_key(record.batch_id), "ended", 1)
-            commands.hget(batch_key(record.batch_id), "total")
-        replies = self._announce(keys=[UNANNOUNCED], args=[transition(record), *commands.flat()])
-        if not replies:
-            return False
-        if counted and int(replies[-2]) == int(replies[-1] or 0):
-            batch = self.batches.get(record.batch_id)
-            if batch and batch.get("webhook"):
-                target = WebhookTarget.model_validate(batch["webhook"])
-                self.webhooks.file(target.url, "batch.completed", self.batches.summary(record.batch_id), batch_key(record.batch_id))
-        return True
+        return self.status_changed_many([record])[0]
+
+    def status_changed_many(self, records: list[RunRecord]) -> list[bool]:
+        """`status_changed` of several runs (a worker's claim of a batch) in one round trip."""
+        if not records:
+            return []
+        counted = [bool(record.status.is_final and record.batch_id) for record in records]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for record, count in zip(records, counted):
+                commands = Commands()
+                self.status_event(commands, record)
+                if count:
+                    commands.hincrby(batch_key(record.batch_id), "ended", 1)
+                    commands.hget(batch_key(record.batch_id), "total")
+                self._announce(keys=[UNANNOUNCED], args=[transition(record), *commands.flat()], client=pipe)
+            replies = pipe.execute()
+        for record, count, reply in zip(records, counted, replies):
+            if reply and count and int(reply[-2]) == int(reply[-1] or 0):
+                batch = self.batches.get(record.batch_id)
+                if batch and batch.get("webhook"):
+                    target = WebhookTarget.model_validate(batch["webhook"])
+                    self.webhooks.file(target.url, "batch.completed", self.batches.summary(record.batch_id), batch_key(record.batch_id))
+        return [bool(reply) for reply in replies]
 
     def announce_overdue(self, older_than: float, now: float | None = None, limit: int = 200) -> list[str]:
         """Announce the status changes nobody announced within `older_than` seconds (the

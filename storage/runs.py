@@ -14,6 +14,7 @@ from typing import Any, Callable
 import redis
 
 from core import tenancy
+from .claims import Claims
 from .render_groups import RenderGroups, message_key
 from .batches import BatchStore
 from .credits import HOLD_CHECK_SECONDS, HOLDS
@@ -62,6 +63,7 @@ class RunStore:
         self.groups = RenderGroups(client, retention_seconds)
         self.events = RunEvents(client, self.index, self.webhooks, self.batches)
         self.previews = PreviewStore(client)
+        self.claims = Claims(client, RUN_PREFIX, HEARTBEATS, RUNS)
         # The API's admission policy (per-key cap on active runs, api/auth.py): called with the
         # runs about to be created, before anything is written; an operation (storage/redis_ops.py)
         # that raises to refuse them.
@@ -180,27 +182,27 @@ class RunStore:
             self._changed(run_id)
         return outcome
 
-    def claim_companions(self, record: RunRecord, worker: str, stale_after: float, limit: int) -> list[RunRecord]:
-        """Claim up to `limit` more queued runs of `record`'s render group for this worker, each
-        with the same script as a claim by its own message (which then finds it taken and skips)."""
-        claimed: list[RunRecord] = []
-        while len(claimed) < limit:
-            run_ids = self.groups.draw(record, limit - len(claimed))
-            if run_ids is None:
-                break
-            with self.redis.pipeline(transaction=False) as pipe:
-                for run_id in run_ids:
-                    pipe.hget(run_key(run_id), "attempt")
-                    pipe.get(message_key(run_id))
-                read = pipe.execute()
-            taken = []
-            for run_id, attempt, message in zip(run_ids, read[::2], read[1::2]):
-                if attempt and self.claim(run_id, int(attempt), worker, stale_after) == "claimed":
-                    companion = self.get(run_id)
-                    if companion is not None:
-                        claimed.append(companion)
-                        taken.append(message)
-            self.groups.unqueue(taken)
+    def claim_group(self, run_id: str, attempt: int, worker: str, stale_after: float, wanted: int) -> tuple[str, list[RunRecord]]:
+        """Claim a run by its own message and, when it belongs to a render group, up to `wanted - 1`
+        more of the group's queued runs (their messages taken off their queues: no worker spends a
+        delivery finding them taken); one script, then their announcements in one round trip.
+        (the run's claim outcome as `claim` gives it, the claimed records: the run's first)."""
+        outcome, entries = self.claims.own(run_id, attempt, worker, stale_after, wanted)
+        return outcome, self._claimed(entries)
+
+    def claim_next(self, record: RunRecord, queue: str, higher: list[str], worker: str, stale_after: float,
+                   wanted: int) -> list[RunRecord]:
+        """Up to `wanted` queued runs of `record`'s render group, claimed only when the group's
+        oldest run's message is the next `queue` would deliver and the `higher` priority lists
+        are empty (a worker draining a backlog keeps its turn without a Celery round trip)."""
+        _, entries = self.claims.next(self.groups.key(record), queue, higher, worker, stale_after, wanted)
+        return self._claimed(entries)
+
+    def _claimed(self, entries: list) -> list[RunRecord]:
+        """The claimed records of a group claim's entries; every status change of it announced."""
+        claimed = [RunRecord.from_hash(dict(zip(e[2][::2], e[2][1::2]))) for e in entries if e[1] == "claimed"]
+        expired = [record for e in entries if e[1] == "expired" and (record := self.get(e[0])) is not None]
+        self.events.status_changed_many(claimed + expired)
         return claimed
 
     def heartbeat(self, *run_ids: str) -> None:

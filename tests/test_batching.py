@@ -32,23 +32,24 @@ def queued(store: RunStore, run_id: str, group: str | None = GROUP, priority: Pr
 
 
 def test_a_worker_takes_the_queued_runs_of_its_group_oldest_first_up_to_the_limit(store):
-    first = queued(store, "gen_a")
+    queued(store, "gen_a")
     for run_id in ("gen_b", "gen_c", "gen_d"):
         queued(store, run_id)
     queued(store, "gen_other", group=group_id("text-to-image", "", {}, (64, 64, 4, 7.5)))
     queued(store, "gen_high", priority=Priority.high)  # same group, another priority: never mixed
-    assert store.claim("gen_a", 1, "w1", 5) == "claimed"
-    taken = store.claim_companions(first, "w1", 5, limit=2)
-    assert [r.run_id for r in taken] == ["gen_b", "gen_c"]
+    outcome, taken = store.claim_group("gen_a", 1, "w1", 5, wanted=3)
+    assert outcome == "claimed" and [r.run_id for r in taken] == ["gen_a", "gen_b", "gen_c"]
+    assert all(r.status == RunStatus.running and r.worker == "w1" for r in taken)
     assert all(store.get(r).status == RunStatus.running for r in ("gen_b", "gen_c"))
     # A run taken this way is busy for its own queue message: that delivery becomes a no-op.
     assert store.claim("gen_b", 1, "w2", 5) == "busy"
-    assert [r.run_id for r in store.claim_companions(first, "w1", 5, limit=8)] == ["gen_d"]
+    assert store.claim_group("gen_c", 1, "w2", 5, wanted=8) == ("busy", [])
+    assert store.get("gen_d").status == RunStatus.queued  # not taken by a delivery that was a no-op
     assert store.get("gen_other").status == RunStatus.queued and store.get("gen_high").status == RunStatus.queued
 
 
 def test_companions_skip_runs_already_taken_canceled_or_past_their_deadline(store):
-    first = queued(store, "gen_a")
+    queued(store, "gen_a")
     queued(store, "gen_taken")
     queued(store, "gen_canceled")
     late = queued(store, "gen_late")
@@ -56,10 +57,38 @@ def test_companions_skip_runs_already_taken_canceled_or_past_their_deadline(stor
     store.redis.hset("renderq:run:gen_late", "start_deadline", str(late.created_at - 1))
     assert store.claim("gen_taken", 1, "w2", 5) == "claimed"  # by its own message, elsewhere
     assert store.cancel("gen_canceled") == "canceled"
-    store.claim("gen_a", 1, "w1", 5)
-    assert [r.run_id for r in store.claim_companions(first, "w1", 5, limit=8)] == ["gen_ok"]
+    outcome, taken = store.claim_group("gen_a", 1, "w1", 5, wanted=8)
+    assert outcome == "claimed" and [r.run_id for r in taken] == ["gen_a", "gen_ok"]
     assert store.get("gen_late").status == RunStatus.expired
     assert store.get("gen_taken").worker == "w2"
+
+
+def with_message(store: RunStore, run_id: str, group: str = GROUP) -> RunRecord:
+    """A queued run whose message is on the normal list (pushed with it, as the API does)."""
+    return store.create(RunRecord(run_id=run_id, render_group=group, request={"num_inference_steps": 2},
+                                  queue_message=("renderq.render", f'{{"run": "{run_id}"}}')))
+
+
+def test_a_worker_goes_on_with_its_group_only_while_the_group_is_next_in_line(store):
+    first = with_message(store, "gen_a")
+    for run_id in ("gen_b", "gen_c", "gen_d", "gen_e"):
+        with_message(store, run_id)
+    store.redis.rpop("renderq.render")  # gen_a's message, delivered to the worker
+    assert [r.run_id for r in store.claim_group("gen_a", 1, "w1", 5, wanted=2)[1]] == ["gen_a", "gen_b"]
+    higher = ["renderq.render.high"]
+    # gen_c's message is next on its list: the worker takes gen_c and gen_d without it.
+    assert [r.run_id for r in store.claim_next(first, "renderq.render", higher, "w1", 5, wanted=2)] == ["gen_c", "gen_d"]
+    assert store.redis.lrange("renderq.render", 0, -1) == ['{"run": "gen_e"}']
+    # A high-priority message waiting, or another run's message ahead of gen_e's: not its turn.
+    store.redis.lpush("renderq.render.high", "{}")
+    assert store.claim_next(first, "renderq.render", higher, "w1", 5, wanted=2) == []
+    store.redis.delete("renderq.render.high")
+    store.redis.rpush("renderq.render", '{"run": "older, another group"}')
+    assert store.claim_next(first, "renderq.render", higher, "w1", 5, wanted=2) == []
+    store.redis.rpop("renderq.render")
+    assert [r.run_id for r in store.claim_next(first, "renderq.render", higher, "w1", 5, wanted=2)] == ["gen_e"]
+    assert store.redis.llen("renderq.render") == 0 and store.claim_next(first, "renderq.render", higher, "w1", 5, 2) == []
+    assert store.get("gen_e").status == RunStatus.running
 
 
 def test_one_canceled_job_of_a_call_drops_out_and_the_call_stops_when_none_is_left():
@@ -150,14 +179,14 @@ def test_image_to_image_jobs_share_one_call_and_match_their_renders_alone(tiny_m
 
 
 def test_a_companion_s_queue_message_is_taken_off_its_queue(store):
-    first = queued(store, "gen_a")
+    queued(store, "gen_a")
     store.redis.lpush("renderq.render", '{"task": "other"}')
     companion = RunRecord(run_id="gen_b", render_group=GROUP, request={"num_inference_steps": 2},
                           queue_message=("renderq.render", '{"task": "gen_b"}'))
     store.create(companion)  # its message is pushed with the run, a copy kept beside it
     assert store.redis.llen("renderq.render") == 2
-    store.claim("gen_a", 1, "w1", 5)
-    assert [r.run_id for r in store.claim_companions(first, "w1", 5, limit=8)] == ["gen_b"]
+    _, taken = store.claim_group("gen_a", 1, "w1", 5, wanted=8)
+    assert [r.run_id for r in taken] == ["gen_a", "gen_b"]
     # Only the other message is left to deliver; the kept copy went with the claim.
     assert store.redis.lrange("renderq.render", 0, -1) == ['{"task": "other"}']
     assert store.redis.exists("renderq:queue-message:gen_b") == 0

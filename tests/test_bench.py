@@ -282,7 +282,7 @@ def test_profile_classifies_the_render_process_threads():
         "<module> (renderq:6);workloop (billiard/pool.py:369);fast_trace_task (celery/app/trace.py:798);"
         "render_run (worker/tasks.py:44);render_images (worker/render.py:141);_call (pipelines/diffusion.py:60) 60",
         "<module> (renderq:6);workloop (billiard/pool.py:369);fast_trace_task (celery/app/trace.py:798);"
-        "render_run (worker/tasks.py:44);claim_companions (storage/runs.py:180) 10",
+        "render_run (worker/tasks.py:44);claim_group (storage/runs.py:180) 10",
         "<module> (renderq:6);workloop (billiard/pool.py:369);recv (billiard/connection.py:1) 30",
         "Thread._bootstrap (threading.py:1002);Thread.run (threading.py:982);_work (worker/render.py:112);"
         "store_images (worker/render.py:160);S3ImageStore.put (storage/images.py:80);send (socket.py:1) 25",

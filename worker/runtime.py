@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 
 from storage.assets import AssetStore
@@ -61,6 +62,11 @@ class Runtime:
         store = make_image_store(self.settings)
         store.prepare()
         return store
+
+    @cached_property
+    def uploads(self) -> ThreadPoolExecutor:
+        """Threads for uploads that run beside another (a run's thumbnail beside its image)."""
+        return ThreadPoolExecutor(max_workers=2, thread_name_prefix="upload")
 
     @cached_property
     def destinations(self) -> DestinationClients:

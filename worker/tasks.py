@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 from celery import Task
 from celery.exceptions import TimeLimitExceeded
@@ -12,12 +13,13 @@ from celery.signals import worker_process_init, worker_process_shutdown, worker_
 
 from core.logs import request_id_var, run_id_var
 from core.metrics import worker_gone
-from core.queue import RENDER_TASK, REQUEST_ID_HEADER, is_render_queue
+from core.queue import RENDER_TASK, REQUEST_ID_HEADER, is_render_queue, render_queues
 
 from .celery_app import app
 from .failures import problem_for
 from .reaper import Reaper
-from .render import Finisher, render_together
+from .finishers import Finisher, make_finisher
+from .render import render_together
 from .runtime import Runtime, get_runtime
 
 log = logging.getLogger(__name__)
@@ -26,36 +28,58 @@ log = logging.getLogger(__name__)
 def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
     """Render one delivery of a run, with the runs of its render group that are queued now (up to
     RENDERQ_MAX_BATCH in all; never waiting for more), and hand them to this process's finisher
-    to be stored while the next delivery renders. Returns 'rendered', or why the delivery was
-    skipped (the run's outcome is in its record)."""
+    to be stored while the next call renders. Then, while the group's next queued run is the one
+    its queue would deliver next anyway (nothing of a higher priority or another group before
+    it), render the next batch of the group too, for at most CONTINUE_SECONDS. Returns
+    'rendered', or why the delivery was skipped (the run's outcome is in its record)."""
     settings = runtime.settings
-    outcome = runtime.runs.claim(run_id, attempt, runtime.worker_id, settings.heartbeat_stale_after)
+    began = time.monotonic()
+    wanted = settings.max_batch
+    outcome, records = runtime.runs.claim_group(run_id, attempt, runtime.worker_id, settings.heartbeat_stale_after, wanted)
     if outcome != "claimed":
         log.info("run %s attempt %d skipped: %s", run_id, attempt, outcome)
         return outcome
-    record = runtime.runs.get(run_id)
+    record = records[0]
     if request_id_var.get() is None and record.request_id:  # re-enqueued by a reaper
         request_id_var.set(record.request_id)
     if settings.worker_pool and record.pool != runtime.pool:  # only a pool's own queues reach its workers
         log.warning("run %s of pool %s rendered by a worker of pool %s", run_id, record.pool, runtime.pool)
-    records = [record]
-    if record.render_group and settings.max_batch > 1:
-        records += runtime.runs.claim_companions(record, runtime.worker_id, settings.heartbeat_stale_after,
-                                                 settings.max_batch - 1)
     log.info("run %s attempt %d claimed%s", run_id, attempt,
              f" with {len(records) - 1} more of its render group: {[r.run_id for r in records[1:]]}" if len(records) > 1 else "")
-    render_together(runtime, records, finisher())
+    render_together(runtime, records, finisher(runtime))
+    if not record.render_group or wanted < 2:
+        return "rendered"
+    queue, higher = render_lists(record.pool, record.priority.value)
+    budget = min(CONTINUE_SECONDS, settings.soft_time_limit / 4)
+    while time.monotonic() - began < budget:
+        records = runtime.runs.claim_next(record, queue, higher, runtime.worker_id, settings.heartbeat_stale_after, wanted)
+        if not records:
+            break
+        log.info("runs %s of run %s's render group claimed next", [r.run_id for r in records], run_id)
+        render_together(runtime, records, finisher(runtime))
     return "rendered"
+
+
+# How long one delivery may go on rendering its group's next batches (bounded so that a warm
+# shutdown, the time limits and the other render processes' view of the queue stay as they were).
+CONTINUE_SECONDS = 5.0
+
+
+def render_lists(pool: str | None, priority: str) -> tuple[str, list[str]]:
+    """(the render list of `pool` and `priority`, the pool's lists of the priorities above it)."""
+    lists = render_queues(pool)  # high, normal, low
+    order = list(lists)
+    return lists[priority], [lists[p] for p in order[:order.index(priority)]]
 
 
 _finisher: Finisher | None = None
 
 
-def finisher() -> Finisher:
+def finisher(runtime: Runtime) -> Finisher:
     """This render process's finisher (a forked child starts its own)."""
     global _finisher
     if _finisher is None or _finisher.pid != os.getpid():
-        _finisher = Finisher()
+        _finisher = make_finisher(runtime)
     return _finisher
 
 
@@ -82,8 +106,11 @@ def render(run_id: str, attempt: int) -> str:
 
 @worker_process_init.connect
 def _warm_render_process(**_):
-    # After the fork: the model (and CUDA) belong to the process that renders.
-    get_runtime().warm()
+    # After the fork: the model (and CUDA) belong to the process that renders; its finisher
+    # process starts meanwhile (its imports take a second).
+    runtime = get_runtime()
+    finisher(runtime)
+    runtime.warm()
 
 
 _reaper: Reaper | None = None
