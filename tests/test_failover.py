@@ -151,5 +151,6 @@ def check_every_accepted_run_completed_once(stack: Stack, ids: list[str]) -> Non
     s3 = stack.s3()
     for run_id, row in zip(ids, rows):
         listed = s3.list_objects_v2(Bucket=stack.env["RENDERQ_S3_BUCKET"], Prefix=f"{run_id}/")
-        assert [obj["Key"] for obj in listed.get("Contents", [])] == [f"{run_id}/0.png"]
+        images = [obj["Key"] for obj in listed.get("Contents", []) if not obj["Key"].endswith(".thumb.webp")]
+        assert images == [f"{run_id}/0.png"]
         assert len(json.loads(row["images"])) == 1
