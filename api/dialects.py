@@ -11,6 +11,8 @@ from .compat.alwrity.routes import router as alwrity_router
 from .compat.claid.errors import SHAPE as CLAID_SHAPE
 from .compat.claid.routes import router as claid_router
 from .compat.errors import ErrorShape
+from .compat.imagineo.fields import SHAPE as IMAGINEO_SHAPE
+from .compat.imagineo.routes import router as imagineo_router
 from .openai.errors import SHAPE as OPENAI_SHAPE
 from .openai.routes import router as openai_router
 
@@ -18,4 +20,5 @@ DIALECTS: list[tuple[APIRouter, ErrorShape]] = [
     (openai_router, OPENAI_SHAPE),
     (claid_router, CLAID_SHAPE),
     (alwrity_router, ALWRITY_SHAPE),
+    (imagineo_router, IMAGINEO_SHAPE),
 ]
