@@ -13,6 +13,8 @@ from .compat.claid.routes import router as claid_router
 from .compat.errors import ErrorShape
 from .compat.imagineo.fields import SHAPE as IMAGINEO_SHAPE
 from .compat.imagineo.routes import router as imagineo_router
+from .compat.limewire.answers import SHAPE as LIMEWIRE_SHAPE
+from .compat.limewire.routes import router as limewire_router
 from .openai.errors import SHAPE as OPENAI_SHAPE
 from .openai.routes import router as openai_router
 
@@ -21,4 +23,5 @@ DIALECTS: list[tuple[APIRouter, ErrorShape]] = [
     (claid_router, CLAID_SHAPE),
     (alwrity_router, ALWRITY_SHAPE),
     (imagineo_router, IMAGINEO_SHAPE),
+    (limewire_router, LIMEWIRE_SHAPE),
 ]

@@ -146,6 +146,7 @@ def check_run(services, body: dict, spec: dict) -> None:
     if "loras" in spec:
         assert record.loras == spec["loras"]
     subset(spec.get("request", {}), record.request, "run.request")
+    subset(spec.get("record", {}), record.model_dump(mode="json"), "run")
 
 
 def poll(client, service: str, spec: dict, body: dict) -> dict:
