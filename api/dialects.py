@@ -15,6 +15,8 @@ from .compat.imagineo.fields import SHAPE as IMAGINEO_SHAPE
 from .compat.imagineo.routes import router as imagineo_router
 from .compat.limewire.answers import SHAPE as LIMEWIRE_SHAPE
 from .compat.limewire.routes import router as limewire_router
+from .compat.livepeer.routes import SHAPE as LIVEPEER_SHAPE
+from .compat.livepeer.routes import router as livepeer_router
 from .openai.errors import SHAPE as OPENAI_SHAPE
 from .openai.routes import router as openai_router
 
@@ -24,4 +26,5 @@ DIALECTS: list[tuple[APIRouter, ErrorShape]] = [
     (alwrity_router, ALWRITY_SHAPE),
     (imagineo_router, IMAGINEO_SHAPE),
     (limewire_router, LIMEWIRE_SHAPE),
+    (livepeer_router, LIVEPEER_SHAPE),
 ]

@@ -92,11 +92,11 @@ def send(client, service: str, case: dict):
     kwargs: dict = {"headers": headers}
     if "json" in case:
         kwargs["json"] = _substitute(case["json"], client)
-    if "form" in case:
-        form = _substitute(case["form"], client)
-        kwargs["data"] = {k: v if isinstance(v, str) else json.dumps(v) for k, v in form.items()}
-    if "files" in case:
-        kwargs["files"] = [(part, (f"{name}.png", FIXTURES[name](), "image/png")) for part, name in case["files"].items()]
+    if "form" in case or "files" in case:  # multipart, as LimeWire's and Livepeer's clients send forms
+        form = _substitute(case.get("form", {}), client)
+        parts = [(k, (None, v if isinstance(v, str) else json.dumps(v))) for k, v in form.items()]
+        parts += [(part, (f"{name}.png", FIXTURES[name](), "image/png")) for part, name in case.get("files", {}).items()]
+        kwargs["files"] = parts
     if "raw" in case:
         kwargs["content"] = FIXTURES[case["raw"]]()
     return client.request(case.get("method", "POST"), url, **kwargs)

@@ -7,11 +7,11 @@ from fastapi import Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from core.problems import ProblemError
 from storage.records import RunRecord, RunStatus
 
 from ...run_views import run_view_async
 from ...services import Services
+from ..common import run_failed
 from ..errors import ErrorShape, slug_of
 from .fields import THEIR_NAMES
 
@@ -37,16 +37,10 @@ class LimeWireAnswer(BaseModel):
     data: list[AssetItem]
 
 
-def _failed(record: RunRecord) -> ProblemError:
-    error = record.error if isinstance(record.error, dict) else {}
-    return ProblemError("render-failed", 500, detail=f"the run ended {record.status.value}: {error.get('detail') or 'no detail'}",
-                        run_id=record.run_id)
-
-
 async def answer(services: Services, record: RunRecord, png: bool) -> Response | LimeWireAnswer:
     """LimeWire's JSON answer of a completed run, or (`png`) its one image's bytes."""
     if record.status != RunStatus.completed:
-        raise _failed(record)
+        raise run_failed(record)
     view = await run_view_async(record, services)
     images = [image for image in view.images if image.role == "image"]
     if png:
