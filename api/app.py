@@ -99,5 +99,5 @@ def create_app(services: Services | None = None) -> FastAPI:
         app.include_router(router)
     if settings.playground:
         install_playground(app)
-    install_openapi_extras(app)
+    install_openapi_extras(app, [shape for _, shape in DIALECTS])
     return app

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from .auth import PROTECTED_PREFIX
+from .compat.errors import ErrorShape
 
 _PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 _EXTRA_RESPONSES = {
@@ -38,7 +39,20 @@ def _problem_media_type(response: dict) -> None:
         del content["application/json"]
 
 
-def install_openapi_extras(app: FastAPI) -> None:
+def _dialect_errors(paths: dict, shapes: list[ErrorShape]) -> None:
+    """Every error answer (4xx/5xx) under a dialect's prefix is declared in its error shape."""
+    for path, operations in paths.items():
+        shape = next((s for s in shapes if path.startswith(s.prefix)), None)
+        if shape is None:
+            continue
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            for status, response in responses.items():
+                if status[:1] in ("4", "5"):  # a copy: the extra answers are one dict shared by every path
+                    responses[status] = {**response, "content": {shape.media_type: {"schema": shape.schema or {"type": "object"}}}}
+
+
+def install_openapi_extras(app: FastAPI, shapes: list[ErrorShape] | None = None) -> None:
     def openapi() -> dict:
         if app.openapi_schema:
             return app.openapi_schema
@@ -69,6 +83,7 @@ def install_openapi_extras(app: FastAPI) -> None:
             for operation in operations.values():
                 for response in operation.get("responses", {}).values():
                     _problem_media_type(response)
+        _dialect_errors(schema.get("paths", {}), shapes or [])
         app.openapi_schema = schema
         return schema
 

@@ -40,8 +40,9 @@ def _fuzzable(document: dict) -> dict:
     JSON: schemathesis cannot mutate their binary file fields in negative mode ("Unsupported
     type: 'Binary'", a generator error, no request made). Multipart is hand-tested in
     tests/test_bad_input.py and by the operations' own tests."""
-    # The OpenAI Images routes answer OpenAI's error envelope, not problem documents, and wait
-    # for their run (none ends here: no worker); tests/test_openai*.py test them.
+    # The OpenAI Images routes and the reference APIs' dialects (/compat/<service>/) answer their
+    # service's error shape, not problem documents, and the synchronous ones wait for their run
+    # (none ends here: no worker); tests/test_openai*.py and tests/test_compat_*.py test them.
     document["paths"] = {path: item for path, item in document["paths"].items() if not path.startswith(("/v1/images/", "/compat/"))}
     for operations in document["paths"].values():
         for operation in operations.values():

@@ -21,12 +21,15 @@ ExtraHeaders = Callable[[Scope, list[tuple[bytes, bytes]]], list[tuple[bytes, by
 
 @dataclass(frozen=True)
 class ErrorShape:
-    """Where a dialect answers (a path prefix), how its errors look, and their media type."""
+    """Where a dialect answers (a path prefix), how its errors look, their media type, and their
+    JSON schema (self-contained: no $ref but to components the document has), which
+    api/openapi_extras.py declares for every error answer under the prefix."""
 
     prefix: str
     envelope: Envelope
     media_type: str = "application/json"
     headers: ExtraHeaders | None = None  # on every answer there, errors or not (Claid's ratelimit-*)
+    schema: dict | None = None
 
 
 def slug_of(problem: dict) -> str:

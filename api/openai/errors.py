@@ -57,4 +57,4 @@ def envelope(problem: dict) -> tuple[int, dict]:
     return mapped_status or status, {"error": error}
 
 
-SHAPE = ErrorShape(PREFIX, envelope)  # api/compat/errors.py rewrites every problem under /v1/images/
+SHAPE = ErrorShape(PREFIX, envelope, schema={"$ref": "#/components/schemas/OpenAIErrorBody"})  # api/compat/errors.py rewrites every problem under /v1/images/

@@ -55,7 +55,8 @@ def envelope(problem: dict) -> tuple[int, dict]:
     and `run_id` where there is one."""
     slug = slug_of(problem)
     status = int(problem.get("status") or 500)
-    mapped, code = _BY_SLUG.get(slug, (status, "server_error" if status >= 500 else slug.replace("-", "_")))
+    fallback = (400, "invalid_parameter") if status == 422 else (status, "server_error" if status >= 500 else slug.replace("-", "_"))
+    mapped, code = _BY_SLUG.get(slug, fallback)
     param = first_field(problem, THEIR_NAMES)
     if slug == "unknown-model" and param is None:
         param = "model_id"
@@ -71,4 +72,9 @@ def envelope(problem: dict) -> tuple[int, dict]:
     return mapped, {"error": error}
 
 
-SHAPE = ErrorShape(PREFIX, envelope)
+SHAPE = ErrorShape(PREFIX, envelope, schema={
+    "type": "object", "required": ["error"], "properties": {"error": {
+        "type": "object", "required": ["code", "message"],
+        "properties": {name: {"type": "string"} for name in ("code", "message", "param", "run_id")},
+    }},
+})

@@ -12,7 +12,7 @@ from storage.records import RunRecord, RunStatus
 from ...run_views import run_view_async
 from ...services import Services
 from ..common import run_failed
-from ..errors import ErrorShape, slug_of
+from ..errors import ErrorShape
 from .fields import THEIR_NAMES
 
 PREFIX = "/compat/limewire/"
@@ -57,17 +57,12 @@ async def answer(services: Services, record: RunRecord, png: bool) -> Response |
     )
 
 
-# LimeWire documents 400 for every request it cannot take.
-_BAD_REQUEST = {"validation-error", "malformed-request", "invalid-image", "empty-mask", "unknown-asset", "unknown-model",
-                "unknown-style-preset", "unsupported-media-type"}
-
-
 def envelope(problem: dict) -> tuple[int, dict]:
     """renderq's problem document, in LimeWire's spelling: its field names in `errors`, and 400
-    for what renderq answers 422."""
+    (LimeWire documents 400 for every request it cannot take) for what renderq answers 422."""
     status = int(problem.get("status") or 500)
     body = dict(problem)
-    if slug_of(problem) in _BAD_REQUEST and status == 422:
+    if status == 422:
         body["status"] = status = 400
     errors = body.get("errors") or []
     if errors:
@@ -76,4 +71,4 @@ def envelope(problem: dict) -> tuple[int, dict]:
     return status, body
 
 
-SHAPE = ErrorShape(PREFIX, envelope, "application/problem+json")
+SHAPE = ErrorShape(PREFIX, envelope, "application/problem+json", {"$ref": "#/components/schemas/Problem"})

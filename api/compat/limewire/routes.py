@@ -21,6 +21,7 @@ RESPONSES = {
     200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
           "description": "LimeWire's answer; the image itself with `Accept: image/png` and one sample"},
     400: {"description": "RFC 7807: validation, unknown asset, a field renderq cannot serve (`errors` names it)"},
+    402: {"description": "RFC 7807: the tenant is short of credits"},
     500: {"description": "RFC 7807: the run failed (`run_id` names it)"},
     504: {"description": "RFC 7807: the run did not end within RENDERQ_COMPAT_WAIT_SECONDS; `run_id` names it"},
 }

@@ -46,9 +46,10 @@ def _form_schema() -> dict:
 
 
 RESPONSES = {
-    400: {"description": '`{"detail": {"msg"}}`: a bad request, a field renderq cannot serve'},
+    400: {"description": '`{"detail": {"msg"}}`: a bad request (an image that cannot be read, an unknown asset)'},
     401: {"description": '`{"detail": {"msg"}}`: no or unknown API key'},
-    422: {"description": '`{"detail": [{"loc", "msg", "type"}]}`: validation, per field'},
+    402: {"description": '`{"detail": {"msg"}}`: the tenant is short of credits'},
+    422: {"description": '`{"detail": [{"loc", "msg", "type"}]}`: validation, and a field renderq cannot serve, per field'},
     500: {"description": '`{"detail": {"msg", "run_id"}}`: the run failed'},
     504: {"description": '`{"detail": {"msg", "run_id"}}`: the run did not end within RENDERQ_COMPAT_WAIT_SECONDS'},
 }
@@ -90,4 +91,8 @@ def envelope(problem: dict) -> tuple[int, dict]:
     return 400 if status == 422 else status, {"detail": detail}
 
 
-SHAPE = ErrorShape(PREFIX, envelope)
+_MESSAGE = {"type": "object", "required": ["msg"], "properties": {"msg": {"type": "string"}, "run_id": {"type": "string"}}}
+_FIELD_ERRORS = {"type": "array", "items": {"type": "object", "required": ["loc", "msg", "type"], "properties": {
+    "loc": {"type": "array", "items": {"type": "string"}}, "msg": {"type": "string"}, "type": {"type": "string"}}}}
+SHAPE = ErrorShape(PREFIX, envelope, schema={"type": "object", "required": ["detail"],
+                                             "properties": {"detail": {"anyOf": [_MESSAGE, _FIELD_ERRORS]}}})
