@@ -7,7 +7,10 @@ service's shape), and the run it created against what the field asks of renderq.
 The cases are data, one JSON Lines file per service in tests/compat_cases/ (one case a line): method, path
 under the dialect's prefix, `json` / `form` / `files` / `raw` / `headers`, and `expect`. Values
 "$asset:NAME" become the id of an uploaded fixture image. The in-process worker
-(tests/compat_worker.py) ends each run as a worker would, without a model."""
+(tests/compat_worker.py) ends each run as a worker would, without a model (a prompt with "FAIL"
+fails). A case marked `deviation` is one renderq refuses by design, per field, in the service's
+error shape (the document promises more than renderq serves); every other case is served as the
+document promises. tests/test_compat_claid_alwrity.py does the same for Claid and ALwrity."""
 
 from __future__ import annotations
 
@@ -166,6 +169,8 @@ def test_case_is_served_as_documented(dialects, service, case):
     response = send(client, service, case)
     expect = case["expect"]
     assert response.status_code == expect["status"], response.text[:600]
+    if "deviation" in case:  # refused by design: said so, never served silently otherwise
+        assert response.status_code >= 400
     content_type = response.headers["content-type"]
     assert content_type.startswith(expect.get("content_type", "application/json")), content_type
     if "png_size" in expect:

@@ -63,15 +63,6 @@ def not_finished(record: RunRecord, waited: float, headers: dict[str, str] | Non
     )
 
 
-def run_failed(record: RunRecord, **extra) -> ProblemError:
-    """A run that ended without images (failed, canceled, expired): a 500 naming it and why."""
-    error = record.error
-    slug = error.type.rsplit("/", 1)[-1] if error is not None else "render-failed"
-    why = (error.detail or error.title) if error is not None else "no detail"
-    return ProblemError("render-failed", 500, detail=f"the run ended {record.status.value}: {why}", run_id=record.run_id,
-                        run_status=record.status.value, run_error=slug, **extra)
-
-
 async def wait_for_run(services: Services, record: RunRecord, seconds: float | None = None) -> RunRecord:
     """The run once it has ended, waiting up to `seconds` (RENDERQ_COMPAT_WAIT_SECONDS by
     default); past that, `not_finished`."""

@@ -7,11 +7,10 @@ from fastapi import Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from storage.records import RunRecord, RunStatus
+from storage.records import RunRecord
 
 from ...run_views import run_view_async
 from ...services import Services
-from ..common import run_failed
 from ..errors import ErrorShape
 from .fields import THEIR_NAMES
 
@@ -38,9 +37,8 @@ class LimeWireAnswer(BaseModel):
 
 
 async def answer(services: Services, record: RunRecord, png: bool) -> Response | LimeWireAnswer:
-    """LimeWire's JSON answer of a completed run, or (`png`) its one image's bytes."""
-    if record.status != RunStatus.completed:
-        raise run_failed(record)
+    """LimeWire's JSON answer of a completed run (api/compat/runs.completed), or (`png`) its one
+    image's bytes."""
     view = await run_view_async(record, services)
     images = [image for image in view.images if image.role == "image"]
     if png:
@@ -71,4 +69,4 @@ def envelope(problem: dict) -> tuple[int, dict]:
     return status, body
 
 
-SHAPE = ErrorShape(PREFIX, envelope, "application/problem+json", {"$ref": "#/components/schemas/Problem"})
+SHAPE = ErrorShape(PREFIX, envelope, "application/problem+json", schema={"$ref": "#/components/schemas/Problem"})

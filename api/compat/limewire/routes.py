@@ -10,7 +10,8 @@ from pydantic import BaseModel
 from ...inputs import read_body, validate_body
 from ...routes.assets import upload_asset
 from ...services import Services, services_of
-from ..common import refused, submit, wait_for_run
+from ..common import refused, submit
+from ..runs import completed
 from .answers import PREFIX, LimeWireAnswer, answer
 from .fields import (
     GenerateFields, InpaintFields, OutpaintFields, UpscaleFields, generate_body, inpaint_body, outpaint_body, upscale_body,
@@ -50,7 +51,7 @@ async def _read(request: Request, services: Services, fields_type: type[BaseMode
 
 async def _run(services: Services, operation: str, body: dict, files: dict[str, bytes], png: bool):
     record = await submit(services, operation, body, files or None)
-    return await answer(services, await wait_for_run(services, record), png)
+    return await answer(services, await completed(services, record), png)
 
 
 @router.post("/image/generation", response_model=LimeWireAnswer, responses=RESPONSES, openapi_extra=_doc(GenerateFields, ("image",)),

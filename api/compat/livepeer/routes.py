@@ -9,12 +9,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from core.problems import ProblemError
-from storage.records import RunStatus
 
 from ...inputs import read_body, validate_body
 from ...run_views import run_view_async
 from ...services import services_of
-from ..common import run_failed, submit, wait_for_run
+from ..common import submit
+from ..runs import completed
 from ..errors import ErrorShape, slug_of
 from .fields import THEIR_NAMES, ImageToImageFields, native_fields
 
@@ -65,9 +65,7 @@ async def image_to_image(request: Request) -> Response:
         raise ProblemError("validation-error", 422, detail="image: Field required",
                            errors=[{"field": "image", "message": "Field required", "type": "missing"}])
     operation, body = native_fields(services.catalog, fields)
-    record = await wait_for_run(services, await submit(services, operation, body, {"image": files["image"]} if "image" in files else None))
-    if record.status != RunStatus.completed:
-        raise run_failed(record)
+    record = await completed(services, await submit(services, operation, body, {"image": files["image"]} if "image" in files else None))
     view = await run_view_async(record, services)
     answer = ImageResponse(
         images=[Media(url=image.url or image.object_uri or "", seed=image.seed) for image in view.images if image.role == "image"],
