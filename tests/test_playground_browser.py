@@ -164,6 +164,9 @@ def test_text_to_image_moves_the_progress_bar_then_shows_the_image_and_downloads
     assert {event[1] for event in seen if event[0] == "preview"} == {"data:image/jpeg;base64"}, seen
     assert "64×64" in card.locator(".shot-meta").inner_text() and "seed 7" in card.locator(".shot-meta").inner_text()
     assert "expires in 23 h" in card.locator(".expiry").inner_text()
+    # The gallery shows the small WebP thumbnail; its link and Download are the PNG.
+    thumbnail, link = card.locator(".shot img").get_attribute("src"), card.locator(".shot-link").get_attribute("href")
+    assert ".thumb.webp" in thumbnail and "/0.png" in link, (thumbnail, link)
     playground.shot("03-completed")
     with page.expect_download() as download:
         card.locator(".act-download").click()
@@ -177,6 +180,12 @@ def test_text_to_image_moves_the_progress_bar_then_shows_the_image_and_downloads
     asset_id = card.locator(".asset-id").inner_text()
     assert asset_id.startswith("ast_") and asset_id in page.locator("#input-asset").inner_text()
     assert page.locator("#ops [aria-selected=true]").get_attribute("data-op") == "image-to-image"
+    # ... and the next operation takes it: upscale it ×2.
+    page.click("#ops [data-op=upscale]")
+    upscaled = playground.submit()
+    upscaled.locator(".shot img").wait_for(timeout=30_000)
+    assert upscaled.locator(".op").inner_text() == "Upscale"
+    assert upscaled.locator(".shot-meta").inner_text() == "128×128"
 
 
 def test_cancel_stops_a_long_run_and_shows_it_canceled(playground):
@@ -243,6 +252,8 @@ def test_a_validation_error_shows_the_problems_title_and_detail(playground):
     assert problem.locator(".problem-title").inner_text() == "Request validation failed"
     assert "width" in problem.locator(".problem-detail").inner_text()
     assert "multiple of 8" in problem.locator(".problem-detail").inner_text()
+    # The field the problem's `errors` name is outlined, and only that one.
+    assert playground.page.locator("#composer .invalid").evaluate_all("(elements) => elements.map((e) => e.id)") == ["width"]
     playground.shot("08-validation-problem")
 
 

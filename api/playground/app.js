@@ -134,11 +134,13 @@ async function submit(event) {
   event.preventDefault();
   const button = $("submit");
   showProblem($("form-problem"), null);
+  composer.markInvalid();
   button.disabled = true;
   try {
     place(await composer.submit(), { first: true });
   } catch (problem) {
     showProblem($("form-problem"), problem);
+    composer.markInvalid(problem.errors);
   } finally {
     button.disabled = false;
   }

@@ -139,6 +139,15 @@ export class Composer {
     select.value = [...select.options].some((option) => option.value === chosen) ? chosen : "";
   }
 
+  /** Outline the fields a validation problem names (its `errors[].field`); none clears them. */
+  markInvalid(errors = []) {
+    for (const element of this.form.querySelectorAll(".invalid")) element.classList.remove("invalid");
+    for (const { field } of errors) {
+      const element = field && this.form.elements.namedItem(field.split(".")[0]);
+      if (element && element.classList) element.classList.add("invalid");
+    }
+  }
+
   /** The fields shown for this operation, as the JSON body renderq takes. */
   fields() {
     const body = {};

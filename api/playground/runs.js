@@ -175,7 +175,10 @@ export class RunCard {
     img.width = image.width;
     img.height = image.height;
     link.href = image.url || "#";
-    find(fig, ".shot-meta").textContent = `${image.width}×${image.height}${image.role !== "image" ? ` · ${image.role}` : ` · seed ${image.seed}`}`;
+    // Upscale and remove-background take no seed: theirs says nothing.
+    const seeded = this.view.request?.seed !== undefined && this.view.request?.seed !== null;
+    const about = image.role !== "image" ? ` · ${image.role}` : seeded ? ` · seed ${image.seed}` : "";
+    find(fig, ".shot-meta").textContent = `${image.width}×${image.height}${about}`;
     const expiry = find(fig, ".expiry");
     expiry.dataset.expires = this.view.expires_at;
     find(fig, ".asset-id").textContent = image.asset_id || image.object_uri || "";
