@@ -23,16 +23,18 @@ from .api_keys import api_keys
 from .api_load import api_load
 from .batching import backlog, mixed
 from .identical import identical
+from .pools import pools
 from .render_cpu import render_cpu
 from .report import write_report
 from .results_store import code_state, load_previous, merge
 from .service import bare_pipeline, cold_start, drain, overhead, scaling
 from .stack import TINY_JOB, Infra
 
-# In the order they run; each has its runner in `_RUNNERS` below. The last five are issue 12's:
-# micro-batching under a backlog, a mixed backlog, render-process CPU per image, batched images
-# against the same requests alone, and the API with keys on.
-SECTIONS = ("bare", "overhead", "drain", "medium", "scaling", "api", "cold", "backlog", "mixed", "cpu", "identical", "keys")
+# In the order they run; each has its runner in `_RUNNERS` below. Issue 12's five: micro-batching
+# under a backlog, a mixed backlog, render-process CPU per image, batched images against the same
+# requests alone, and the API with keys on; then issue 14's worker pools.
+SECTIONS = ("bare", "overhead", "drain", "medium", "scaling", "api", "cold", "backlog", "mixed", "cpu", "identical", "keys",
+            "pools")
 # The ones a device changes: scaling runs the sleep pipeline, api no worker at all.
 GPU_SECTIONS = ("bare", "overhead", "drain", "medium", "cold")
 # A larger job for the throughput ratio: shows how the fixed per-job cost fades with job size.
@@ -63,6 +65,8 @@ class Sizes:
     identical_jobs: int  # a multiple of 8
     keys_seconds: float
     keys_rounds: int
+    pools_jobs: int = 200  # runs per pool of the two-pool backlog
+    pools_burst: int = 200  # runs queued before a fresh worker starts
 
 
 FULL = Sizes(150, 150, 500, 300, 30, 0.1, 10, 8, 3, 40, 15,
@@ -70,7 +74,7 @@ FULL = Sizes(150, 150, 500, 300, 30, 0.1, 10, 8, 3, 40, 15,
              cpu_jobs=100, cpu_rounds=2, identical_jobs=16, keys_seconds=8, keys_rounds=2)
 QUICK = Sizes(30, 30, 100, 60, 8, 0.1, 3, 8, 1, 8, 4,
               backlog_jobs=48, backlog_rounds=1, backlog_bare_jobs=32, mixed_jobs=48, mixed_rounds=1, mixed_bare_jobs=24,
-              cpu_jobs=20, cpu_rounds=1, identical_jobs=16, keys_seconds=3, keys_rounds=1)
+              cpu_jobs=20, cpu_rounds=1, identical_jobs=16, keys_seconds=3, keys_rounds=1, pools_jobs=40, pools_burst=200)
 
 
 @dataclass(frozen=True)
@@ -245,6 +249,18 @@ def _run_keys(infra: Infra, sizes: Sizes, results: dict) -> None:
               f"off {off['per_second']:.0f}/s ({off['per_cpu_second']:.0f}); a key costs {cost['cpu_us_per_request']:.0f} µs of API CPU", flush=True)
 
 
+def _run_pools(infra: Infra, sizes: Sizes, results: dict) -> None:
+    print(f"worker pools: 2 pools × 2 workers, {2 * sizes.pools_jobs} queued runs; then {sizes.pools_burst} runs for a fresh worker …", flush=True)
+    results["pools"] = p = pools(infra, sizes.pools_jobs, sizes.pools_burst)
+    for pool, v in p["pools"].items():
+        print(f"  pool {pool}: {v['images_per_second']:.1f} images/s ({v['runs']} runs, {v['wrong_pool']} on another pool's worker)", flush=True)
+    for name, entry in sorted(p["loads"].items()):
+        print(f"  {name} (pool {entry['pool']}): loads {entry['models']}", flush=True)
+    b = p["burst"]
+    print(f"  fresh worker, {b['runs']} queued: first render done {b['to_first_completed']:.2f}s after its start "
+          f"(ready {b['to_ready']:.2f}s, model load {b['model_load'] or float('nan'):.2f}s)", flush=True)
+
+
 _RUNNERS = {
     "bare": _run_bare,
     "overhead": _run_overhead,
@@ -258,6 +274,7 @@ _RUNNERS = {
     "cpu": _run_cpu,
     "identical": _run_identical,
     "keys": _run_keys,
+    "pools": _run_pools,
 }
 
 

@@ -22,6 +22,7 @@ SECTION_KEYS = {
     "cpu": ("cpu",),
     "identical": ("identical",),
     "keys": ("keys",),
+    "pools": ("pools",),
 }
 
 

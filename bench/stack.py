@@ -89,15 +89,17 @@ class Stack:
     workers: list[Proc] = field(default_factory=list)
     procs: list[Proc] = field(default_factory=list)
 
-    def worker(self, name: str, wait: bool = True, **overrides) -> Proc:
-        """A `renderq worker` on this stack (`overrides`: environment of its own, e.g. RENDERQ_MAX_BATCH)."""
+    def worker(self, name: str, wait: bool = True, args: tuple[str, ...] = (), **overrides) -> Proc:
+        """A `renderq worker` on this stack (`args`: its options, e.g. --pool=NAME; `overrides`:
+        environment of its own, e.g. RENDERQ_MAX_BATCH)."""
         env = self.env | {key: str(value) for key, value in overrides.items()}
         if wait:
-            proc = start_worker(env, self.workdir, name)
+            proc = start_worker(env, self.workdir, name, *args)
         else:
             from devkit.procs import renderq_command
 
-            proc = Proc(renderq_command("worker", f"--hostname={name}@%h", "--loglevel=INFO"), self.workdir / f"worker-{name}.log", env=env)
+            argv = renderq_command("worker", f"--hostname={name}@%h", "--loglevel=INFO", *args)
+            proc = Proc(argv, self.workdir / f"worker-{name}.log", env=env)
         self.workers.append(proc)
         self.procs.append(proc)
         return proc

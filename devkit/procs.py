@@ -161,8 +161,10 @@ def renderq_command(*args: str) -> list[str]:
     return [str(VENV_BIN / "renderq"), *args]
 
 
-def start_worker(env: dict, workdir: Path, name: str) -> Proc:
-    proc = Proc(renderq_command("worker", f"--hostname={name}@%h", "--loglevel=INFO"), workdir / f"worker-{name}.log", env=env)
+def start_worker(env: dict, workdir: Path, name: str, *args: str, prefix: tuple[str, ...] = (), cwd: str | None = None) -> Proc:
+    """`renderq worker` with `args` (e.g. --pool=NAME), run through `prefix` (e.g. `ip netns exec NS`) in `cwd`."""
+    argv = [*prefix, *renderq_command("worker", f"--hostname={name}@%h", "--loglevel=INFO", *args)]
+    proc = Proc(argv, workdir / f"worker-{name}.log", env=env, cwd=cwd)
 
     def ready() -> bool:
         if not proc.alive():

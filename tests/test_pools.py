@@ -223,3 +223,28 @@ def test_health_needs_a_key_unless_the_setting_makes_it_public(pooled_api):
     assert client.get("/v1/health", headers={"Authorization": ""}).status_code == 401
     services.settings.health_public = True
     assert client.get("/v1/health", headers={"Authorization": ""}).status_code == 200
+
+
+# --- the benchmark's pool section (bench/pools.py, bench/report_pools.py), from synthetic figures
+
+def test_the_pool_benchmark_counts_loads_per_worker_and_reports_them():
+    from bench.pools import _loads, _per_pool
+    from bench.report_pools import pools_rows, pools_section
+
+    loads = _loads({("a", "vm:11", "a1"): 1, ("a", "vm:11", "a2"): 1, ("b", "vm:12", "b1"): 1, ("b", "vm:12", "b2"): 2},
+                   {11: "a1-worker"})
+    assert loads["a1-worker"] == {"pool": "a", "models": {"a1": 1, "a2": 1}, "one_per_model": True}
+    assert loads["vm:12"]["one_per_model"] is False  # b2 loaded twice
+    jobs = [{"model_id": m} for m in ("a1", "b1", "a2", "b2")]
+    runs = [{"status": "completed", "pool": p, "started_at": 10.0, "completed_at": 10.0 + i, "timings": {"batch_size": 2}}
+            for i, p in enumerate(("a", "b", "a", "b"), start=1)]
+    pools = _per_pool(jobs, runs)
+    assert pools["a"] == {"runs": 2, "seconds": 3.0, "images_per_second": 2 / 3.0, "batch_size_mean": 2.0, "wrong_pool": 0}
+    results = {"pools": {"jobs_per_pool": 2, "pools": pools, "loads": loads, "burst": {
+        "runs": 200, "submit_seconds": 0.2, "to_ready": 3.0, "model_load": 1.5, "to_first_started": 4.0,
+        "to_first_completed": 4.5, "queued_to_first_completed": 4.6, "drain_images_per_second": 30.0, "completed": 200}}}
+    rows = pools_rows(results)
+    assert rows[1][3] is False and "4.50 s" in rows[2][2]
+    text = "\n".join(pools_section(results))
+    assert "## 12. Worker pools" in text and "| a1-worker | a | a1 ×1, a2 ×1 | yes |" in text
+    assert pools_rows({}) == [] and pools_section({}) == []
