@@ -175,6 +175,7 @@ export class RunCard {
     img.width = image.width;
     img.height = image.height;
     link.href = image.url || "#";
+    link.hidden = !image.url; // written to the caller's own bucket (`output`): its object_uri says where
     // Upscale and remove-background take no seed: theirs says nothing.
     const seeded = this.view.request?.seed !== undefined && this.view.request?.seed !== null;
     const about = image.role !== "image" ? ` · ${image.role}` : seeded ? ` · seed ${image.seed}` : "";
