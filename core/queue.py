@@ -66,8 +66,12 @@ def make_celery(settings: Settings) -> Celery:
         # kombu redelivers unacked messages after this; above the hard limit, so a render still
         # in progress is never handed to a second worker. Dead workers are detected sooner by
         # the heartbeat reaper (worker/reaper.py).
+        # polling_interval: how long each BRPOP of an idle worker blocks (kombu's default 1 s). A
+        # stopping worker waits for its BRPOP in flight to return (a message taken then is not
+        # lost), so this bounds how long an idle worker takes to stop (tests/test_scale_down.py).
         broker_transport_options={
-            "visibility_timeout": settings.visibility_timeout, "queue_order_strategy": "priority", **sentinel_options
+            "visibility_timeout": settings.visibility_timeout, "queue_order_strategy": "priority",
+            "polling_interval": 0.5, **sentinel_options
         },
         broker_connection_retry_on_startup=True,
         # A broker connection lost (Redis restarting, Sentinel electing a new primary) leaves

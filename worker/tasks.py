@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 
 from celery import Task
@@ -138,8 +139,20 @@ def _stop_reaper(**_):
     _finish_rendered_runs()  # the solo pool (renderq dev) renders in this process
 
 
-@worker_process_shutdown.connect
 def _finish_rendered_runs(**_):
     # A warm shutdown lets the runs rendered last be stored before the process goes.
     if _finisher is not None and _finisher.pid == os.getpid():
         _finisher.drain()
+
+
+@worker_process_shutdown.connect
+def _leave_render_process(exitcode: int = 0, **_):
+    """A render process leaving (warm shutdown: its last task done and acknowledged) stores its
+    rendered runs, then exits at once. billiard's child would otherwise announce its exit and
+    sleep a second for the parent to kill it, and a parent in its warm shutdown reads no such
+    announcement: an idle worker took ~1.8 s to stop instead of ~0.7 s (tests/test_scale_down.py)."""
+    _finish_rendered_runs()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    logging.shutdown()
+    os._exit(exitcode or 0)
