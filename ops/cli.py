@@ -266,7 +266,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "dev":
         os.environ.setdefault("RENDERQ_LOG_FORMAT", "text")  # a person at a terminal reads these
     configure_logging(get_settings(), args.command)
-    return args.func(args)
+    status = args.func(args)
+    if args.command == "worker":
+        # Stopped: runs stored, messages acknowledged, render processes gone, broker connection
+        # closed. Exit now: tearing down an interpreter that imported torch and diffusers took a
+        # stopping worker ~1 s more on a busy machine (tests/test_scale_down.py: idle, within 2 s).
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
 
 
 if __name__ == "__main__":

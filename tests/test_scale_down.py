@@ -23,7 +23,7 @@ STEP_SECONDS = 0.25
 STEPS = 12  # a 3 s render
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def sleepy(tmp_path_factory, tiny_model, redis_url, s3_endpoint):
     stack = make_stack(tmp_path_factory, tiny_model, redis_url, s3_endpoint,
                        RENDERQ_TEST_PIPELINES=1, RENDERQ_DEFAULT_MODEL=f"sleep:{STEP_SECONDS}",
@@ -92,6 +92,7 @@ def test_sigterm_mid_render_finishes_and_acknowledges_it_and_leaves_queued_runs_
         assert wait_for_run(api, waiting, timeout=30)["status"] == "completed"
         assert _completions(successor, waiting) == 1 and _completions(successor, rendering) == 0
     assert _broker_holds(stack) == {"queued": {}, "unacked": 0}
+    successor.stop()
 
 
 def test_sigterm_to_an_idle_worker_exits_within_two_seconds(sleepy):
