@@ -77,6 +77,18 @@ def overlay_settings(objects, tmp_path: Path, **overrides) -> Settings:
     return Settings(**(values | overrides))
 
 
+def broker_db(objects) -> int:
+    """The Redis database of the broker's lists: from RENDERQ_REDIS_URL where the overlay has it
+    (its Secret), else the database renderq's Redis URLs default to (0)."""
+    import base64
+
+    for secret in of_kind(objects, "Secret"):
+        data = secret.get("data", {})
+        if "RENDERQ_REDIS_URL" in data and "RENDERQ_BROKER_URL" not in data:
+            return int(base64.b64decode(data["RENDERQ_REDIS_URL"]).decode().rsplit("/", 1)[1] or 0)
+    return 0
+
+
 def worker_pool(deployment: dict) -> str:
     [arg] = [a for a in deployment["spec"]["template"]["spec"]["containers"][0]["args"] if a.startswith("--pool=")]
     return arg.split("=", 1)[1]
@@ -180,6 +192,7 @@ def test_the_triggers_read_redis_from_variables_the_workers_have(overlay):
             else:
                 external = True  # created by the operator (production): its keys are documented
         for trigger in so["spec"]["triggers"]:
+            assert trigger["metadata"]["databaseIndex"] == str(broker_db(objects)), (overlay, trigger["name"])
             for key, variable in trigger["metadata"].items():
                 if key.endswith("FromEnv") and not (external and "PASSWORD" in variable):
                     assert variable in known, (overlay, trigger["name"], key, variable)
