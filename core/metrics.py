@@ -75,13 +75,14 @@ def count_webhook_delivery(client: redis.Redis, outcome: str) -> None:
     client.hincrby(WEBHOOKS, outcome, 1)
 
 
-def worker_seen(client: redis.Redis, worker_id: str, pool: str | None = "") -> None:
-    """`worker_id` is alive; a render worker (`pool` not None) counts among its pool's."""
+def worker_seen(client: redis.Redis, worker_id: str, pool: str | None = "", listed_only: bool = False) -> None:
+    """`worker_id` is alive; a render worker (`pool` not None) counts among its pool's, or with
+    `listed_only` only once it is listed there (its render process lists it when warm)."""
     now = time.time()
     with client.pipeline(transaction=False) as pipe:
         pipe.zadd(WORKERS, {worker_id: now})
         if pool is not None:
-            pipe.zadd(POOL_WORKERS + (pool or "default"), {worker_id: now})
+            pipe.zadd(POOL_WORKERS + (pool or "default"), {worker_id: now}, xx=listed_only)
         pipe.execute()
 
 

@@ -83,3 +83,15 @@ def test_the_client_tells_an_expired_run_from_one_that_never_existed(inproc):
     assert gone.value.problem["status"] == 410
     with pytest.raises(NotFound):
         sdk.get("gen_" + "1" * 24)
+
+
+def test_on_the_real_stack_an_expired_run_is_410_and_an_unknown_id_404(stack, api):
+    """A run rendered by a worker, its record then expired in Redis (as its TTL would)."""
+    from tests.conftest import wait_for_run
+
+    run_id = api.post("/v1/generations", json=BODY).json()["run_id"]
+    assert wait_for_run(api, run_id)["status"] == "completed"
+    stack.redis().delete(run_key(run_id))
+    _problem(api.get(f"/v1/generations/{run_id}"), 410, "run-expired")
+    _problem(api.post(f"/v1/generations/{run_id}/retry"), 410, "run-expired")
+    _problem(api.get(f"/v1/generations/gen_{'f' * 24}"), 404, "not-found")

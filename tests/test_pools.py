@@ -206,7 +206,9 @@ def test_health_says_per_pool_what_is_queued_and_that_a_pool_has_no_worker(poole
     client, services = pooled_api
     _submit(client, "alpha")
     _submit(client, "alpha")
-    worker_seen(services.runs.redis, "host-b:1", "b")
+    worker_seen(services.runs.redis, "host-a:1", "a", listed_only=True)  # its render process still warming
+    worker_seen(services.runs.redis, "host-b:1", "b")  # what a warm render process does for its worker
+    worker_seen(services.runs.redis, "host-b:1", "b", listed_only=True)  # then its reaper, every tick
     worker_seen(services.runs.redis, "webhooks:1", None)  # a webhook worker: no pool's
     health = client.get("/v1/health").json()
     pools = {pool["pool"]: pool for pool in health["pools"]}

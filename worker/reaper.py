@@ -128,10 +128,14 @@ def sweep_expired_files(runtime: Runtime) -> None:
 class Reaper(threading.Thread):
     """Each tick stands alone: a Redis or storage outage costs a tick, never the thread."""
 
-    def __init__(self, app: Celery, runtime: Runtime, renders: bool = True) -> None:
+    def __init__(self, app: Celery, runtime: Runtime, renders: bool = True, warmed_apart: bool = False) -> None:
         super().__init__(name="renderq-reaper", daemon=True)
         self.app, self.runtime = app, runtime
         self.renders = renders  # a render worker of its pool (else webhooks only)
+        # Its model warms in a render process of its own (prefork), which lists the worker
+        # among its pool's once warm (worker/tasks.py); until then it takes no run, so it
+        # does not count as one of the pool's workers.
+        self.warmed_apart = warmed_apart
         self.stopped = threading.Event()
         self.held = held_messages(app, runtime.runs, runtime.settings)
         self.lost = LostMessages(self.held) if self.held is not None else None
@@ -140,7 +144,7 @@ class Reaper(threading.Thread):
         settings = self.runtime.settings
         interval = max(0.5, settings.heartbeat_stale_after / 3)
         ticks = 0
-        self._seen()  # ready (its render process warm): counted at once
+        self._seen()  # counted at once (among its pool's workers once its render process is warm)
         while not self.stopped.wait(interval):
             ticks += 1
             try:
@@ -159,8 +163,8 @@ class Reaper(threading.Thread):
     def _seen(self) -> None:
         """Counted in /metrics (renderq_workers) and, a render worker, among its pool's in /v1/health."""
         try:
-            worker_seen(self.runtime.runs.redis, self.runtime.worker_id, self.runtime.settings.worker_pool
-                        if self.renders else None)
+            worker_seen(self.runtime.runs.redis, self.runtime.worker_id,
+                        self.runtime.settings.worker_pool if self.renders else None, listed_only=self.warmed_apart)
         except redis.RedisError:
             log.warning("could not report this worker alive; trying again next tick")
 

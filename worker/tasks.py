@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import socket
 import time
 
 from celery import Task
@@ -13,7 +14,7 @@ from celery.exceptions import TimeLimitExceeded
 from celery.signals import worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 
 from core.logs import request_id_var, run_id_var
-from core.metrics import worker_gone
+from core.metrics import worker_gone, worker_seen
 from core.queue import RENDER_TASK, REQUEST_ID_HEADER, is_render_queue, render_queues
 
 from .celery_app import app
@@ -112,6 +113,10 @@ def _warm_render_process(**_):
     runtime = get_runtime()
     finisher(runtime)
     runtime.warm()
+    # Warm: its worker (the Celery parent, whose reaper keeps it listed) is one of its pool's
+    # workers from now on (/v1/health, /metrics).
+    parent = f"{socket.gethostname()}:{os.getppid()}"
+    worker_seen(runtime.runs.redis, parent, runtime.settings.worker_pool)
 
 
 _reaper: Reaper | None = None
@@ -123,7 +128,8 @@ def _start_reaper(sender=None, **_):
     celery_app = sender.app if sender is not None else app
     # A webhook-only worker reaps too, but is no render worker of any pool.
     consumed = getattr(celery_app.amqp.queues, "consume_from", None) or {}
-    _reaper = Reaper(celery_app, get_runtime(), renders=any(is_render_queue(queue) for queue in consumed))
+    renders = any(is_render_queue(queue) for queue in consumed)
+    _reaper = Reaper(celery_app, get_runtime(), renders=renders, warmed_apart=renders)
     _reaper.start()
 
 
