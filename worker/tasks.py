@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import socket
+import sys
 import time
 
 from celery import Task
