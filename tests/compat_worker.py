@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 from PIL import Image
@@ -21,7 +22,7 @@ from core.problems import Problem
 from storage.destinations import OutputTarget, parse_output
 from storage.records import RunRecord
 from storage.runs import RUN_PREFIX
-from worker.render import store_images
+from worker.finishing import store_images
 
 
 class MemoryBucket:
@@ -41,6 +42,7 @@ class FakeWorker:
         self.bucket = MemoryBucket()
         self.rendered: list[RunRecord] = []
         self._stop = threading.Event()
+        self._uploads = ThreadPoolExecutor(1)  # the finisher's upload threads (thumbnails)
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def __enter__(self) -> "FakeWorker":
@@ -50,6 +52,7 @@ class FakeWorker:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join(5)
+        self._uploads.shutdown(wait=False)
 
     def _loop(self) -> None:
         runs = self.services.runs
@@ -57,7 +60,11 @@ class FakeWorker:
             for key in runs.redis.scan_iter(f"{RUN_PREFIX}*", _type="hash"):
                 record = runs.get(key.removeprefix(RUN_PREFIX))
                 if record is not None and record.status.value == "queued":
-                    self.render(record)
+                    try:
+                        self.render(record)
+                    except Exception as exc:  # a broken stand-in fails the run at once, never leaves it queued
+                        self.services.runs.fail(record.run_id, record.attempt, Problem.of(
+                            "internal-error", 500, detail=f"the fake worker raised {type(exc).__name__}: {exc}"))
 
     def render(self, record: RunRecord) -> None:
         runs = self.services.runs
@@ -84,7 +91,7 @@ class FakeWorker:
                     image.save(out, format="JPEG")
                     item.encoded, item.content_type = out.getvalue(), "image/jpeg"
             generated.append(item)
-        runtime = SimpleNamespace(images=self.services.images, assets=self.services.assets)
+        runtime = SimpleNamespace(images=self.services.images, assets=self.services.assets, uploads=self._uploads)
         stored = store_images(runtime, record, generated, self._target(record))
         runs.complete(record.run_id, record.attempt, stored, {"total_seconds": 0.01})
         self.rendered.append(record)
