@@ -138,11 +138,12 @@ def new_record(services: Services, prepared: Prepared, where: str = "", checked_
     if prepared.inputs:
         request = request.model_copy(update={f"{slot}_asset_id": image.store(services.assets) for slot, image in prepared.inputs.items()})
     key = request.render_key(prepared.input_sizes()) if services.settings.max_batch > 1 else None
+    pool = services.catalog.pool_of(prepared.model_id)
     record = RunRecord(
         run_id=new_run_id(), operation=body.OPERATION.name, model_id=prepared.model_id, loras=prepared.loras or {},
         request=request.model_dump(mode="json"), created_at=now, priority=body.priority,
-        render_group=None if key is None else group_id(body.OPERATION.name, prepared.model_id, prepared.loras or {}, key),
-        pool=services.catalog.pool_of(prepared.model_id),
+        render_group=None if key is None else group_id(body.OPERATION.name, prepared.model_id, prepared.loras or {}, key, pool),
+        pool=pool,
         webhook=webhook_target(services, body.webhook_url, body.webhook_events, where),
         start_deadline=now + body.start_within if body.start_within else None, previews=body.previews,
         output=checked_output(services, body.output, where, checked_outputs),

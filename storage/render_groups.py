@@ -36,14 +36,16 @@ redis.call('SET', KEYS[2], KEYS[1] .. '\\n' .. ARGV[1], 'EX', ARGV[2])
 """
 
 
-def group_id(operation: str, model_id: str, loras: dict[str, float], render_key: tuple) -> str:
-    """The group of runs whose requests render in one call with each other."""
-    return _group_id(operation, model_id, tuple(sorted(loras.items())), render_key)
+def group_id(operation: str, model_id: str, loras: dict[str, float], render_key: tuple, pool: str = "default") -> str:
+    """The group of runs whose requests render in one call with each other: of one worker pool
+    (a model's pool may change with the settings; runs queued before stay in their own)."""
+    return _group_id(operation, model_id, tuple(sorted(loras.items())), render_key, pool)
 
 
 @lru_cache(maxsize=1024)  # a submit's hot path; a deployment's groups are few
-def _group_id(operation: str, model_id: str, loras: tuple, render_key: tuple) -> str:
-    identity = json.dumps([operation, model_id, loras, list(render_key)], default=str)
+def _group_id(operation: str, model_id: str, loras: tuple, render_key: tuple, pool: str) -> str:
+    parts = [operation, model_id, loras, list(render_key)] + ([pool] if pool != "default" else [])
+    identity = json.dumps(parts, default=str)
     return hashlib.sha1(identity.encode()).hexdigest()[:20]
 
 

@@ -250,3 +250,11 @@ def test_the_pool_benchmark_counts_loads_per_worker_and_reports_them():
     text = "\n".join(pools_section(results))
     assert "## 12. Worker pools" in text and "| a1-worker | a | a1 ×1, a2 ×1 | yes |" in text
     assert pools_rows({}) == [] and pools_section({}) == []
+
+
+def test_render_groups_are_per_pool_and_the_default_pools_ids_stay():
+    from storage.render_groups import group_id
+
+    key = (64, 64, 2, 7.5)
+    assert group_id("text-to-image", "m", {}, key) == group_id("text-to-image", "m", {}, key, "default")
+    assert group_id("text-to-image", "m", {}, key, "xl") != group_id("text-to-image", "m", {}, key)
