@@ -258,3 +258,19 @@ def test_render_groups_are_per_pool_and_the_default_pools_ids_stay():
     key = (64, 64, 2, 7.5)
     assert group_id("text-to-image", "m", {}, key) == group_id("text-to-image", "m", {}, key, "default")
     assert group_id("text-to-image", "m", {}, key, "xl") != group_id("text-to-image", "m", {}, key)
+
+
+def test_metrics_have_each_pools_queue_runs_workers_and_model_loads(pooled_api):
+    from core.metrics import count_model_load, worker_seen
+
+    client, services = pooled_api
+    _submit(client, "alpha")
+    worker_seen(services.runs.redis, "host-a:1", "a")
+    count_model_load(services.runs.redis, "a", "host-a:2", "alpha")
+    text = client.get("/metrics").text
+    for line in ('renderq_pool_runs_queued{pool="a"} 1.0', 'renderq_pool_runs_queued{pool="b"} 0.0',
+                 'renderq_pool_workers{pool="a",state="idle"} 1.0', 'renderq_pool_runs_running{pool="default"} 0.0',
+                 'renderq_model_loads_total{model="alpha",pool="a",worker="host-a:2"} 1.0',
+                 'renderq_queue_depth{queue="renderq.render.b.high"} 0.0'):
+        assert line in text, line
+    assert 'renderq_pool_oldest_queued_seconds{pool="a"}' in text
