@@ -139,7 +139,7 @@ def _stop_reaper(**_):
         _reaper.stop()
         try:  # no longer counted among its pool's workers (/v1/health)
             if _reaper.renders:
-                    worker_gone(_reaper.runtime.runs.redis, _reaper.runtime.worker_id, _reaper.runtime.settings.worker_pool)
+                worker_gone(_reaper.runtime.runs.redis, _reaper.runtime.worker_id, _reaper.runtime.settings.worker_pool)
         except Exception:
             log.warning("could not take this worker off its pool's list; it drops off when unseen")
     _finish_rendered_runs()  # the solo pool (renderq dev) renders in this process
