@@ -24,6 +24,7 @@ from .api_load import api_load
 from .batching import backlog, mixed
 from .identical import identical
 from .pools import pools
+from .previews import EVERY as PREVIEW_EVERY, preview_cost
 from .render_cpu import render_cpu
 from .report import write_report
 from .results_store import code_state, load_previous, merge
@@ -32,9 +33,9 @@ from .stack import TINY_JOB, Infra
 
 # In the order they run; each has its runner in `_RUNNERS` below. Issue 12's five: micro-batching
 # under a backlog, a mixed backlog, render-process CPU per image, batched images against the same
-# requests alone, and the API with keys on; then issue 14's worker pools.
+# requests alone, and the API with keys on; then issue 14's worker pools and issue 15's live previews.
 SECTIONS = ("bare", "overhead", "drain", "medium", "scaling", "api", "cold", "backlog", "mixed", "cpu", "identical", "keys",
-            "pools")
+            "pools", "previews")
 # The ones a device changes: scaling runs the sleep pipeline, api no worker at all.
 GPU_SECTIONS = ("bare", "overhead", "drain", "medium", "cold")
 # A larger job for the throughput ratio: shows how the fixed per-job cost fades with job size.
@@ -67,6 +68,7 @@ class Sizes:
     keys_rounds: int
     pools_jobs: int = 200  # runs per pool of the two-pool backlog
     pools_burst: int = 200  # runs queued before a fresh worker starts
+    previews_rounds: int = 16  # renders with and without live previews, alternating (issue 15)
 
 
 FULL = Sizes(150, 150, 500, 300, 30, 0.1, 10, 8, 3, 40, 15,
@@ -74,7 +76,8 @@ FULL = Sizes(150, 150, 500, 300, 30, 0.1, 10, 8, 3, 40, 15,
              cpu_jobs=100, cpu_rounds=2, identical_jobs=16, keys_seconds=8, keys_rounds=2)
 QUICK = Sizes(30, 30, 100, 60, 8, 0.1, 3, 8, 1, 8, 4,
               backlog_jobs=48, backlog_rounds=1, backlog_bare_jobs=32, mixed_jobs=48, mixed_rounds=1, mixed_bare_jobs=24,
-              cpu_jobs=20, cpu_rounds=1, identical_jobs=16, keys_seconds=3, keys_rounds=1, pools_jobs=40, pools_burst=200)
+              cpu_jobs=20, cpu_rounds=1, identical_jobs=16, keys_seconds=3, keys_rounds=1, pools_jobs=40, pools_burst=200,
+              previews_rounds=4)
 
 
 @dataclass(frozen=True)
@@ -261,6 +264,15 @@ def _run_pools(infra: Infra, sizes: Sizes, results: dict) -> None:
           f"(ready {b['to_ready']:.2f}s, model load {b['model_load'] or float('nan'):.2f}s)", flush=True)
 
 
+def _run_previews(infra: Infra, sizes: Sizes, results: dict) -> None:
+    print(f"live previews: {sizes.previews_rounds} renders with and without a preview every {PREVIEW_EVERY} steps …", flush=True)
+    results["previews"] = p = preview_cost(infra, sizes.previews_rounds)
+    print(f"  with ÷ without, round by round ×{p['paired_ratio']:.3f} (target ≤ 1.05×; medians {p['median_on'] * 1000:.0f} "
+          f"vs {p['median_off'] * 1000:.0f} ms: ×{p['ratio']:.3f}; CPU ×{p['cpu_ratio']:.3f}); a preview: "
+          + ", ".join(f"{k} {v:.2f} ms" for k, v in p["parts_ms"].items() if k in ("decode", "encode", "publish"))
+          + f"; render thread {p['render_thread_ms']:.1f} ms a render", flush=True)
+
+
 _RUNNERS = {
     "bare": _run_bare,
     "overhead": _run_overhead,
@@ -275,6 +287,7 @@ _RUNNERS = {
     "identical": _run_identical,
     "keys": _run_keys,
     "pools": _run_pools,
+    "previews": _run_previews,
 }
 
 

@@ -18,6 +18,7 @@ from .report_batching import batching_rows, batching_sections
 from .report_pools import pools_rows, pools_section
 from .report_format import fmt as _fmt, mark as _mark, signed_ms
 from .report_notes import NOTES
+from .report_previews import previews_rows, previews_section
 from .report_plots import draw_plots
 from .results_store import code_text, earlier_sections
 from .stats import MiB
@@ -70,7 +71,7 @@ def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
     if c:
         m = c["median"]
         rows.append(("Cold start: worker start → first job done (median)", "–", f"{_fmt(m['to_done'], ' s', 2)} (of which model load {_fmt(m['model_load'], ' s', 2)}, ready {_fmt(m['to_ready'], ' s', 2)})", None))
-    return rows + batching_rows(results) + pools_rows(results)
+    return rows + batching_rows(results) + pools_rows(results) + previews_rows(results)
 
 
 def overhead_rows(results: dict) -> list[tuple[str, str, str, bool | None]]:
@@ -127,7 +128,7 @@ def render(results: dict, plots: dict[str, str]) -> str:
     # Each section is present only when its benchmark ran (`--only`).
     for section in (_overhead_section, _drain_section, _scaling_section, _api_section, _cold_section):
         lines += section(results, plots)
-    lines += batching_sections(results) + pools_section(results)
+    lines += batching_sections(results) + pools_section(results) + previews_section(results)
     lines += [NOTES]
     return "\n".join(lines) + "\n"
 

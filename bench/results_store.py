@@ -23,6 +23,7 @@ SECTION_KEYS = {
     "identical": ("identical",),
     "keys": ("keys",),
     "pools": ("pools",),
+    "previews": ("previews",),
 }
 
 

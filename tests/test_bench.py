@@ -292,3 +292,18 @@ def test_profile_classifies_the_render_process_threads():
     assert total == 100
     assert main["model call (pipelines/diffusion.py)"] == 60 and main["waiting for the next task from the Celery parent"] == 30
     assert others == {"S3ImageStore.put → send": 25}
+
+
+def test_the_previews_row_and_section_render_from_a_results_dict():
+    from bench.report_previews import previews_rows, previews_section
+
+    previews = {"job": {"width": 256, "height": 256, "num_inference_steps": 20}, "every": 5, "on": [1.03] * 4,
+                "off": [1.0] * 4, "median_on": 1.03, "median_off": 1.0, "ratio": 1.03, "paired_ratio": 1.02,
+                "previews_per_render": 3, "parts_ms": {"decode": 1.5, "encode": 1.3, "publish": 0.4, "jpeg_bytes": 12000, "side": 256}}
+    row, cpu_row = previews_rows({"previews": previews})
+    assert cpu_row[3] is None  # no CPU figure: no verdict
+    assert row[1] == "≤ 1.05×" and row[2].startswith("1.020× (medians 1,030 ms vs 1,000 ms: ×1.030)") and row[3] is True
+    assert previews_rows({"previews": previews | {"paired_ratio": 1.2}})[0][3] is False
+    text = "\n".join(previews_section({"previews": previews}))
+    assert "## 13. What live previews cost a render" in text and "9.6 ms a render" in text and "| ×– |" in text and "1.03× to 1.03×" in text
+    assert previews_rows({}) == [] and previews_section({}) == [] and "previews" in SECTIONS and QUICK.previews_rounds < FULL.previews_rounds
