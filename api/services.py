@@ -99,7 +99,8 @@ class Services:
             celery = make_celery(settings)
         return cls(
             settings=settings,
-            runs=RunStore(make_redis(settings), settings.retention_seconds, settings.tombstone_seconds),
+            runs=RunStore(make_redis(settings), settings.retention_seconds, settings.tombstone_seconds,
+                          fair_slots=settings.fair_share_slots),
             images=make_image_store(settings),
             celery=celery,
         )

@@ -15,6 +15,7 @@ from core import tenancy
 from core.queue import enqueue_render, render_message
 from pipelines.operation import RequestRejected
 from pipelines.request_parts import InputSizeError, RenderRequest
+from storage import fair_share
 from storage.render_groups import group_id
 from storage.destinations import parse_output
 from storage.records import RunRecord, WebhookTarget, new_run_id
@@ -157,23 +158,30 @@ def _create_op(services: Services, records: list[RunRecord], **batch) -> tuple[O
     """(the write of the records, whether they still need `enqueue` afterwards). Records and
     their queue messages go in one Redis transaction when the broker is that Redis: one round
     trip, Celery's producer (~0.6 ms a message) skipped, and never a record without its message.
-    Otherwise write, then `send_task`."""
+    Otherwise write, then `send_task`. Under fair share every message goes through its tenant's
+    admission (storage/fair_share.py: pushed, or staged beside the run), one EVAL for them all."""
     settings = services.settings
     messages = []
+    fair = settings.fair_share_slots > 0
     if not settings.embedded and settings.effective_broker_url == settings.redis_url:
         for record in records:
             message = render_message(services.celery, record.run_id, record.attempt, record.priority.value, record.pool)
-            if record.render_group:
+            if message and fair:
+                record.queue_message, record.queue = message, message[0]
+            elif record.render_group:
                 record.queue_message = message  # pushed with a copy kept beside it (storage/render_groups.py)
             elif message:
                 messages.append(message)
+    admitted = [record for record in records if record.queue]
     queued = bool(messages) or any(record.queue_message for record in records)
 
     def also(pipe) -> None:
         for message in messages:
             pipe.lpush(*message)
+        if admitted:
+            fair_share.submit(pipe, admitted, settings.fair_share_slots, settings.retention_seconds)
 
-    return services.runs.create_many_op(records, also=also if messages else None, **batch), not queued
+    return services.runs.create_many_op(records, also=also if messages or admitted else None, **batch), not queued
 
 
 def enqueue(services: Services, records: list[RunRecord]) -> None:

@@ -17,6 +17,12 @@ gets a new message at the head of its queue. A guard key per run and attempt (`S
 same script as the push) lets one reaper resend it once per window; a run whose message was only
 far out of order (a render process's message put back at the tail by Celery) gets a copy at
 the head, and its late copy is a no-op for the claim script.
+
+Under fair share (storage/fair_share.py) most of the oldest queued runs may be staged: they have
+no message yet and are not missing. The runs that should have one are the admitted ones, kept
+by when they were admitted (the order of the list), so the oldest admitted runs are looked for
+the same way; a run taken back from a dead worker counts among them, oldest of all, until it is
+claimed, so a reaper that dies before sending its message leaves it to be found here too.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import redis
 
 from core.queue import render_queues
 
+from .fair_share import STAGED_FLAG, admitted_key, member_run
 from .held_messages import HeldMessages
 from .run_index import PRIORITY_ORDER, RunIndex, queued_key
 from .runs import run_key
@@ -92,15 +99,23 @@ class LostMessages:
 
     def missing(self) -> list[tuple[str, str, str, str]]:
         """(run id, attempt, priority, pool) of the oldest queued runs whose message is neither
-        near the head of their list nor held by a worker, now."""
+        near the head of their list nor held by a worker, now. The oldest are looked for twice:
+        by submit time, and among the runs admitted by fair share by when they were admitted (a
+        staged run has no message yet and is not missing; storage/fair_share.py)."""
         queues = [(pool, priority.value) for pool in self.index.pools() for priority in PRIORITY_ORDER]
-        oldest = self._read(self.store, lambda pipe, q: pipe.zrange(queued_key(*q), 0, OLDEST - 1), queues)
+        with self.store.pipeline(transaction=False) as pipe:
+            for pool, priority in queues:
+                pipe.zrange(queued_key(pool, priority), 0, OLDEST - 1)
+                pipe.zrange(admitted_key(render_queues(pool)[priority]), 0, OLDEST - 1)
+            replies = pipe.execute()
         heads = self._read(self.broker, lambda pipe, q: pipe.lindex(self._list(*q), -1), queues)
         suspects: dict[tuple[str, str], list[str]] = {}
-        for queue in queues:
-            runs = oldest[queue]
-            if runs and message_run(heads[queue]) != runs[0]:
-                suspects[queue] = runs
+        for i, queue in enumerate(queues):
+            head = message_run(heads[queue])
+            for runs in (replies[2 * i], [member_run(member) for member in replies[2 * i + 1]]):
+                if runs and head != runs[0]:
+                    found = suspects.setdefault(queue, [])
+                    found += [run_id for run_id in runs if run_id not in found]
         if not suspects:
             return []
         near = self._read(self.broker, lambda pipe, q: pipe.lrange(self._list(*q), -NEAR_HEAD, -1), list(suspects))
@@ -118,10 +133,10 @@ class LostMessages:
             return []
         with self.store.pipeline(transaction=False) as pipe:
             for run_id, _, _ in candidates:
-                pipe.hmget(run_key(run_id), "status", "attempt")
+                pipe.hmget(run_key(run_id), "status", "attempt", "fair")
             rows = pipe.execute()
-        return [(run_id, attempt, priority, pool) for (run_id, priority, pool), (status, attempt) in zip(candidates, rows)
-                if status == "queued" and attempt]
+        return [(run_id, attempt, priority, pool) for (run_id, priority, pool), (status, attempt, fair) in zip(candidates, rows)
+                if status == "queued" and attempt and fair != STAGED_FLAG]
 
     def _list(self, pool: str, priority: str) -> str:
         return self.held.prefix + render_queues(pool)[priority]

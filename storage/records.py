@@ -124,6 +124,9 @@ class RunRecord(BaseModel):
     preview_step: int | None = None
     # Runs of one group render in one model call (storage/render_groups.py); None: always alone.
     render_group: str | None = None
+    # Under fair share (storage/fair_share.py): the Redis list its messages go to (pool and
+    # priority), which names the tenant's admitted and staged runs there. None: not admitted by it.
+    queue: str | None = None
     # The request as its operation's typed object, when this process made the run (a submit):
     # admission prices it without reading `request` back. Never stored.
     typed_request: Any = Field(None, exclude=True, repr=False)

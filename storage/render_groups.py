@@ -62,7 +62,7 @@ class RenderGroups:
         """In the transaction that creates the run, with its queue message when it is written
         there too."""
         key = self.key(record)
-        if record.queue_message is None:
+        if record.queue_message is None or record.queue:  # fair share: storage/fair_share.py pushes it
             pipe.zadd(key, {record.run_id: record.created_at})
             pipe.expire(key, self.retention_seconds)
             return

@@ -29,6 +29,7 @@ import redis
 
 from core.queue import DEFAULT_POOL
 
+from . import fair_share
 from .records import Priority, RunRecord
 from .redis_ops import Batch, Op, run
 from .render_stats import RenderStats
@@ -136,6 +137,8 @@ class RunIndex:
         for i in range(len(higher)):
             count += replies[1 + 2 * i]
             ahead += replies[2 + 2 * i]
+        if record.queue:  # admitted by fair share: the tenants take turns in its list
+            return (yield from fair_share.queue_position_op(record, stats, count - rank, ahead + replies[-1], cap))
         ahead += replies[-1][: min(rank, cap)]
         shapes: Counter[str] = Counter()
         if ahead:

@@ -15,11 +15,14 @@ it takes are those `RunStore` passes.
 from __future__ import annotations
 
 from .credits import SETTLE
+from .fair_share import FUNCTIONS as FAIR
 from .run_events import MARK_UNANNOUNCED
 
 # Claim a run for rendering. Returns 'claimed' or why not: 'missing', 'superseded' (a newer
-# delivery exists), 'busy' (another live worker holds it) or the run's final status.
-CLAIM = MARK_UNANNOUNCED + """
+# delivery exists), 'busy' (another live worker holds it) or the run's final status. ARGV[6]: the
+# fair-share slots (storage/fair_share.py): the run leaves its tenant's admitted (or staged) runs,
+# and the tenant's next staged run is admitted in the same step.
+CLAIM = MARK_UNANNOUNCED + FAIR + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
 if status ~= 'queued' and status ~= 'running' then return status end
@@ -31,6 +34,7 @@ end
 redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[2], 'started_at', ARGV[3], 'progress', '0')
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
 redis.call('HINCRBY', KEYS[3], 'running', 1)
+fair_leave(KEYS[1], ARGV[5], ARGV[6])
 redis.call('DEL', KEYS[4])  -- its queue message's copy (storage/render_groups.py): no longer needed
 mark_unannounced(KEYS[1])
 return 'claimed'
@@ -54,8 +58,9 @@ return 1
 
 # Take back every running run whose heartbeat is older than the cutoff: back to queued with
 # the next attempt number (so the old delivery, if it ever comes back, is superseded), or
-# failed once it has used its attempts. ZREM decides which reaper wins each run.
-REAP = SETTLE + MARK_UNANNOUNCED + """
+# failed once it has used its attempts. ZREM decides which reaper wins each run. A run queued
+# again counts as admitted for fair share until it is claimed (its message goes at the head).
+REAP = SETTLE + MARK_UNANNOUNCED + FAIR + """
 local out = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
   if redis.call('ZREM', KEYS[1], id) == 1 then
@@ -72,6 +77,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
         mark_unannounced(key)
       else
         redis.call('HSET', key, 'status', 'queued', 'progress', '0', 'worker', '')
+        fair_return(key, id)
         redis.call('HINCRBY', KEYS[2], 'queued', 1)
         table.insert(out, id)
         table.insert(out, attempt)
@@ -85,12 +91,13 @@ return out
 
 # Cancel: a queued run ends canceled at once; a running one is flagged, and its worker's progress
 # callback stops the render at the next denoising step. Returns 'canceled', 'requested', 'missing'
-# or the final status it already had.
-CANCEL = SETTLE + MARK_UNANNOUNCED + """
+# or the final status it already had. ARGV[2]: the fair-share slots (as for CLAIM).
+CANCEL = SETTLE + MARK_UNANNOUNCED + FAIR + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
 if status == 'queued' then
   redis.call('HSET', KEYS[1], 'status', 'canceled', 'cancel_requested', 'True', 'completed_at', ARGV[1])
+  fair_leave(KEYS[1], redis.call('HGET', KEYS[1], 'run_id'), ARGV[2])
   settle(KEYS[1], 'canceled', '')
   mark_unannounced(KEYS[1])
   return 'canceled'
@@ -103,13 +110,15 @@ return status
 """
 
 # A run still queued past its start deadline ends expired, without running. One that has started
-# before (queued again after its worker died) is not expired: it did start in time.
-EXPIRE = SETTLE + MARK_UNANNOUNCED + """
+# before (queued again after its worker died) is not expired: it did start in time. ARGV[2]: the
+# fair-share slots (as for CLAIM).
+EXPIRE = SETTLE + MARK_UNANNOUNCED + FAIR + """
 if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'started_at') == 1 then return 0 end
 local deadline = redis.call('HGET', KEYS[1], 'start_deadline')
 if not deadline or tonumber(deadline) > tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'expired', 'completed_at', ARGV[1])
+fair_leave(KEYS[1], redis.call('HGET', KEYS[1], 'run_id'), ARGV[2])
 settle(KEYS[1], 'expired', '')
 mark_unannounced(KEYS[1])
 return 1

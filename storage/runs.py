@@ -44,10 +44,13 @@ def run_key(run_id: str) -> str:
 class RunStore:
     """Reads and writes run records. Every write keeps the record's TTL at its expiry."""
 
-    def __init__(self, client: redis.Redis, retention_seconds: int, tombstone_seconds: int = DEFAULT_KEEP_SECONDS) -> None:
+    def __init__(self, client: redis.Redis, retention_seconds: int, tombstone_seconds: int = DEFAULT_KEEP_SECONDS,
+                 fair_slots: int = 0) -> None:
         self.redis = client
         self.retention_seconds = retention_seconds
         self.tombstones = Tombstones(client, retention_seconds, tombstone_seconds)  # expired runs answer 410, not 404
+        # Runs each tenant may have admitted to a list at once (storage/fair_share.py); 0: off.
+        self.fair_slots = fair_slots
         self._claim = client.register_script(run_scripts.CLAIM)
         self._finish = client.register_script(run_scripts.FINISH)
         self._reap = client.register_script(run_scripts.REAP)
@@ -121,7 +124,7 @@ class RunStore:
     def cancel(self, run_id: str) -> str:
         if self.get(run_id) is None:  # never existed, expired, or another tenant's
             return "missing"
-        outcome = self._cancel(keys=[run_key(run_id)], args=[time.time()])
+        outcome = self._cancel(keys=[run_key(run_id)], args=[time.time(), self.fair_slots])
         if outcome == "canceled":
             self._changed(run_id)
         return outcome
@@ -131,7 +134,7 @@ class RunStore:
         return [run_id for run_id in self.index.overdue(time.time()) if self._expire_if_late(run_id)]
 
     def _expire_if_late(self, run_id: str) -> bool:
-        if self._expire(keys=[run_key(run_id)], args=[time.time()]):
+        if self._expire(keys=[run_key(run_id)], args=[time.time(), self.fair_slots]):
             self._changed(run_id)
             return True
         return False
@@ -176,7 +179,7 @@ class RunStore:
             return RunStatus.expired.value
         now = time.time()
         outcome = self._claim(
-            keys=[run_key(run_id), HEARTBEATS, RUNS, message_key(run_id)], args=[attempt, worker, now, stale_after, run_id]
+            keys=[run_key(run_id), HEARTBEATS, RUNS, message_key(run_id)], args=[attempt, worker, now, stale_after, run_id, self.fair_slots]
         )
         if outcome == "claimed":
             self._changed(run_id)

@@ -25,7 +25,8 @@ Each tick (a third of `heartbeat_stale_after`), whichever reaper gets there firs
   reaper announces it once it is older than the stale window (storage/run_events.py).
 - Queued runs past their start deadline expire; credits reserved for runs that will never
   settle them are given back (storage/runs.py `release_orphaned_credits`); now and then,
-  expired runs leave the queue indexes and expired image files are swept.
+  expired runs leave the queue indexes and fair share's admitted runs (storage/fair_share.py
+  `repair_op`), and expired image files are swept.
 """
 
 from __future__ import annotations
@@ -37,12 +38,14 @@ import redis
 from celery import Celery
 
 from core.metrics import worker_seen
-from core.queue import enqueue_render, render_message
+from core.queue import enqueue_render, render_message, render_queues
 from core.sentinel import is_redis_url
 from core.settings import Settings
+from storage import fair_share
 from storage.held_messages import HeldMessages
 from storage.lost_messages import LostMessages
 from storage.redis_client import is_redis_outage, redis_for
+from storage.redis_ops import run
 from storage.runs import RunStore
 
 from .runtime import Runtime
@@ -152,6 +155,8 @@ class Reaper(threading.Thread):
                 reap_once(self.app, self.runtime.runs, settings, self.held, self.lost)
                 if ticks % PRUNE_EVERY == 1:
                     self.runtime.runs.index.prune_expired()
+                    lists = [queue for pool in self.runtime.runs.index.pools() for queue in render_queues(pool).values()]
+                    run(self.runtime.runs.redis, fair_share.repair_op(lists, settings.fair_share_slots))
                 if ticks % SWEEP_EVERY == 1:
                     sweep_expired_files(self.runtime)
             except Exception as exc:
