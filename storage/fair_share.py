@@ -26,8 +26,9 @@ Every change is inside one Lua script, so no process dies between its steps:
 Keys per list Q (the Redis list name, which already names the pool and priority) and tenant T:
 `renderq:fair:admitted:Q` (sorted set: run → when admitted; the lost-message sweep reads its
 oldest, storage/lost_messages.py), `renderq:fair:slots:Q` (hash: T → runs admitted),
-`renderq:fair:staged:Q:T` (sorted set: run → created_at). A fair-share run's record carries its
-list (`queue`), and `fair` = "staged" while it is staged.
+`renderq:fair:staged:Q:T` (sorted set: run → created_at), `renderq:fair:backlog:Q` (a list with
+one token per run staged for Q: the queue depth an autoscaler reads beside Q's own length). A
+fair-share run's record carries its list (`queue`), and `fair` = "staged" while it is staged.
 """
 
 from __future__ import annotations
@@ -61,6 +62,13 @@ def staged_key(queue: str, tenant: str) -> str:
     return f"{FAIR_PREFIX}staged:{queue}:{tenant}"
 
 
+def backlog_key(queue: str) -> str:
+    """A Redis list as long as the runs staged for `queue`, all tenants together (one token
+    each): what an autoscaler that reads list lengths (KEDA's `redis` trigger) adds to the
+    length of `queue` itself, whose messages are only the admitted runs'."""
+    return f"{FAIR_PREFIX}backlog:{queue}"
+
+
 # fair_fill(queue, tenant, slots): admit the tenant's oldest staged runs while it has a free
 # slot (slots 0: fair share turned off since they were staged: all of them). A staged run no
 # longer queued is dropped; one whose message copy is gone is admitted without a message, which
@@ -77,6 +85,7 @@ local function fair_fill(queue, tenant, slots)
   while slots == 0 or n < slots do
     local popped = redis.call('ZPOPMIN', staged)
     if #popped == 0 then break end
+    redis.call('LPOP', '{FAIR_PREFIX}backlog:' .. queue)
     local id = popped[1]
     local key = '{RUN_PREFIX}' .. id
     if redis.call('HGET', key, 'status') == 'queued' then
@@ -104,6 +113,7 @@ local function fair_leave(key, id, slots)
   local queue, tenant = fields[1], fields[2] or ''
   if not queue then return end
   if redis.call('ZREM', '{FAIR_PREFIX}staged:' .. queue .. ':' .. tenant, id) == 1 then
+    redis.call('LPOP', '{FAIR_PREFIX}backlog:' .. queue)
     redis.call('HDEL', key, 'fair')
     return
   end
@@ -121,15 +131,16 @@ end
 """
 
 # The queue messages of a create: ARGV[1] slots, ARGV[2] the copies' life, then per run its id,
-# list, tenant, created_at, payload. Each run's message copy is kept beside it; the run is
-# admitted (its message pushed) while its tenant has a free slot and nothing staged in that
-# list, else staged. Returns how many were admitted.
-SUBMIT = FUNCTIONS + f"""
+# list, tenant, created_at, payload, and '1' if it has a render group. The run is admitted (its
+# message pushed) while its tenant has a free slot and nothing staged in that list, else staged
+# (a tenant with more slots than runs admitted, after the setting was raised, has them filled at
+# its next claim). A staged run's message is kept beside it, as a render-group run's always is
+# (storage/render_groups.py). Returns how many were admitted.
+SUBMIT = f"""
 local slots, life, admitted = tonumber(ARGV[1]), ARGV[2], 0
 local now = redis.call('TIME')
-for i = 3, #ARGV, 5 do
+for i = 3, #ARGV, 6 do
   local id, queue, tenant, created, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  redis.call('SET', '{MESSAGE_PREFIX}' .. id, queue .. '\\n' .. payload, 'EX', life)
   local count_key = '{FAIR_PREFIX}slots:' .. queue
   local staged = '{FAIR_PREFIX}staged:' .. queue .. ':' .. tenant
   local n = tonumber(redis.call('HGET', count_key, tenant) or '0')
@@ -138,11 +149,14 @@ for i = 3, #ARGV, 5 do
     redis.call('ZADD', '{FAIR_PREFIX}admitted:' .. queue, now[1] + now[2] / 1000000, id .. '|' .. tenant)
     redis.call('HINCRBY', count_key, tenant, 1)
     admitted = admitted + 1
+    if ARGV[i + 5] == '1' then redis.call('SET', '{MESSAGE_PREFIX}' .. id, queue .. '\\n' .. payload, 'EX', life) end
   else
+    redis.call('SET', '{MESSAGE_PREFIX}' .. id, queue .. '\\n' .. payload, 'EX', life)
     redis.call('ZADD', staged, created, id)
     redis.call('EXPIRE', staged, life)
+    redis.call('LPUSH', '{FAIR_PREFIX}backlog:' .. queue, '1')
+    redis.call('EXPIRE', '{FAIR_PREFIX}backlog:' .. queue, life)
     redis.call('HSET', '{RUN_PREFIX}' .. id, 'fair', '{STAGED_FLAG}')
-    fair_fill(queue, tenant, slots)
   end
 end
 return admitted
@@ -156,7 +170,9 @@ local out = 0
 for i = 3, #ARGV do
   local id, tenant = string.match(ARGV[i], '^([^|]*)|(.*)$')
   if redis.call('HGET', '{RUN_PREFIX}' .. id, 'status') ~= 'queued' then
-    redis.call('ZREM', '{FAIR_PREFIX}staged:' .. ARGV[2] .. ':' .. tenant, id)
+    if redis.call('ZREM', '{FAIR_PREFIX}staged:' .. ARGV[2] .. ':' .. tenant, id) == 1 then
+      redis.call('LPOP', '{FAIR_PREFIX}backlog:' .. ARGV[2])
+    end
     fair_release(ARGV[2], tenant, id, ARGV[1])
     out = out + 1
   end
@@ -178,7 +194,7 @@ def submit(pipe, records: list[RunRecord], slots: int, life: int) -> None:
     for record in records:
         assert record.queue_message is not None
         queue, payload = record.queue_message
-        args += [record.run_id, queue, record.tenant, record.created_at, payload]
+        args += [record.run_id, queue, record.tenant, record.created_at, payload, "1" if record.render_group else ""]
     pipe.eval(SUBMIT, 0, *args)
 
 

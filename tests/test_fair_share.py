@@ -12,7 +12,7 @@ import pytest
 
 from core.queue import RENDER_QUEUES
 from storage import fair_share
-from storage.fair_share import admitted_key, slots_key, staged_key
+from storage.fair_share import admitted_key, backlog_key, slots_key, staged_key
 from storage.held_messages import HeldMessages
 from storage.lost_messages import LostMessages, message_run
 from storage.records import Priority, RunRecord
@@ -71,9 +71,11 @@ def test_a_tenant_has_one_run_on_the_list_the_rest_staged_with_their_messages(st
     assert redis.get("renderq:queue-message:a3").split("\n", 1)[0] == NORMAL
     assert message_run(redis.get("renderq:queue-message:a3").split("\n", 1)[1]) == "a3"
     assert redis.hget(slots_key(NORMAL), "a") == "1"
+    assert redis.llen(backlog_key(NORMAL)) == 4  # what an autoscaler adds to the list's own length
     assert take(store) == "a0"
     assert listed(store) == ["a1"]  # admitted in the claim's own step
     assert redis.hget(run_key("a1"), "fair") is None
+    assert redis.llen(backlog_key(NORMAL)) == 3
 
 
 def test_a_single_run_waits_behind_one_run_of_a_tenant_holding_500(store):
@@ -92,6 +94,7 @@ def test_backlogged_tenants_take_turns_in_the_order_their_runs_came(store):
     assert [take(store) for _ in range(9)] == ["a0", "b0", "c0", "a1", "b1", "a2", "b2", "a3", "b3"]
     assert take(store) is None
     assert store.redis.hlen(slots_key(NORMAL)) == 0 and store.redis.zcard(admitted_key(NORMAL)) == 0
+    assert store.redis.llen(backlog_key(NORMAL)) == 0
 
 
 def test_more_slots_let_more_of_a_tenants_runs_wait_on_the_list(store):
@@ -116,7 +119,7 @@ def test_a_canceled_or_expired_staged_run_leaves_staging_and_an_admitted_one_fre
     store.redis.zadd("renderq:deadlines", {"a1": time.time() - 1})
     assert store.expire_overdue() == ["a1"]
     assert listed(store) == ["a0", "a1", "a3"]
-    assert store.redis.zcard(staged_key(NORMAL, "a")) == 0
+    assert store.redis.zcard(staged_key(NORMAL, "a")) == 0 and store.redis.llen(backlog_key(NORMAL)) == 0
     assert store.claim("a0", 1, "w1", 6) == "canceled"
 
 
@@ -127,6 +130,7 @@ def test_a_companion_taken_from_staging_leaves_it(store):
     companions = store.claim_companions(record, "w1", 6, 7)
     assert sorted(c.run_id for c in companions) == ["a1", "a2"]
     assert store.redis.zcard(staged_key(NORMAL, "a")) == 0 and store.redis.hlen(slots_key(NORMAL)) == 0
+    assert store.redis.llen(backlog_key(NORMAL)) == 0
     assert listed(store) == []  # a1's message was taken back off the list
 
 
