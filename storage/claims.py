@@ -24,20 +24,22 @@ _ONE = (
 # (higher priorities) when ARGV[8] is 'next'. ARGV: worker, now, stale after, how many to take
 # (the first included), run key prefix, message copy prefix, group prefix, and either
 # 'own' + run id + attempt (a delivery of that run's message) or 'next' + group key + queue.
+# The last ARGV: the fair-share slots (storage/fair_share.py), which the single-run scripts take.
 # Returns {own outcome, {run id, 'claimed' | 'expired'}...}; 'claimed' entries are followed by
 # their hash (HGETALL's flat list).
 CLAIM_GROUP = _ONE + """
 local worker, now, stale, wanted = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local slots = ARGV[#ARGV]
 local run_prefix, message_prefix = ARGV[5], ARGV[6]
 local out, taken = {}, 0
 
 local function take(id, attempt, message_key)
   local key = run_prefix .. id
-  if expire_one({key}, {now}) == 1 then
+  if expire_one({key}, {now, slots}) == 1 then
     table.insert(out, {id, 'expired'})
     return 'expired'
   end
-  local outcome = claim_one({key, KEYS[1], KEYS[2], message_key}, {attempt, worker, now, stale, id})
+  local outcome = claim_one({key, KEYS[1], KEYS[2], message_key}, {attempt, worker, now, stale, id, slots})
   if outcome == 'claimed' then
     taken = taken + 1
     table.insert(out, {id, 'claimed', redis.call('HGETALL', key)})
@@ -103,14 +105,16 @@ class Claims:
         self.heartbeats = heartbeats
         self.counters = counters
 
-    def own(self, run_id: str, attempt: int, worker: str, stale_after: float, wanted: int) -> tuple[str, list]:
+    def own(self, run_id: str, attempt: int, worker: str, stale_after: float, wanted: int,
+            fair_slots: int = 0) -> tuple[str, list]:
         """Claim `run_id` by its message and up to `wanted - 1` queued runs of its group."""
-        return self._call([], worker, stale_after, wanted, ["own", run_id, attempt])
+        return self._call([], worker, stale_after, wanted, ["own", run_id, attempt, fair_slots])
 
-    def next(self, group_key: str, queue: str, higher: list[str], worker: str, stale_after: float, wanted: int) -> tuple[str, list]:
+    def next(self, group_key: str, queue: str, higher: list[str], worker: str, stale_after: float, wanted: int,
+             fair_slots: int = 0) -> tuple[str, list]:
         """Claim up to `wanted` runs of the group `group_key` if its oldest run's message is next on
         `queue` and the lists `higher` are empty: ('next', taken), else ('behind' | 'empty', [])."""
-        return self._call(higher, worker, stale_after, wanted, ["next", group_key, queue])
+        return self._call(higher, worker, stale_after, wanted, ["next", group_key, queue, fair_slots])
 
     def _call(self, higher: list[str], worker: str, stale_after: float, wanted: int, tail: list) -> tuple[str, list]:
         reply = self._script(

@@ -190,7 +190,7 @@ class RunStore:
         more of the group's queued runs (their messages taken off their queues: no worker spends a
         delivery finding them taken); one script, then their announcements in one round trip.
         (the run's claim outcome as `claim` gives it, the claimed records: the run's first)."""
-        outcome, entries = self.claims.own(run_id, attempt, worker, stale_after, wanted)
+        outcome, entries = self.claims.own(run_id, attempt, worker, stale_after, wanted, self.fair_slots)
         return outcome, self._claimed(entries)
 
     def claim_next(self, record: RunRecord, queue: str, higher: list[str], worker: str, stale_after: float,
@@ -198,7 +198,7 @@ class RunStore:
         """Up to `wanted` queued runs of `record`'s render group, claimed only when the group's
         oldest run's message is the next `queue` would deliver and the `higher` priority lists
         are empty (a worker draining a backlog keeps its turn without a Celery round trip)."""
-        _, entries = self.claims.next(self.groups.key(record), queue, higher, worker, stale_after, wanted)
+        _, entries = self.claims.next(self.groups.key(record), queue, higher, worker, stale_after, wanted, self.fair_slots)
         return self._claimed(entries)
 
     def _claimed(self, entries: list) -> list[RunRecord]:

@@ -58,7 +58,8 @@ def take(store: RunStore, queue: str = NORMAL) -> str | None:
     if raw is None:
         return None
     run_id = message_run(raw)
-    assert store.claim(run_id, 1, "w1", 6) == "claimed"
+    outcome, _ = store.claim_group(run_id, 1, "w1", 6, 1)  # as worker/tasks.py claims, alone
+    assert outcome == "claimed"
     return run_id
 
 
@@ -125,10 +126,9 @@ def test_a_canceled_or_expired_staged_run_leaves_staging_and_an_admitted_one_fre
 
 def test_a_companion_taken_from_staging_leaves_it(store):
     submit(store, "a", "a0", "a1", "a2", group="g")
-    assert take(store) == "a0"
-    record = store.get("a0")
-    companions = store.claim_companions(record, "w1", 6, 7)
-    assert sorted(c.run_id for c in companions) == ["a1", "a2"]
+    assert message_run(store.redis.rpop(NORMAL)) == "a0"
+    outcome, claimed = store.claim_group("a0", 1, "w1", 6, 8)
+    assert outcome == "claimed" and [record.run_id for record in claimed] == ["a0", "a1", "a2"]
     assert store.redis.zcard(staged_key(NORMAL, "a")) == 0 and store.redis.hlen(slots_key(NORMAL)) == 0
     assert store.redis.llen(backlog_key(NORMAL)) == 0
     assert listed(store) == []  # a1's message was taken back off the list
@@ -160,7 +160,7 @@ def test_the_lost_message_sweep_leaves_staged_runs_alone_and_finds_a_lost_admitt
     lost = LostMessages(HeldMessages(store.redis, store.redis))
     assert lost.missing() == []  # a0 is next in line: b0's turn has not come
     assert take(store) == "a0"
-    assert lost.missing() == [("b0", "1", "normal")]  # not a2..a19: staged, no message yet
+    assert lost.missing() == [("b0", "1", "normal", "default")]  # not a2..a19: staged, no message yet
     store.redis.lpush(NORMAL, b0)
     assert lost.missing() == []
 
