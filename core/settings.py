@@ -160,7 +160,8 @@ class Settings(PlacementSettings, BaseSettings):
         description="Fair share between tenants: runs of one tenant that may wait on a render queue (one per pool and "
         "priority) at once; its further runs wait staged and go onto the queue one by one as its earlier ones start, "
         "behind the other tenants' (docs/architecture.md, Fair share). A tenant's single run then starts after at "
-        "most this many runs of each other tenant, whatever their backlog. 0: off (first come, first served).",
+        "most this many runs of each other tenant, whatever their backlog. 0: off (first come, first served; runs "
+        "staged before still go out in turns).",
     )
     progress_min_interval: float = Field(
         0.2, ge=0, description="Progress writes to Redis are throttled to one per this many seconds."

@@ -70,7 +70,8 @@ def backlog_key(queue: str) -> str:
 
 
 # fair_fill(queue, tenant, slots): admit the tenant's oldest staged runs while it has a free
-# slot (slots 0: fair share turned off since they were staged: all of them). A staged run no
+# slot (slots 0, fair share turned off since they were staged: one, so that what was staged
+# still goes out in turns and is never left behind). A staged run no
 # longer queued is dropped; one whose message copy is gone is admitted without a message, which
 # the lost-message sweep then sends (it is among the admitted runs and nowhere on the list).
 # fair_leave(run key, run id, slots): the run leaves `queued`. fair_return(run key, run id): the
@@ -82,7 +83,8 @@ local function fair_fill(queue, tenant, slots)
   local staged = '{FAIR_PREFIX}staged:' .. queue .. ':' .. tenant
   local n = tonumber(redis.call('HGET', count_key, tenant) or '0')
   local now = redis.call('TIME')
-  while slots == 0 or n < slots do
+  if slots < 1 then slots = 1 end
+  while n < slots do
     local popped = redis.call('ZPOPMIN', staged)
     if #popped == 0 then break end
     redis.call('LPOP', '{FAIR_PREFIX}backlog:' .. queue)
@@ -191,10 +193,12 @@ def submit(pipe, records: list[RunRecord], slots: int, life: int) -> None:
     tenant stamped) admitted or staged, in one EVAL (EVAL, not EVALSHA: the same call on the
     sync and asyncio pipelines; Redis keeps the compiled script cached by its hash)."""
     args: list[Any] = [slots, life]
-    for record in records:
+    for i, record in enumerate(records):
         assert record.queue_message is not None
         queue, payload = record.queue_message
-        args += [record.run_id, queue, record.tenant, record.created_at, payload, "1" if record.render_group else ""]
+        # Staged in submit order, a batch's runs too (they may share one created_at): a µs apart.
+        order = repr(record.created_at + i * 1e-6)
+        args += [record.run_id, queue, record.tenant, order, payload, "1" if record.render_group else ""]
     pipe.eval(SUBMIT, 0, *args)
 
 

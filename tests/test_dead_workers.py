@@ -246,7 +246,8 @@ def check_exactly_once(fleet: Fleet, ids: list[str], records: dict[str, dict]) -
     assert max(completions[run_id] for run_id in ids) == 1
     for run_id in ids:
         listed = stack.s3().list_objects_v2(Bucket=stack.env["RENDERQ_S3_BUCKET"], Prefix=f"{run_id}/")
-        assert [obj["Key"] for obj in listed.get("Contents", [])] == [f"{run_id}/0.png"]
+        images = [obj["Key"] for obj in listed.get("Contents", []) if not obj["Key"].endswith(".thumb.webp")]
+        assert images == [f"{run_id}/0.png"]  # (and its thumbnail)
         assert len(json.loads(records[run_id]["images"])) == 1
     for tenant in {row["tenant"] for row in records.values()}:  # each granted GRANT
         account = CreditStore(stack.redis()).account(tenant)

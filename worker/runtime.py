@@ -53,7 +53,8 @@ class Runtime:
 
     @cached_property
     def runs(self) -> RunStore:
-        store = RunStore(make_redis(self.settings), self.settings.retention_seconds, self.settings.fair_share_slots)
+        store = RunStore(make_redis(self.settings), self.settings.retention_seconds, self.settings.tombstone_seconds,
+                         fair_slots=self.settings.fair_share_slots)
         store.prices = PriceTable.from_settings(self.settings)  # charges completed runs for what they rendered
         return store
 
