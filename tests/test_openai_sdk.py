@@ -45,6 +45,22 @@ def test_generations_as_urls_and_base64(client, api):
     assert Image.open(io.BytesIO(base64.b64decode(result.data[0].b64_json))).format == "JPEG"
 
 
+def test_streaming_sends_partial_images_from_the_live_previews_then_the_image(client):
+    # The session stack's worker previews every 2 steps: 12 steps make 5 previews, 2 asked for.
+    stream = client.images.generate(prompt="a red fox", size="128x64", stream=True, partial_images=2,
+                                    extra_body={"num_inference_steps": 12, "seed": 5})
+    events = list(stream)
+    kinds = [event.type for event in events]
+    assert kinds[-1] == "image_generation.completed" and kinds.count("image_generation.completed") == 1, kinds
+    partials = [event for event in events if event.type == "image_generation.partial_image"]
+    assert 1 <= len(partials) <= 2 and [p.partial_image_index for p in partials] == list(range(len(partials)))
+    for partial in partials:
+        with Image.open(io.BytesIO(base64.b64decode(partial.b64_json))) as image:
+            assert image.format == "JPEG" and image.size == (128, 64) and partial.output_format == "jpeg"
+    with Image.open(io.BytesIO(base64.b64decode(events[-1].b64_json))) as image:
+        assert image.format == "PNG" and image.size == (128, 64) and events[-1].size == "128x64"
+
+
 def test_the_open_webui_request(stack):
     body = {"model": "default", "prompt": "a lighthouse", "n": 1, "size": "64x64", "response_format": "b64_json", **TINY}
     response = httpx.post(stack.api_url + "/v1/images/generations", json=body,

@@ -107,7 +107,7 @@ def test_a_variation_becomes_a_variations_run_of_one_image(openai_app):
     ({"prompt": "x", "model": "dall-e-3"}, 404, None, "model_not_found"),
     ({"prompt": "x", "size": "big"}, 400, "size", "invalid_value"),
     ({"prompt": "x", "n": 5}, 400, "n", "invalid_value"),
-    ({"prompt": "x", "stream": True}, 400, "stream", "unsupported_value"),
+    ({"prompt": "x", "stream": True, "partial_images": 4}, 400, "partial_images", "invalid_value"),
     ({"prompt": "x", "background": "transparent"}, 400, "background", "unsupported_value"),
     ({"prompt": "x", "frobnicate": 1}, 400, "frobnicate", "unknown_parameter"),
     ({"prompt": "x", "response_format": "jpg"}, 400, "response_format", "invalid_value"),
@@ -159,3 +159,10 @@ def test_openai_routes_are_tagged_in_openapi(openai_app):
     paths = client.get("/openapi.json").json()["paths"]
     for path in ("/v1/images/generations", "/v1/images/edits", "/v1/images/variations"):
         assert paths[path]["post"]["tags"] == ["openai"]
+
+
+def test_streaming_is_refused_on_edits_and_variations(openai_app):
+    client, _ = openai_app
+    response = client.post("/v1/images/variations", data={"stream": "true"}, files={"image": ("a.png", encode(noise(64, 64)), "image/png")})
+    error = _error(response, 400)
+    assert (error["param"], error["code"]) == ("stream", "unsupported_value") and "generations only" in error["message"]

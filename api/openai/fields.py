@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,7 +13,7 @@ from core.problems import ProblemError
 QUALITY_TIERS = {"low": "LOW", "medium": "MID", "standard": "MID", "high": "HIGH", "hd": "HIGH", "auto": None}
 _SIZE = re.compile(r"^(\d{1,5})x(\d{1,5})$")
 # Fields OpenAI's SDKs may send that renderq takes and ignores (nothing of ours to map them to).
-IGNORED = frozenset({"user", "style", "moderation", "safety_identifier", "input_fidelity", "partial_images"})
+IGNORED = frozenset({"user", "style", "moderation", "safety_identifier", "input_fidelity"})
 
 
 def openai_error(message: str, status: int = 400, param: str | None = None, code: str | None = None) -> ProblemError:
@@ -36,11 +36,18 @@ class ImagesFields(BaseModel):
     output_compression: int | None = Field(None, ge=0, le=100, description="jpeg/webp: Pillow's quality, 0–100.")
     background: Literal["transparent", "opaque", "auto"] | None = None
     quality: Literal["low", "medium", "high", "standard", "hd", "auto"] | None = None
-    stream: bool | None = None
+    stream: bool | None = Field(
+        None, description="/v1/images/generations: Server-Sent Events, the run's live previews as partial images, "
+        "then the images (api/openai/streaming.py). Refused on edits and variations.",
+    )
+    partial_images: int | None = Field(None, ge=0, le=3, description="With stream: at most this many partial images (0–3).")
     user: str | None = None
+
+    STREAMS: ClassVar[bool] = False  # whether the route answers `stream: true`
 
 
 class GenerationFields(ImagesFields):
+    STREAMS: ClassVar[bool] = True
     prompt: str = Field(..., description="What to draw.")
     style: Literal["vivid", "natural"] | None = None
 
@@ -65,9 +72,9 @@ def parse_size(size: str | None) -> dict[str, int]:
 
 def refuse_unsupported(fields: ImagesFields) -> None:
     """What renderq cannot do in one run, refused rather than silently ignored."""
-    if fields.stream:
-        raise openai_error("stream=true is not supported: renderq sends no partial images yet; send stream=false "
-                           "and get the images when the run ends.", param="stream", code="unsupported_value")
+    if fields.stream and not fields.STREAMS:
+        raise openai_error("stream=true is supported on /v1/images/generations only; send stream=false and get the "
+                           "images when the run ends.", param="stream", code="unsupported_value")
     if fields.background == "transparent":
         raise openai_error("background='transparent' is not supported: renderq renders opaque images; run "
                            "POST /v1/remove-background on the result.", param="background", code="unsupported_value")

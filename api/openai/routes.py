@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 
 from core.problems import ProblemError
@@ -21,6 +21,7 @@ from .fields import EditFields, GenerationFields, ImagesFields, VariationFields,
 from .masks import alpha_mask
 from .results import answer, not_finished
 from .schemas import request_body_doc, responses_doc
+from .streaming import stream_generation
 
 router = APIRouter(prefix="/v1/images", tags=["openai"])
 
@@ -70,13 +71,16 @@ def _one_image(files: dict[str, list[bytes]], name: str, required: bool) -> byte
 
 
 @router.post("/generations", summary="OpenAI: create images from a prompt", response_model=None,
-             openapi_extra={"requestBody": request_body_doc(GenerationFields)}, responses=responses_doc())
-async def create_images(request: Request) -> JSONResponse:
-    """OpenAI's `images.generate`, rendered as a renderq text-to-image run."""
+             openapi_extra={"requestBody": request_body_doc(GenerationFields)}, responses=responses_doc(streams=True))
+async def create_images(request: Request) -> Response:
+    """OpenAI's `images.generate`, rendered as a renderq text-to-image run; with `stream: true`,
+    Server-Sent Events: partial images from the live previews, then the images."""
     services = services_of(request)
     data, _ = await _read(request, services)
     fields = validate_body(GenerationFields, data)
     record = await submission.submit_async(services, _body(services, "text-to-image", fields))
+    if fields.stream:
+        return stream_generation(request, services, record, fields)
     return await _finish(services, record, fields)
 
 

@@ -46,10 +46,13 @@ def request_body_doc(fields: type[ImagesFields], files: tuple[str, ...] = ()) ->
     return {"required": True, "content": {"multipart/form-data": {"schema": multipart}}}
 
 
-def responses_doc() -> dict:
+def responses_doc(streams: bool = False) -> dict:
     error = {"model": OpenAIErrorBody}
+    streamed = {"content": {"text/event-stream": {}}, "description": "The images, once the run has ended; with "
+                "`stream: true`, Server-Sent Events: `image_generation.partial_image` (at most `partial_images`, from the "
+                "live previews), then `image_generation.completed` per image, or `error`."}
     return {
-        200: {"model": ImagesResponse, "description": "The images, once the run has ended."},
+        200: {"model": ImagesResponse, "description": "The images, once the run has ended."} | (streamed if streams else {}),
         400: error | {"description": "invalid_request_error (validation, unknown parameter, refused value)"},
         401: error | {"description": "no or unknown API key"},
         404: error | {"description": "model_not_found"},
