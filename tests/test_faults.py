@@ -165,8 +165,8 @@ def test_s3_outage_retries_then_fails_the_run_and_the_worker_serves_the_next(fau
             ready = api.get("/readyz")
     finally:
         dropping.stop()
-    assert failed["status"] == "failed"
-    assert failed["error"]["type"] == "/problems/storage-failed" and "3 tries" in failed["error"]["detail"]
+    assert failed["status"] == "failed", failed
+    assert failed["error"]["type"] == "/problems/storage-failed" and "3 tries" in failed["error"]["detail"], failed["error"]
     assert tries >= 3  # the upload was retried (with botocore's exponential backoff)
     assert ready.status_code == 503 and ready.json()["checks"]["storage"].startswith("down")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from core.problems import Problem
@@ -24,11 +26,11 @@ FAILURES: tuple[tuple[tuple[type[BaseException], ...], str, int], ...] = (
 
 def problem_for(exc: BaseException, soft_time_limit: int) -> Problem:
     """The problem document a failed render records (core/problems.py types)."""
-    import torch
+    torch = sys.modules.get("torch")  # only a process that rendered can have run out of GPU memory
 
     if isinstance(exc, (SoftTimeLimitExceeded, TimeLimitExceeded)):
         return Problem.of("render-timeout", 504, detail=f"render exceeded its time limit of {soft_time_limit}s")
-    if isinstance(exc, torch.OutOfMemoryError):
+    if torch is not None and isinstance(exc, torch.OutOfMemoryError):
         return Problem.of("out-of-memory", 507, detail=str(exc).splitlines()[0])
     for types, slug, status in FAILURES:
         if isinstance(exc, types):

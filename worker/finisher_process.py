@@ -22,6 +22,7 @@ def serve(orders: Connection, answers: Connection) -> None:
     settings = get_settings()
     configure_logging(settings, "worker")
     runtime = Runtime(settings)
+    _ = runtime.images  # opened (and the bucket checked) now, while the render process loads its model
     while True:
         try:
             token, rendered = orders.recv()

@@ -49,16 +49,15 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
     log.info("run %s attempt %d claimed%s", run_id, attempt,
              f" with {len(records) - 1} more of its render group: {[r.run_id for r in records[1:]]}" if len(records) > 1 else "")
     render_together(runtime, records, finisher(runtime))
-    if not record.render_group or wanted < 2:
-        return "rendered"
+    # A full batch may have more of its group behind it; one that was not full emptied the group
+    # (runs queued since come through their own messages), so a lone run costs no extra look.
     queue, higher = render_lists(record.pool, record.priority.value)
     budget = min(CONTINUE_SECONDS, settings.soft_time_limit / 4)
-    while time.monotonic() - began < budget:
+    while record.render_group and wanted > 1 and len(records) == wanted and time.monotonic() - began < budget:
         records = runtime.runs.claim_next(record, queue, higher, runtime.worker_id, settings.heartbeat_stale_after, wanted)
-        if not records:
-            break
-        log.info("runs %s of run %s's render group claimed next", [r.run_id for r in records], run_id)
-        render_together(runtime, records, finisher(runtime))
+        if records:
+            log.info("runs %s of run %s's render group claimed next", [r.run_id for r in records], run_id)
+            render_together(runtime, records, finisher(runtime))
     return "rendered"
 
 
