@@ -181,6 +181,18 @@ def build_tiny_depth_estimator(directory: str | Path, seed: int = 0) -> Path:
     return Path(directory)
 
 
+def build_tiny_preview_decoder(directory: str | Path, seed: int = 0) -> Path:
+    """A random-weight AutoencoderTiny (TAESD's architecture, a few channels wide) for the tiny
+    model's 4-channel latents: live previews decoded by a model, as with TAESD."""
+    import torch
+    from diffusers import AutoencoderTiny
+
+    torch.manual_seed(seed)
+    AutoencoderTiny(encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
+                    num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1), latent_channels=4).save_pretrained(directory)
+    return Path(directory)
+
+
 def build_tiny_catalog(base_dir: str | Path, directory: str | Path, extra_bases: int = 0, broken: bool = False) -> Path:
     """Build the companions of the tiny base model in `directory` and write the catalog
     (`models.json`) listing them; returns the catalog's path. `extra_bases` more tiny base
@@ -200,6 +212,7 @@ def build_tiny_catalog(base_dir: str | Path, directory: str | Path, extra_bases:
         build_tiny_controlnet(base_dir, root / f"tiny-controlnet-{control_type}", seed=seed)
     build_tiny_ip_adapter(base_dir, root / "tiny-ip-adapter")
     build_tiny_depth_estimator(root / "tiny-depth")
+    build_tiny_preview_decoder(root / "tiny-taesd")
     models = [
         {"id": "tiny-lora", "kind": "lora", "source": "./tiny-lora", "base": "default",
          "name": "Tiny LoRA", "description": "Random-weight rank-4 LoRA for tests."},
@@ -222,6 +235,8 @@ def build_tiny_catalog(base_dir: str | Path, directory: str | Path, extra_bases:
          "options": {"weight_name": "ip-adapter.safetensors"}},
         {"id": "tiny-depth", "kind": "depth-estimator", "source": "./tiny-depth",
          "name": "Tiny DPT", "description": "Random-weight DPT depth-estimation model."},
+        {"id": "tiny-taesd", "kind": "preview-decoder", "source": "./tiny-taesd", "base": "default",
+         "name": "Tiny TAESD", "description": "Random-weight AutoencoderTiny that decodes live previews."},
     ]
     if broken:
         models.append({"id": "broken-model", "kind": "base", "source": "/nonexistent/renderq-model",

@@ -102,6 +102,13 @@ def load_depth_estimator(source: str, placement: Placement) -> DepthEstimator:
     return DepthEstimator(model, AutoImageProcessor.from_pretrained(source))
 
 
+def load_preview_decoder(source: str, placement: Placement):
+    """A tiny autoencoder (diffusers' AutoencoderTiny: TAESD, TAESDXL) that decodes live previews."""
+    from diffusers import AutoencoderTiny
+
+    return AutoencoderTiny.from_pretrained(source, dtype=placement.dtype).to(placement.device).eval()
+
+
 # How a worker loads each catalog kind besides bases, LoRAs, ControlNets and IP-Adapters (which
 # the model cache loads onto a base): kind → loader(source, placement).
 LOADERS = {
@@ -110,4 +117,5 @@ LOADERS = {
     "text-segmentation": load_text_segmenter,
     "depth-estimator": load_depth_estimator,
     "instruct-pix2pix": load_instruct_pix2pix,
+    "preview-decoder": load_preview_decoder,
 }

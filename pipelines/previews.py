@@ -72,7 +72,7 @@ def decode_previews(pipe, latents: torch.Tensor, indices: list[int], decoder=Non
     height, width = picked.shape[2] * 8, picked.shape[3] * 8
     if decoder is not None:
         with torch.inference_mode():
-            decoded = decoder.decode(picked.to(decoder.dtype)).sample  # in [-1, 1]
+            decoded = decoder.decode(picked.to(decoder.device, decoder.dtype)).sample  # in [-1, 1]
         rgb = ((decoded.float() + 1) / 2).clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
     else:
         rgb = latents_to_rgb(picked, latent_family(pipe))

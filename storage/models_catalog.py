@@ -12,13 +12,16 @@
        "base": ["default", "sd15"], "options": {"control_type": "lineart"}},
       {"id": "ip-adapter-sd15", "kind": "ip-adapter", "source": "h94/IP-Adapter", "base": ["default", "sd15"],
        "options": {"subfolder": "models", "weight_name": "ip-adapter_sd15.safetensors"}},
-      {"id": "dpt-hybrid", "kind": "depth-estimator", "source": "Intel/dpt-hybrid-midas"}
+      {"id": "dpt-hybrid", "kind": "depth-estimator", "source": "Intel/dpt-hybrid-midas"},
+      {"id": "taesd", "kind": "preview-decoder", "source": "madebyollin/taesd", "base": ["default", "sd15"]}
     ]}
 
 `source` is a hub id or a path (relative paths are taken from the catalog's directory). `base`
 says which base model(s) a LoRA, ControlNet or IP-Adapter fits (an id or a list; unset: the
 default model): a LoRA named as `model_id` renders on its (first) base, and a control operation
-takes only a ControlNet / IP-Adapter that fits the base it renders on. The
+takes only a ControlNet / IP-Adapter that fits the base it renders on. A preview decoder (a
+tiny autoencoder, diffusers' AutoencoderTiny: TAESD for SD 1.x/2.x, TAESDXL for SDXL) decodes
+the live previews of renders on the bases it fits, instead of the linear latent→RGB map. The
 API reads the catalog to list models and to refuse unknown ids at submit time; the worker
 reads it to find what to load. The default model is always served, as id `default`.
 """
@@ -37,8 +40,8 @@ from core.queue import DEFAULT_POOL
 from core.settings import POOL_NAME_RULE, Settings, parse_pools, valid_pool_name
 
 ModelKind = Literal["base", "lora", "upscaler", "background-removal", "text-segmentation", "instruct-pix2pix",
-                    "controlnet", "ip-adapter", "depth-estimator"]
-COMPANION_KINDS = ("lora", "controlnet", "ip-adapter")  # render on a base model, in its pool
+                    "controlnet", "ip-adapter", "depth-estimator", "preview-decoder"]
+COMPANION_KINDS = ("lora", "controlnet", "ip-adapter", "preview-decoder")  # render on a base model, in its pool
 CONTROL_TYPES = ("lineart", "scribble", "canny", "depth")  # a controlnet's options.control_type
 DEFAULT_MODEL_ID = "default"
 
@@ -52,7 +55,7 @@ class ModelEntry(BaseModel):
     created_at: datetime = Field(default_factory=lambda: datetime(2024, 1, 1, tzinfo=timezone.utc))
     base: str | Annotated[list[str], Field(min_length=1)] | None = Field(
         None,
-        description="LoRAs, ControlNets, IP-Adapters: the id of the base model they fit, or a list of ids; "
+        description="LoRAs, ControlNets, IP-Adapters, preview decoders: the id of the base model they fit, or a list of ids; "
         "unset: the default model.",
     )
     pool: str | None = Field(

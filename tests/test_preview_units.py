@@ -216,3 +216,23 @@ def test_thumbnail_urls_on_local_storage_are_signed_expire_and_need_no_key(app):
     assert services.images.verify("gen_t/0.thumb.webp", expires, signature)
     assert not services.images.verify("gen_t/0.thumb.webp", expires, signature, now=expires)  # expired at its second
     assert not services.images.verify("gen_t/0.png", expires, signature)  # not the image's
+
+
+def test_a_tiny_autoencoder_decodes_previews_when_the_catalog_has_one(tmp_path):
+    from devkit.tiny_catalog import build_tiny_preview_decoder
+    from pipelines.loading import load_preview_decoder
+    from storage.models_catalog import ModelCatalog, ModelEntry
+    from worker.placement import placement_for
+    from core.settings import Settings
+
+    decoder = load_preview_decoder(str(build_tiny_preview_decoder(tmp_path / "taesd")), placement_for(Settings(device="cpu")))
+    torch.manual_seed(1)
+    latents = torch.randn(2, 4, 40, 24)  # a 320×192 render
+    [decoded] = decode_previews(FakePipe(), latents, [1], decoder)
+    [linear] = decode_previews(FakePipe(), latents, [1])
+    assert decoded.size == linear.size == (154, 256) and decoded.mode == "RGB"
+    assert decoded.tobytes() != linear.tobytes()  # the model decoded it, not the linear map
+    catalog = ModelCatalog([ModelEntry(id="default", kind="base", source="x"),
+                            ModelEntry(id="xl", kind="base", source="y"),
+                            ModelEntry(id="taesd", kind="preview-decoder", source="z", base="default")])
+    assert catalog.companion("preview-decoder", "").id == "taesd" and catalog.companion("preview-decoder", "xl") is None

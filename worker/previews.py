@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
+from typing import Any, Callable
 from PIL import Image
 
 from pipelines.base import ProgressCallback, StepReport
@@ -102,9 +103,12 @@ def publisher(runs: RunStore) -> PreviewPublisher:
     return _publisher
 
 
-def step_report(runs: RunStore, record: RunRecord, on_progress: ProgressCallback, every: int) -> ProgressCallback:
-    """A run's step callback: its progress, and a preview every `every` steps when it wants them."""
+def step_report(runs: RunStore, record: RunRecord, on_progress: ProgressCallback, every: int,
+                decoder: Callable[[], Any] | None = None) -> ProgressCallback:
+    """A run's step callback: its progress, and a preview every `every` steps when it wants them,
+    decoded by `decoder()` (a tiny autoencoder; None: the linear map), asked for only then."""
     if every <= 0 or not record.previews:
         return on_progress
     target = publisher(runs)
-    return StepReport(on_progress, lambda step, total, image: target.offer(record, step, total, image), every)
+    return StepReport(on_progress, lambda step, total, image: target.offer(record, step, total, image), every,
+                      decoder() if decoder is not None else None)

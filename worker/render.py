@@ -80,8 +80,14 @@ def _prepare(runtime: Runtime, delivery: Delivery) -> bool:
         fail_run(runtime, record, exc)
         return False
     progress = ProgressThrottle(runtime.runs, record.run_id, runtime.settings.progress_min_interval)
-    delivery.job = Job(delivery.request, images, step_report(runtime.runs, record, progress, runtime.settings.preview_every_steps))
+    delivery.job = Job(delivery.request, images, step_report(runtime.runs, record, progress, runtime.settings.preview_every_steps,
+                                                             lambda: _preview_decoder(runtime, record)))
     return True
+
+
+def _preview_decoder(runtime: Runtime, record: RunRecord):
+    """The tiny autoencoder that decodes a diffusion run's previews, if the catalog has one for its base."""
+    return runtime.preview_decoder(record.model_id) if OPERATIONS[record.operation].model_kind == "base" else None
 
 
 def render_images(runtime: Runtime, deliveries: list[Delivery]) -> list[list[GeneratedImage]]:

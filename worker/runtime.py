@@ -215,6 +215,19 @@ class Runtime:
                 self._models[entry.id] = load(entry.source)
             return self._models[entry.id]
 
+    def preview_decoder(self, base_id: str):
+        """The catalog's tiny autoencoder for live previews of renders on `base_id` (the first
+        preview-decoder that fits it), loaded once; None without one, or when it cannot be loaded
+        (previews then use the linear map: never a failed run for a preview)."""
+        entry = self.catalog.companion("preview-decoder", base_id)
+        if entry is None:
+            return None
+        try:
+            return self._model(entry)
+        except ModelUnavailable:
+            log.warning("preview decoder %s unavailable; previews use the linear map", entry.id, exc_info=True)
+            return None
+
     def load_inputs(self, request) -> dict:
         """Decoded input images of a request ({"image": …, "mask": …}), from their assets."""
         images = {}
