@@ -81,10 +81,13 @@ def record_render(client: redis.Redis, request: dict[str, Any], timings: dict[st
     step_seconds, overhead_seconds = pool_key(STEP_SECONDS, pool), pool_key(OVERHEAD_SECONDS, pool)
     # A batched run's inference_seconds is its whole model call's: its share is 1/batch_size.
     per_step = timings["inference_seconds"] / max(timings.get("batch_size", 1), 1) / max(step_images(request), 1)
-    client.hset(step_seconds, key, _ema(client.hget(step_seconds, key), per_step))
-    if "total_seconds" in timings:
-        overhead = max(timings["total_seconds"] - timings["inference_seconds"] - timings.get("load_seconds", 0.0), 0.0)
-        client.set(overhead_seconds, _ema(client.get(overhead_seconds), overhead))
+    step_now, overhead_now = client.pipeline(transaction=False).hget(step_seconds, key).get(overhead_seconds).execute()
+    with client.pipeline(transaction=False) as pipe:  # read, then written: two round trips in all
+        pipe.hset(step_seconds, key, _ema(step_now, per_step))
+        if "total_seconds" in timings:
+            overhead = max(timings["total_seconds"] - timings["inference_seconds"] - timings.get("load_seconds", 0.0), 0.0)
+            pipe.set(overhead_seconds, _ema(overhead_now, overhead))
+        pipe.execute()
 
 
 def load_stats(client: redis.Redis, seconds_per_unit: float, pool: str | None = None) -> RenderStats:

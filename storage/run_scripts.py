@@ -42,6 +42,7 @@ return 'claimed'
 
 # Write a final state, only if this delivery still owns the run. ARGV[3]: the price of what
 # was rendered (milli-credits; '' unless completed), then field/value pairs, status first.
+# Returns the record as written (HGETALL's flat list, for its announcement), or 0.
 # KEYS[4]: the run's live preview (storage/previews.py), gone with its step once the run ends.
 FINISH = SETTLE + MARK_UNANNOUNCED + """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
@@ -53,7 +54,7 @@ redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('HINCRBY', KEYS[3], ARGV[5], 1)
 settle(KEYS[1], ARGV[5], ARGV[3])
 mark_unannounced(KEYS[1])
-return 1
+return redis.call('HGETALL', KEYS[1])
 """
 
 # Take back every running run whose heartbeat is older than the cutoff: back to queued with

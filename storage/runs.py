@@ -228,23 +228,26 @@ class RunStore:
         return self.redis.hget(run_key(run_id), "cancel_requested") == "True"
 
     def complete(
-        self, run_id: str, attempt: int, images: list[StoredImage], timings: dict[str, float]
+        self, run_id: str, attempt: int, images: list[StoredImage], timings: dict[str, float],
+        record: RunRecord | None = None,
     ) -> bool:
         """Mark the run completed, charging the price of the images rendered; False if this
-        delivery no longer owns it."""
-        request, operation, pool = self.redis.hmget(run_key(run_id), "request", "operation", "pool")
+        delivery no longer owns it. `record`: the run as claimed (the worker has it), so its
+        request need not be read back."""
+        if record is None:
+            request, operation, pool = self.redis.hmget(run_key(run_id), "request", "operation", "pool")
+            request = json.loads(request) if request else None
+        else:
+            request, operation, pool = record.request, record.operation, record.pool
         rendered = ""
         if request:
-            request = json.loads(request)
             record_render(self.redis, request, timings, pool)
             if self.prices is not None:
                 # What was rendered: a mask or control map returned besides the images is not charged.
                 pixels = sum(image.width * image.height for image in images if image.role == "image")
                 rendered = self.prices.price(operation or "", request, pixels)
-        record = RunRecord(
-            run_id=run_id, images=images, timings=timings, progress=100, completed_at=time.time()
-        )
-        fields = {k: v for k, v in record.to_hash().items() if k in ("images", "timings", "progress", "completed_at")}
+        done = RunRecord(run_id=run_id, images=images, timings=timings, progress=100, completed_at=time.time())
+        fields = {k: v for k, v in done.to_hash().items() if k in ("images", "timings", "progress", "completed_at")}
         return self._finish_with(run_id, attempt, RunStatus.completed, fields, rendered)
 
     def stopped(self, run_id: str, attempt: int) -> bool:
@@ -267,9 +270,10 @@ class RunStore:
         args: list[Any] = [attempt, run_id, rendered, "status", status.value]
         for key, value in fields.items():
             args += [key, value]
-        if not self._finish(keys=[run_key(run_id), HEARTBEATS, RUNS, preview_key(run_id)], args=args):
+        written = self._finish(keys=[run_key(run_id), HEARTBEATS, RUNS, preview_key(run_id)], args=args)
+        if not written:
             return False
-        self._changed(run_id)
+        self.events.status_changed(RunRecord.from_hash(dict(zip(written[::2], written[1::2]))))
         return True
 
     def reap_stale(self, stale_after: float, max_attempts: int) -> list[tuple[str, int]]:

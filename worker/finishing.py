@@ -80,7 +80,7 @@ def _store_and_complete(runtime: Runtime, item: Rendered) -> None:
         item.outcome = "failed"
         return
     timings = _timings(item, time.perf_counter())
-    if not runs.complete(record.run_id, record.attempt, stored, timings):
+    if not runs.complete(record.run_id, record.attempt, stored, timings, record):
         log.warning("run %s attempt %d finished after losing ownership; result dropped", record.run_id, record.attempt)
         item.outcome = "superseded"
         return
