@@ -55,10 +55,10 @@ class Settings(PlacementSettings, BaseSettings):
     s3_region: str = Field("us-east-1", description="S3 region.")
     local_dir: Path = Field(Path(".renderq/images"), description="Directory of the local storage backend.")
     public_base_url: str = Field(
-        "http://127.0.0.1:8000", description="Base of the API's own signed file URLs (local storage)."
+        "http://127.0.0.1:8000", description="Base of the API's own signed URLs: files (local storage), live previews."
     )
     url_secret: SecretStr = Field(
-        SecretStr("renderq-dev-url-secret"), description="HMAC key of local signed URLs; set your own in production."
+        SecretStr("renderq-dev-url-secret"), description="HMAC key of the API's own signed URLs; set your own in production."
     )
 
     # Expiry: records, objects and URLs all end at created_at + retention.
