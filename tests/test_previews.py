@@ -82,3 +82,23 @@ def test_completed_images_have_a_small_signed_webp_thumbnail(api):
         tampered = image["thumbnail_url"].replace("X-Amz-Signature=", "X-Amz-Signature=0")
         assert httpx.get(tampered).status_code == 403
         assert "X-Amz-Expires=" in image["thumbnail_url"]  # expires like the image's url
+
+
+def test_runs_rendered_in_one_model_call_each_get_their_own_previews(api, stack):
+    from tests.test_caller_runs import blocker
+
+    blocker(api, steps=20)  # the worker is busy: the two below queue, then render in one call
+    runs = [submit(api, width=64, height=64, num_inference_steps=8, seed=60 + i, prompt=f"a kite {i}") for i in range(2)]
+    streams: dict = {}
+    threads = [threading.Thread(target=lambda run=run: streams.__setitem__(run["run_id"], stream(stack, run["run_id"])))
+               for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done = [wait_for_run(api, run["run_id"]) for run in runs]
+    assert [run["timings"]["batch_size"] for run in done] == [2, 2]
+    previews = {run_id: [data for kind, data in events if kind == "preview"] for run_id, events in streams.items()}
+    assert all(previews.values()) and all(p["run_id"] == run_id for run_id, ps in previews.items() for p in ps)
+    first, second = (previews[run["run_id"]][0]["image"] for run in runs)
+    assert first != second  # each its own latents
