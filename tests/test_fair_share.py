@@ -185,3 +185,12 @@ def test_repair_frees_the_slot_of_a_run_whose_record_expired_while_admitted(stor
     assert run(store.redis, fair_share.repair_op([NORMAL], 1, now=time.time() + 120)) == 1
     assert listed(store) == ["a0", "a1"]
     assert run(store.redis, fair_share.repair_op([NORMAL], 1, now=time.time() + 120)) == 0
+
+
+def test_metrics_count_the_staged_runs_of_each_render_queue(store):
+    from api.routes.metrics import staged_runs
+
+    submit(store, "a", "a0", "a1", "a2")
+    submit(store, "b", "b0", "b1")
+    [sample] = [s for s in staged_runs(store.redis, ["default"]).samples if s.labels == {"queue": NORMAL}]
+    assert sample.value == 3  # a1, a2, b1

@@ -12,6 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from core import metrics
 from core.sentinel import is_redis_url
+from storage.fair_share import backlog_key
 from storage.redis_client import redis_for
 from storage.runs import HEARTBEATS
 from core.queue import RENDER_QUEUE, RENDER_QUEUES, WEBHOOK_QUEUE, render_queues
@@ -54,6 +55,19 @@ def queue_depths(broker: redis.Redis | None, pools: list[str] = ()) -> dict[str,
     return depths
 
 
+def staged_runs(client: redis.Redis, pools: list[str]) -> GaugeMetricFamily:
+    """Runs fair share keeps staged for each render queue: queued, their message not on it yet
+    (docs/architecture.md#fair-share); a queue's depth plus these is its backlog."""
+    staged = GaugeMetricFamily("renderq_queue_staged", "Runs staged by fair share for each render queue.", labels=["queue"])
+    queues = [queue for pool in pools for queue in render_queues(pool).values()]
+    with client.pipeline(transaction=False) as pipe:
+        for queue in queues:
+            pipe.llen(backlog_key(queue))
+        for queue, count in zip(queues, pipe.execute()):
+            staged.add_metric([queue], count)
+    return staged
+
+
 class RedisCollector:
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -67,6 +81,7 @@ class RedisCollector:
         for queue, count in queue_depths(_broker(self.services), pools).items():
             depth.add_metric([queue], count)
         yield depth
+        yield staged_runs(client, pools)
 
         runs = CounterMetricFamily("renderq_runs", "Runs that entered each status (queued includes re-enqueues).", labels=["status"])
         counts = client.hgetall(metrics.RUNS)
