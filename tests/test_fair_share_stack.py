@@ -74,13 +74,18 @@ def test_a_single_run_starts_within_two_renders_behind_another_tenants_500(fair_
     before = [t for t in a_starts if t < submitted][-12:]
     after = [t for t in a_starts if t > b_started][:16]
     render = statistics.median(b - a for a, b in zip(before, before[1:]))  # start to start, one worker
-    waited = b_started - float(stack.redis().hget(f"renderq:run:{b_id}", "created_at"))  # from its submit's write
+    b_created = float(stack.redis().hget(f"renderq:run:{b_id}", "created_at"))  # its submit's write
+    waited = b_started - b_created
+    a_between = [t for t in a_starts if b_created < t < b_started]  # A's renders started while B waited
     around_b = after[0] - [t for t in a_starts if t < b_started][-1]  # A's start before B's to the one after
     a_after = statistics.median(b - a for a, b in zip(after, after[1:]))
     print(f"\nFAIR SHARE: one render (start to start) {render * 1000:.0f} ms; B's run started {waited * 1000:.0f} ms "
-          f"after it was submitted, with A's 500 queued; A's starts around B's {around_b * 1000:.0f} ms apart (B's render "
-          f"between), A's renders after it {a_after * 1000:.0f} ms")
-    assert waited <= 2 * render, (waited, render)
+          f"after it was submitted, with A's 500 queued ({len(a_between)} of A's started meanwhile); A's starts "
+          f"around B's {around_b * 1000:.0f} ms apart (B's render between), A's renders after it {a_after * 1000:.0f} ms")
+    # B waited for the render in progress and one more of A's: no other run of A started before it,
+    # and that took two renders' time (a busy machine's noise allowed for).
+    assert len(a_between) <= 1, (len(a_between), waited, render)
+    assert waited <= 2 * render * 1.1, (waited, render)
     # A loses the one render B used and nothing else: its starts around B's are two renders apart,
     # and after it one apart again (a busy machine's noise allowed for).
     assert around_b <= 2 * render * 1.25, (around_b, render)
