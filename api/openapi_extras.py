@@ -19,8 +19,10 @@ _EXTRA_RESPONSES = {
 }
 _REQUEST_ID = {
     "name": "X-Request-ID", "in": "header", "required": False,
-    "description": "Your id for this request (returned, and carried into worker logs); one is made up if absent.",
-    "schema": {"type": "string", "maxLength": 128},
+    "description": "Your id for this request (returned, and carried into worker logs) when it is 1-128 plain "
+    "characters (letters, digits and `._:@/+=-`); any other value, like none, is replaced by one made up "
+    "and the request goes on (the id answered in the header is the one used).",
+    "schema": {"type": "string"},
 }
 _IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key", "in": "header", "required": False,
@@ -37,6 +39,40 @@ def _problem_media_type(response: dict) -> None:
     if "application/problem+json" in content and plain.get("$ref", "").endswith("/Problem"):
         content["application/problem+json"] = {"schema": plain}
         del content["application/json"]
+
+
+def _validation_problems(response: dict, status: str) -> None:
+    """FastAPI adds a 422 in its own HTTPValidationError shape to every route with parameters;
+    the API answers that 422 as a problem like every other error."""
+    plain = response.get("content", {}).get("application/json", {}).get("schema", {})
+    if status == "422" and plain.get("$ref", "").endswith("/HTTPValidationError"):
+        response["content"] = dict(_PROBLEM)
+
+
+def _hoist_defs(paths: dict, schemas: dict) -> None:
+    """Request bodies written by hand (pydantic's model_json_schema) carry their nested models in
+    `$defs`: move them into components.schemas, and point their refs (`#/$defs/X`, or already
+    templated into components) there."""
+    for operations in paths.values():
+        for operation in operations.values():
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                definitions = media.get("schema", {}).pop("$defs", {})
+                _point_refs(media)
+                for name, definition in definitions.items():
+                    _point_refs(definition)
+                    schemas.setdefault(name, definition)
+
+
+def _point_refs(node: object) -> None:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            node["$ref"] = "#/components/schemas/" + ref.removeprefix("#/$defs/")
+        for value in node.values():
+            _point_refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            _point_refs(value)
 
 
 def _dialect_errors(paths: dict, shapes: list[ErrorShape]) -> None:
@@ -81,8 +117,10 @@ def install_openapi_extras(app: FastAPI, shapes: list[ErrorShape] | None = None)
                     operation.setdefault("responses", {}).setdefault(status, response)
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():
-                for response in operation.get("responses", {}).values():
+                for status, response in operation.get("responses", {}).items():
+                    _validation_problems(response, status)
                     _problem_media_type(response)
+        _hoist_defs(schema.get("paths", {}), components.setdefault("schemas", {}))
         _dialect_errors(schema.get("paths", {}), shapes or [])
         app.openapi_schema = schema
         return schema

@@ -92,7 +92,7 @@ def _prepared(operation: str, fields: dict, services: Services) -> submission.Pr
 
 @router.post(
     "/estimate-cost", response_model=CostEstimate,
-    responses={k: v for k, v in PROBLEM_RESPONSES.items() if k in (422, 503)},
+    responses={k: v for k, v in PROBLEM_RESPONSES.items() if k in (400, 422, 503)},
     summary="What a request would cost, in credits, before submitting it",
 )
 def estimate_cost(body: CostEstimateRequest, request: Request, services: Services = Depends(get_services)) -> CostEstimate:

@@ -34,7 +34,8 @@ async def _final_event(services: Services, run_id: str) -> ServerSentEvent:
 
 @router.get(
     "/{run_id}/events",
-    responses={200: {"content": {"text/event-stream": {}},
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
                      "description": "`status`, `progress`, `preview` and a last `run` event."}}
     | {k: v for k, v in PROBLEM_RESPONSES.items() if k in (404, 410, 503)},
     summary="Live status and progress of a run (Server-Sent Events)",

@@ -153,7 +153,11 @@ def pool_families(client: redis.Redis, pools: list[str], window: float):
     yield loads
 
 
-@router.get("/metrics", summary="Prometheus metrics of the whole service (all workers and API processes)")
+@router.get(
+    "/metrics", summary="Prometheus metrics of the whole service (all workers and API processes)", response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
+                     "description": "Prometheus text exposition format"}},
+)
 def prometheus_metrics(services: Services = Depends(get_services)) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RedisCollector(services))

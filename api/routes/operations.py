@@ -18,8 +18,8 @@ router = APIRouter(prefix="/v1", tags=["operations"])
 
 _ERRORS = {
     **{k: v for k, v in PROBLEM_RESPONSES.items() if k in (400, 402, 422, 503)},
-    413: {"description": "an input image or the body is over its size or pixel limit"},
-    415: {"description": "not JSON/multipart, or an image that is not PNG, JPEG or WebP"},
+    413: {**PROBLEM_RESPONSES[422], "description": "an input image or the body is over its size or pixel limit"},
+    415: {**PROBLEM_RESPONSES[422], "description": "not JSON/multipart, or an image that is not PNG, JPEG or WebP"},
 }
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from core.problems import PROBLEM_BASE, PROBLEM_TYPES
+from core.problems import PROBLEM_BASE, PROBLEM_TYPES, ProblemError
 
-from core.problems import ProblemError
+from ..problems import PROBLEM_RESPONSES
 
 router = APIRouter(tags=["problems"])
 
 
-@router.get(PROBLEM_BASE + "{slug}", summary="What a problem type means")
+@router.get(PROBLEM_BASE + "{slug}", summary="What a problem type means", responses={404: PROBLEM_RESPONSES[404]})
 def problem_type(slug: str) -> dict:
     if slug not in PROBLEM_TYPES:
         raise ProblemError("not-found", 404, detail=f"no problem type {slug}")

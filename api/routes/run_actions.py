@@ -35,12 +35,17 @@ def _responses(*codes: int) -> dict:
     return {k: v for k, v in PROBLEM_RESPONSES.items() if k in codes}
 
 
+# What pydantic reads as a datetime: an ISO 8601 string, or epoch seconds.
+_WHEN = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]}
+
+
 @router.get("", response_model=RunPage, responses=_responses(422, 503), summary="List runs, newest first")
 def list_generations(
     status: RunStatus | None = Query(None),
     batch_id: str | None = Query(None, pattern=r"^[A-Za-z0-9_-]{1,64}$"),
-    created_after: datetime | None = Query(None, description="Runs created at or after this time (ISO 8601 or epoch seconds)."),
-    created_before: datetime | None = Query(None, description="Runs created before this time."),
+    created_after: datetime | None = Query(None, description="Runs created at or after this time (ISO 8601 or epoch seconds).",
+                                           json_schema_extra=_WHEN),
+    created_before: datetime | None = Query(None, description="Runs created before this time.", json_schema_extra=_WHEN),
     limit: int = Query(20, ge=1, le=100),
     cursor: str | None = Query(None, max_length=200),
     services: Services = Depends(get_services),

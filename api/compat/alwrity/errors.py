@@ -12,7 +12,7 @@ from .fields import PREFIX, alwrity_name
 _BAD_REQUEST = frozenset({
     "validation-error", "malformed-request", "invalid-image", "empty-mask", "unknown-asset", "unknown-model",
     "unknown-template", "unknown-style-preset", "unknown-format", "unsafe-webhook-url", "unknown-destination",
-    "unknown-platform",
+    "unknown-platform", "idempotency-key-reused",
 })
 
 

@@ -62,7 +62,7 @@ def native(fields: dict, operation: str, where: str = "") -> dict:
     for name, value in fields.items():
         target = RENAMED.get(name, name)
         if name == "quality":
-            if value not in QUALITY:
+            if not isinstance(value, str) or value not in QUALITY:
                 raise refused("quality", f"{value!r}: one of draft, standard, premium", status=400)
             value = QUALITY[value]
         if target not in body_fields and target not in aliases:

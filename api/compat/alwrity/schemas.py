@@ -205,7 +205,7 @@ class OperationsAnswer(BaseModel):
     operations: dict[str, OperationInfo]
 
 
-class SafeZone(BaseModel):
+class AlwritySafeZone(BaseModel):
     top: float
     bottom: float
     left: float
@@ -217,7 +217,7 @@ class FormatItem(BaseModel):
     width: int
     height: int
     ratio: str
-    safe_zone: SafeZone
+    safe_zone: AlwritySafeZone
     file_type: str = Field(..., description="The first file type the platform takes.")
     file_types: list[str]
     max_size_mb: float
