@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.renderq-installed
 
-.PHONY: dev test test-fast bench install chromium
+.PHONY: dev test test-fast bench install chromium wrk
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -41,6 +41,13 @@ $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install -q "$(TORCH_SPEC)" -e '.[test,bench]'
 	touch $@
 
+# The API load section drives wrk (Debian's package): installed here where missing and we may.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \
+	  echo "wrk is missing and could not be installed: the api and keys sections will fail"
+
 # Real-stack benchmarks (about 10 minutes); writes BENCHMARKS.md. `make bench BENCH_ARGS=--quick`.
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) wrk
 	$(PY) -m bench $(BENCH_ARGS)

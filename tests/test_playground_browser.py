@@ -164,9 +164,10 @@ def test_text_to_image_moves_the_progress_bar_then_shows_the_image_and_downloads
     assert {event[1] for event in seen if event[0] == "preview"} == {"data:image/jpeg;base64"}, seen
     assert "64×64" in card.locator(".shot-meta").inner_text() and "seed 7" in card.locator(".shot-meta").inner_text()
     assert "expires in 23 h" in card.locator(".expiry").inner_text()
-    # The gallery shows the small WebP thumbnail; its link and Download are the PNG.
+    # The gallery shows the image's thumbnail (a 64 px PNG is its own: worker/finishing.py); its
+    # link and Download are the PNG.
     thumbnail, link = card.locator(".shot img").get_attribute("src"), card.locator(".shot-link").get_attribute("href")
-    assert ".thumb.webp" in thumbnail and "/0.png" in link, (thumbnail, link)
+    assert "/0.png" in thumbnail and "/0.png" in link, (thumbnail, link)
     playground.shot("03-completed")
     with page.expect_download() as download:
         card.locator(".act-download").click()

@@ -17,7 +17,7 @@ from pipelines.png import encode_png
 from pipelines.request_parts import RenderRequest
 from storage.assets import Asset, generated_asset_id
 from storage.destinations import OutputTarget
-from storage.image_codec import thumbnail
+from storage.image_codec import THUMBNAIL_SIDE, thumbnail
 from storage.records import RunRecord, StoredImage
 
 from .failures import problem_for
@@ -25,6 +25,8 @@ from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg"}  # of the image objects a run stores
+# An image no larger than a thumbnail whose file is at most this big is its own thumbnail.
+OWN_THUMBNAIL_BYTES = 32 * 1024
 
 
 @dataclass
@@ -132,10 +134,15 @@ def store_images(runtime: Runtime, record: RunRecord, generated: list[GeneratedI
         if target is not None:
             stored.append(StoredImage(**target.put(key, data, item.content_type), **described))
             continue
-        # Its gallery thumbnail is uploaded at the same time (this process has threads to spare).
-        thumbnail_key = runtime.uploads.submit(_store_thumbnail, runtime, f"{record.run_id}/{index}.thumb.webp", item)
-        runtime.images.put(key, data, item.content_type)
-        described["thumbnail_key"] = thumbnail_key.result()
+        if max(item.image.size) <= THUMBNAIL_SIDE and len(data) <= OWN_THUMBNAIL_BYTES:
+            # Already thumbnail-sized and small: a WebP beside it would save a gallery nothing.
+            runtime.images.put(key, data, item.content_type)
+            described["thumbnail_key"] = key
+        else:
+            # Its gallery thumbnail is uploaded at the same time (this process has threads to spare).
+            thumbnail_key = runtime.uploads.submit(_store_thumbnail, runtime, f"{record.run_id}/{index}.thumb.webp", item)
+            runtime.images.put(key, data, item.content_type)
+            described["thumbnail_key"] = thumbnail_key.result()
         # Every generated image is an asset too, so it can feed the next request.
         asset = runtime.assets.register(Asset(
             asset_id=generated_asset_id(record.run_id, index), key=key, content_type=item.content_type,
