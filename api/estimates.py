@@ -3,7 +3,11 @@
 The measured render stats, the runs being rendered now and how many workers hold one change
 slowly; reading them on every status read cost five Redis round trips, more than the rest
 of the read. An estimate a second stale is still an estimate; the queue position itself is
-always read fresh.
+always read fresh, and so is what the workers hold for a submit's answer (two round trips:
+a run submitted just before this one and claimed since is neither queued nor in a view read
+before it; the estimates bench, BENCHMARKS.md). For status reads what the workers hold is kept
+no longer than a quarter of a typical run: where renders take 50 ms, a second-old view of them
+says nothing of now.
 
 Operations (storage/redis_ops.py), so that sync and async routes share them. No lock: two
 requests that find the cache stale at once both read, and the later answer is kept.
@@ -40,15 +44,19 @@ class EstimateInputs:
         self._stats[pool] = (time.monotonic(), stats)
         return stats
 
-    def running(self, stats: RenderStats, pool: str = "default") -> Op[tuple[float, int]]:
-        """(seconds the pool's busy workers still need for what they hold, its busy workers ≥ 1)."""
+    def running(self, stats: RenderStats, pool: str = "default", fresh_for: str | None = None) -> Op[tuple[float, int]]:
+        """(seconds the pool's busy workers still need for what they hold, its busy workers ≥ 1).
+        `fresh_for`: a run just submitted: read now, and without that run (a worker may have
+        claimed it since its record was read), else a view at most a quarter of a typical run old."""
         cached = self._running.get(pool)
-        if cached is not None and time.monotonic() - cached[0] <= self.ttl:
+        typical = stats.typical_seconds()
+        ttl = self.ttl if typical is None else min(self.ttl, typical / 4)
+        if fresh_for is None and cached is not None and time.monotonic() - cached[0] <= ttl:
             return done((cached[1], cached[2]))
-        return self._read_running(stats, pool)
+        return self._read_running(stats, pool, fresh_for)
 
-    def _read_running(self, stats: RenderStats, pool: str) -> Op[tuple[float, int]]:
+    def _read_running(self, stats: RenderStats, pool: str, leaving_out: str | None = None) -> Op[tuple[float, int]]:
         held, workers = yield from self.runs.running_op(pool)
-        seconds = sum(stats.run_seconds(req, p) - stats.overhead for req, p in held)
+        seconds = sum(stats.run_seconds(req, p) - stats.overhead for run_id, req, p in held if run_id != leaving_out)
         self._running[pool] = (time.monotonic(), seconds, workers)
         return seconds, workers

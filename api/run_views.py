@@ -32,27 +32,28 @@ def estimate_seconds(record: RunRecord, stats: RenderStats, seconds_ahead: float
     None once the run has ended."""
     if record.status.is_final:
         return None
-    remaining = stats.run_seconds(record.request, record.progress)
+    remaining = stats.run_seconds(record.request, record.progress, record.operation)
     return round(max(remaining + seconds_ahead / max(workers, 1), 0.01), 3)
 
 
-def run_view(record: RunRecord, services: Services) -> RunView:
+def run_view(record: RunRecord, services: Services, fresh_estimate: bool = False) -> RunView:
     """For sync routes: the Redis reads on the calling thread."""
-    return run(services.runs.redis, run_view_op(record, services))
+    return run(services.runs.redis, run_view_op(record, services, fresh_estimate))
 
 
-async def run_view_async(record: RunRecord, services: Services) -> RunView:
+async def run_view_async(record: RunRecord, services: Services, fresh_estimate: bool = False) -> RunView:
     """For async routes: the Redis reads on the event loop (redis.asyncio)."""
-    return await run_async(services.async_redis, run_view_op(record, services))
+    return await run_async(services.async_redis, run_view_op(record, services, fresh_estimate))
 
 
-def run_view_op(record: RunRecord, services: Services) -> Op[RunView]:
+def run_view_op(record: RunRecord, services: Services, fresh_estimate: bool = False) -> Op[RunView]:
     """The view, as an operation (storage/redis_ops.py): a finished run needs no Redis at all;
-    a queued or running one reads its estimate's inputs."""
+    a queued or running one reads its estimate's inputs (`fresh_estimate`, a submit's answer:
+    what the workers hold read now, not a cached view of it)."""
     images = _image_views(record, services)
     estimated, position = None, None
     if not record.status.is_final:  # a finished run has no estimate: no Redis reads for one
-        estimated, position = yield from _estimate_op(record, services)
+        estimated, position = yield from _estimate_op(record, services, fresh_estimate)
     return RunView(
         run_id=record.run_id,
         status=record.status,
@@ -121,7 +122,7 @@ def _image_views(record: RunRecord, services: Services) -> list[ImageView]:
     return images
 
 
-def _estimate_op(record: RunRecord, services: Services) -> Op[tuple[float | None, tuple[int, float] | None]]:
+def _estimate_op(record: RunRecord, services: Services, fresh: bool = False) -> Op[tuple[float | None, tuple[int, float] | None]]:
     """(estimated seconds, queue position) of a run not finished yet: the render stats, then,
     for a queued run, its place in the queue, and the work the busy workers hold only when
     there is work ahead of it. All of its worker pool's: its queue, workers and render speed."""
@@ -131,7 +132,7 @@ def _estimate_op(record: RunRecord, services: Services) -> Op[tuple[float | None
         position = yield from services.runs.index.queue_position_op(record, stats)
     seconds_ahead, workers = 0.0, 1
     if position:
-        running_seconds, workers = yield from services.estimates.running(stats, record.pool)
+        running_seconds, workers = yield from services.estimates.running(stats, record.pool, record.run_id if fresh else None)
         seconds_ahead = position[1] + running_seconds
     return estimate_seconds(record, stats, seconds_ahead, workers), position
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from .api_keys import api_keys
 from .api_load import api_load
 from .batching import backlog, mixed
+from .estimates import estimates
 from .identical import identical
 from .pools import pools
 from .previews import EVERY as PREVIEW_EVERY, preview_cost
@@ -35,7 +36,7 @@ from .stack import TINY_JOB, Infra
 # under a backlog, a mixed backlog, render-process CPU per image, batched images against the same
 # requests alone, and the API with keys on; then issue 14's worker pools and issue 15's live previews.
 SECTIONS = ("bare", "overhead", "drain", "medium", "scaling", "api", "cold", "backlog", "mixed", "cpu", "identical", "keys",
-            "pools", "previews")
+            "pools", "previews", "estimates")
 # The ones a device changes: scaling runs the sleep pipeline, api no worker at all.
 GPU_SECTIONS = ("bare", "overhead", "drain", "medium", "cold")
 # A larger job for the throughput ratio: shows how the fixed per-job cost fades with job size.
@@ -69,6 +70,7 @@ class Sizes:
     pools_jobs: int = 200  # runs per pool of the two-pool backlog
     pools_burst: int = 200  # runs queued before a fresh worker starts
     previews_rounds: int = 16  # renders with and without live previews, alternating (issue 15)
+    estimates_jobs: int = 32  # runs of the estimate mix, alone and again in queues (issue 13)
 
 
 FULL = Sizes(150, 150, 500, 300, 30, 0.1, 10, 8, 3, 40, 15,
@@ -77,7 +79,7 @@ FULL = Sizes(150, 150, 500, 300, 30, 0.1, 10, 8, 3, 40, 15,
 QUICK = Sizes(30, 30, 100, 60, 8, 0.1, 3, 8, 1, 8, 4,
               backlog_jobs=48, backlog_rounds=1, backlog_bare_jobs=32, mixed_jobs=48, mixed_rounds=1, mixed_bare_jobs=24,
               cpu_jobs=20, cpu_rounds=1, identical_jobs=16, keys_seconds=3, keys_rounds=1, pools_jobs=40, pools_burst=200,
-              previews_rounds=4)
+              previews_rounds=4, estimates_jobs=16)
 
 
 @dataclass(frozen=True)
@@ -273,6 +275,19 @@ def _run_previews(infra: Infra, sizes: Sizes, results: dict) -> None:
           + f"; render thread {p['render_thread_ms']:.1f} ms a render", flush=True)
 
 
+def _run_estimates(infra: Infra, sizes: Sizes, results: dict) -> None:
+    from devkit.tiny_catalog import build_tiny_catalog
+
+    print(f"estimates: {sizes.estimates_jobs} runs of four operations alone, then in queues of 4 …", flush=True)
+    catalog = build_tiny_catalog(infra.tiny_model, infra.workdir / "tiny-catalog")
+    results["estimates"] = e = estimates(infra, sizes.estimates_jobs, str(catalog))
+    print(f"  estimates within ±50 % of the real time: {e['within']:.0%} (target ≥ 90 %; alone {e['alone_within']:.0%}, "
+          f"queued {e['queued_within']:.0%})", flush=True)
+    for row in e["alone"] + e["queued"]:
+        print(f"    {row['operation']:18s} {row['width']}px {row['steps']} steps: estimated {row['estimated']:.3f}s real {row['real']:.3f}s "
+              f"ahead {row.get('position')} {row.get('timings')}", flush=True)
+
+
 _RUNNERS = {
     "bare": _run_bare,
     "overhead": _run_overhead,
@@ -288,6 +303,7 @@ _RUNNERS = {
     "keys": _run_keys,
     "pools": _run_pools,
     "previews": _run_previews,
+    "estimates": _run_estimates,
 }
 
 

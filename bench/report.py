@@ -15,6 +15,7 @@ import psutil
 
 from .gpu_section import gpu_section_of, with_gpu_section
 from .report_batching import batching_rows, batching_sections
+from .report_estimates import estimates_rows, estimates_section
 from .report_pools import pools_rows, pools_section
 from .report_format import fmt as _fmt, mark as _mark, signed_ms
 from .report_notes import NOTES
@@ -71,7 +72,7 @@ def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
     if c:
         m = c["median"]
         rows.append(("Cold start: worker start → first job done (median)", "–", f"{_fmt(m['to_done'], ' s', 2)} (of which model load {_fmt(m['model_load'], ' s', 2)}, ready {_fmt(m['to_ready'], ' s', 2)})", None))
-    return rows + batching_rows(results) + pools_rows(results) + previews_rows(results)
+    return rows + batching_rows(results) + pools_rows(results) + previews_rows(results) + estimates_rows(results)
 
 
 def overhead_rows(results: dict) -> list[tuple[str, str, str, bool | None]]:
@@ -128,7 +129,7 @@ def render(results: dict, plots: dict[str, str]) -> str:
     # Each section is present only when its benchmark ran (`--only`).
     for section in (_overhead_section, _drain_section, _scaling_section, _api_section, _cold_section):
         lines += section(results, plots)
-    lines += batching_sections(results) + pools_section(results) + previews_section(results)
+    lines += batching_sections(results) + pools_section(results) + previews_section(results) + estimates_section(results)
     lines += [NOTES]
     return "\n".join(lines) + "\n"
 

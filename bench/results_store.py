@@ -24,6 +24,7 @@ SECTION_KEYS = {
     "keys": ("keys",),
     "pools": ("pools",),
     "previews": ("previews",),
+    "estimates": ("estimates",),
 }
 
 

@@ -39,7 +39,7 @@ INDEX_BATCH = "renderq:index:batch:"
 QUEUED = "renderq:queued:"
 QUEUED_SHAPE = "renderq:queued:shape"
 QUEUED_POOLS = "renderq:queued:pools"  # the named pools that have had a queued run
-SHAPE_FIELDS = ("width", "height", "num_inference_steps", "num_images")
+SHAPE_FIELDS = ("width", "height", "num_inference_steps", "num_images", "strength")
 DEADLINES = "renderq:deadlines"
 # The one index of every tenant's runs that listings walked before per-tenant indexes; nothing
 # writes it now, and prune_expired moves what is left of it into the tenants' indexes.
@@ -95,7 +95,7 @@ class RunIndex:
         key = queued_key(record.pool, record.priority)
         if record.status.value == "queued":
             pipe.zadd(key, {record.run_id: record.created_at})
-            shape = {k: record.request[k] for k in SHAPE_FIELDS if k in record.request}
+            shape = {k: record.request[k] for k in SHAPE_FIELDS if k in record.request} | {"operation": record.operation}
             pipe.hset(QUEUED_SHAPE, record.run_id, json.dumps(shape))
             if record.start_deadline:
                 pipe.zadd(DEADLINES, {record.run_id: record.start_deadline})

@@ -241,7 +241,7 @@ class RunStore:
             request, operation, pool = record.request, record.operation, record.pool
         rendered = ""
         if request:
-            record_render(self.redis, request, timings, pool)
+            record_render(self.redis, request, timings, pool, operation)
             if self.prices is not None:
                 # What was rendered: a mask or control map returned besides the images is not charged.
                 pixels = sum(image.width * image.height for image in images if image.role == "image")
@@ -304,12 +304,12 @@ class RunStore:
     def render_stats_op(default_rate: float, pool: str | None = None) -> Op[RenderStats]:
         return stats_op(default_rate, rate_key=STEP_RATE, pool=pool)
 
-    def running(self, pool: str | None = None) -> list[tuple[dict, int]]:
-        """(request, progress) of every run a worker (of `pool`; None: of any) holds now."""
+    def running(self, pool: str | None = None) -> list[tuple[str, dict, int]]:
+        """(run id, request, progress) of every run a worker (of `pool`; None: of any) holds now."""
         return run(self.redis, self.running_op(pool))[0]
 
     @staticmethod
-    def running_op(pool: str | None = None) -> Op[tuple[list[tuple[dict, int]], int]]:
+    def running_op(pool: str | None = None) -> Op[tuple[list[tuple[str, dict, int]], int]]:
         """(what `running` returns, how many workers (of `pool`) are rendering now, at least 1)."""
 
         def fill(pipe) -> None:
@@ -321,11 +321,15 @@ class RunStore:
 
         def fill_runs(pipe) -> None:
             for run_id in run_ids:
-                pipe.hmget(run_key(run_id), "request", "progress", "pool", "worker")
+                pipe.hmget(run_key(run_id), "request", "progress", "pool", "worker", "operation")
 
-        rows = [row for row in (yield Batch(fill_runs)) if row[0] and (pool is None or (row[2] or "default") == pool)]
+        rows = [(run_id, *row) for run_id, row in zip(run_ids, (yield Batch(fill_runs)))
+                if row[0] and (pool is None or (row[2] or "default") == pool)]
         # A worker beats for the run it renders, or for each run of the batch it renders.
-        return [(json.loads(request), int(progress or 0)) for request, progress, _, _ in rows], max(1, len({r[3] for r in rows}))
+        # The request carries its operation, for its render time (storage/render_stats.py).
+        held = [(run_id, json.loads(request) | {"operation": operation}, int(progress or 0))
+                for run_id, request, progress, _, _, operation in rows]
+        return held, max(1, len({row[4] for row in rows}))
 
     def busy_workers(self) -> int:
         """Workers rendering right now (each beats for its run); at least 1."""

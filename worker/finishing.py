@@ -41,6 +41,7 @@ class Rendered:
     clock: tuple[float, float, float]  # started, model ready, model call over (perf_counter)
     batch_size: int  # runs rendered in its model call
     outcome: str = ""  # completed, canceled, failed, superseded
+    free_since: float = 0.0  # epoch: when the render process was last free before taking it (its model call before ended)
 
 
 def finish_rendered(runtime: Runtime, rendered: list[Rendered]) -> None:
@@ -100,6 +101,9 @@ def _timings(item: Rendered, stored: float) -> dict[str, float]:
     record = item.record
     return {
         "queue_seconds": round((record.started_at or time.time()) - record.created_at, 4),
+        # From "the run is queued and this render process is free" to its start: the service's own
+        # latency in queue_seconds, the rest of which is waiting for the runs before it.
+        "pickup_seconds": round(max(0.0, (record.started_at or time.time()) - max(record.created_at, item.free_since)), 4),
         "load_seconds": round(ready - started, 4),
         "inference_seconds": round(rendered - ready, 4),
         "upload_seconds": round(stored - rendered, 4),

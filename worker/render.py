@@ -23,6 +23,9 @@ from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+# When this render process last ended a model call (epoch): free since then for the next run.
+_FREE_SINCE = [0.0]
+
 
 @dataclass
 class Delivery:
@@ -41,7 +44,7 @@ def render_together(runtime: Runtime, records: list[RunRecord], finisher: Finish
     leaves a claimed run in `running` while this process lives (and a reaper takes back those of
     a process that dies). What is one run's own (its input images, its output destination,
     storing its images) fails that run alone."""
-    started = time.perf_counter()
+    started, free_since = time.perf_counter(), _FREE_SINCE[0]
     deliveries = [Delivery(record, clock=[started]) for record in records]
     heartbeat = Heartbeat(runtime.runs, [record.run_id for record in records], runtime.settings.heartbeat_interval)
     heartbeat.start()  # until its finisher has finished the last run of them
@@ -54,7 +57,9 @@ def render_together(runtime: Runtime, records: list[RunRecord], finisher: Finish
             for delivery in live:
                 fail_run(runtime, delivery.record, exc)
             return
-        rendered = [Rendered(d.record, d.request, images, d.job.stopped, tuple(d.clock), d.batch_size)
+        finally:
+            _FREE_SINCE[0] = time.time()
+        rendered = [Rendered(d.record, d.request, images, d.job.stopped, tuple(d.clock), d.batch_size, free_since=free_since)
                     for d, images in zip(live, generated)]
         if finisher is not None and rendered:
             finisher.submit(rendered, heartbeat.stop)
@@ -90,6 +95,20 @@ def _preview_decoder(runtime: Runtime, record: RunRecord):
     return runtime.preview_decoder(record.model_id) if OPERATIONS[record.operation].model_kind == "base" else None
 
 
+def _cut_out_backgrounds(runtime: Runtime, deliveries: list[Delivery], generated: list[list[GeneratedImage]]) -> None:
+    """`background: transparent` (text-to-image): each rendered image cut out by the catalog's
+    first background-removal model (checked at submit), as POST /v1/remove-background would."""
+    wanted = [images for delivery, images in zip(deliveries, generated)
+              if getattr(delivery.request, "background", None) == "transparent"]
+    if not wanted:
+        return
+    remover = runtime.pipeline_for(OPERATIONS["remove-background"], "")
+    for images in wanted:
+        for item in images:
+            if item.role == "image":
+                item.image = remover.cut_out(item.image)
+
+
 def render_images(runtime: Runtime, deliveries: list[Delivery]) -> list[list[GeneratedImage]]:
     """One pipeline call (warm, or loaded now) for the runs' jobs; each run's images."""
     first = deliveries[0]
@@ -97,6 +116,7 @@ def render_images(runtime: Runtime, deliveries: list[Delivery]) -> list[list[Gen
     pipeline = runtime.pipeline_for(operation, first.record.model_id, first.request, first.record.loras)
     ready = time.perf_counter()
     generated = pipeline([d.job for d in deliveries])
+    _cut_out_backgrounds(runtime, deliveries, generated)
     rendered = time.perf_counter()
     for delivery in deliveries:
         delivery.clock += [ready, rendered]

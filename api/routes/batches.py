@@ -142,14 +142,14 @@ def get_batch(
     run_ids = runs.batches.run_ids(batch_id)
     with runs.redis.pipeline(transaction=False) as pipe:
         for run_id in run_ids:
-            pipe.hmget(run_key(run_id), "status", "progress", "request", "credits_estimate", "credits_used")
+            pipe.hmget(run_key(run_id), "status", "progress", "request", "credits_estimate", "credits_used", "operation")
         rows = pipe.execute()
     counts = {status.value: 0 for status in RunStatus}
     stats = runs.render_stats(DEFAULT_RENDER_RATE)
     done_units = total_units = remaining_seconds = 0.0
     estimated = used = 0
     summaries = []
-    for run_id, (status, progress, request, estimate, charged) in zip(run_ids, rows):
+    for run_id, (status, progress, request, estimate, charged, operation) in zip(run_ids, rows):
         status = status or RunStatus.expired.value  # a record gone before its batch: ended
         progress = int(progress or 0)
         request = json.loads(request) if request else {}
@@ -158,7 +158,7 @@ def get_batch(
         counts[status] += 1
         total_units += units
         done_units += units if final else units * progress / 100
-        remaining_seconds += 0 if final or not request else stats.run_seconds(request, progress)
+        remaining_seconds += 0 if final or not request else stats.run_seconds(request, progress, operation)
         estimated += int(estimate or 0)
         used += int(charged or 0)
         summaries.append(BatchRunView(run_id=run_id, status=status, progress=100 if status == "completed" else progress))

@@ -40,7 +40,8 @@ async def submit_generation(
     record = await submission.submit_async(services, body)
     headers = {"Location": f"{router.prefix}/{record.run_id}"}
     record, status_code = await apply_prefer_wait(services, record, prefer, headers)
-    return view_response(await run_view_async(record, services), status_code, headers)
+    # The submit's estimate reads what the workers hold now (storage/render_stats.py, api/estimates.py).
+    return view_response(await run_view_async(record, services, fresh_estimate=True), status_code, headers)
 
 
 @router.get(

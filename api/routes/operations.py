@@ -47,7 +47,7 @@ def _make_route(operation: str):
         body = validate_body(schema, fields)
         record = await run_in_threadpool(submission.submit, services, body, files)
         response.headers["Location"] = f"/v1/generations/{record.run_id}"
-        return run_view(record, services)
+        return run_view(record, services, fresh_estimate=True)
 
     submit.__name__ = f"submit_{operation.replace('-', '_')}"
     submit.__doc__ = (
