@@ -15,6 +15,7 @@ from core import tenancy
 from core.queue import enqueue_render, render_message
 from pipelines.operation import RequestRejected
 from pipelines.request_parts import InputSizeError, RenderRequest
+from pipelines.text_to_image.request import BACKGROUND_REMOVER
 from storage import fair_share
 from storage.render_groups import group_id
 from storage.destinations import parse_output
@@ -89,6 +90,11 @@ def _choose_models(services: Services, prepared: Prepared) -> None:
     if operation.model_kind != "base" and request.uses_model and not body.model_id and catalog.first(operation.model_kind) is None:
         hint = " (or mode \"fast\")" if operation.name == "upscale" else ""
         raise ProblemError("unknown-model", 422, detail=f"this deployment serves no {operation.model_kind} model{hint}; see GET /v1/models")
+    if getattr(request, "background", None) == "transparent" and catalog.first(BACKGROUND_REMOVER) is None:
+        message = f"transparent cuts the images out with a {BACKGROUND_REMOVER} model, and this deployment serves none"
+        raise ProblemError("validation-error", 422, detail=f"background: {message}; see GET /v1/models",
+                           errors=[{"field": "background", "message": message, "type": "unsupported"}],
+                           openai_code="unsupported_value")
     if operation.mask_model_kind:
         _check_mask_model(services, operation.mask_model_kind, request.mask_model())
     needs = request.control_needs()

@@ -61,6 +61,25 @@ def test_streaming_sends_partial_images_from_the_live_previews_then_the_image(cl
         assert image.format == "PNG" and image.size == (128, 64) and events[-1].size == "128x64"
 
 
+def test_a_transparent_background_is_cut_out_after_rendering(client, api):
+    # The catalog's background remover (the tiny random SegFormer) cuts each image out in the worker.
+    result = client.images.generate(prompt="a red fox", size="64x64", background="transparent", response_format="b64_json",
+                                    output_format="webp", extra_body=TINY)
+    assert result.background == "transparent" and result.output_format == "webp"
+    with Image.open(io.BytesIO(base64.b64decode(result.data[0].b64_json))) as image:
+        assert image.format == "WEBP" and image.mode == "RGBA" and image.size == (64, 64)
+        assert image.getchannel("A").getextrema()[0] < 255  # some of it is see-through
+    run = api.get(f"/v1/generations/{result.model_extra['run_id']}").json()
+    assert run["request"]["background"] == "transparent" and run["images"][0]["content_type"] == "image/png"
+    stored = Image.open(io.BytesIO(httpx.get(run["images"][0]["url"]).content))
+    assert stored.mode == "RGBA"  # the PNG itself carries the alpha
+    # Opaque, the same seed renders the same picture, without an alpha channel.
+    opaque = client.images.generate(prompt="a red fox", size="64x64", response_format="b64_json", extra_body=TINY)
+    with Image.open(io.BytesIO(base64.b64decode(opaque.data[0].b64_json))) as image:
+        assert image.mode == "RGB" and opaque.background == "opaque"
+        assert image.tobytes() == stored.convert("RGB").tobytes()
+
+
 def test_the_open_webui_request(stack):
     body = {"model": "default", "prompt": "a lighthouse", "n": 1, "size": "64x64", "response_format": "b64_json", **TINY}
     response = httpx.post(stack.api_url + "/v1/images/generations", json=body,

@@ -108,7 +108,9 @@ def test_a_variation_becomes_a_variations_run_of_one_image(openai_app):
     ({"prompt": "x", "size": "big"}, 400, "size", "invalid_value"),
     ({"prompt": "x", "n": 5}, 400, "n", "invalid_value"),
     ({"prompt": "x", "stream": True, "partial_images": 4}, 400, "partial_images", "invalid_value"),
+    # No background-removal model here (the catalog has none): transparent is refused.
     ({"prompt": "x", "background": "transparent"}, 400, "background", "unsupported_value"),
+    ({"prompt": "x", "background": "transparent", "output_format": "jpeg"}, 400, "output_format", "invalid_value"),
     ({"prompt": "x", "frobnicate": 1}, 400, "frobnicate", "unknown_parameter"),
     ({"prompt": "x", "response_format": "jpg"}, 400, "response_format", "invalid_value"),
     ({}, 400, "prompt", "invalid_value"),
@@ -166,3 +168,16 @@ def test_streaming_is_refused_on_edits_and_variations(openai_app):
     response = client.post("/v1/images/variations", data={"stream": "true"}, files={"image": ("a.png", encode(noise(64, 64)), "image/png")})
     error = _error(response, 400)
     assert (error["param"], error["code"]) == ("stream", "unsupported_value") and "generations only" in error["message"]
+
+
+def test_transparent_is_refused_on_edits_and_natively_without_a_background_remover(openai_app):
+    client, _ = openai_app
+    image = encode(noise(64, 64, mode="RGBA"))
+    error = _error(client.post("/v1/images/edits", data={"prompt": "a cat", "background": "transparent"},
+                               files={"image": ("a.png", image, "image/png")}), 400)
+    assert (error["param"], error["code"]) == ("background", "unsupported_value") and "generations" in error["message"]
+    # The native text-to-image field: a problem naming what is missing.
+    response = client.post("/v1/generations", json={"prompt": "x", "background": "transparent"})
+    assert response.status_code == 422 and response.json()["errors"][0]["field"] == "background"
+    assert "background-removal" in response.json()["detail"]
+    assert client.post("/v1/generations", json={"prompt": "x", "background": "green"}).status_code == 422

@@ -34,7 +34,10 @@ class ImagesFields(BaseModel):
     response_format: Literal["url", "b64_json"] | None = Field(None, description="url (default): signed URLs kept 24 h.")
     output_format: Literal["png", "jpeg", "webp"] | None = None
     output_compression: int | None = Field(None, ge=0, le=100, description="jpeg/webp: Pillow's quality, 0–100.")
-    background: Literal["transparent", "opaque", "auto"] | None = None
+    background: Literal["transparent", "opaque", "auto"] | None = Field(
+        None, description="transparent (generations only, png or webp): each image cut out by the deployment's "
+        "background-removal model after rendering; refused where none is served. opaque and auto: as rendered.",
+    )
     quality: Literal["low", "medium", "high", "standard", "hd", "auto"] | None = None
     stream: bool | None = Field(
         None, description="/v1/images/generations: Server-Sent Events, the run's live previews as partial images, "
@@ -75,9 +78,12 @@ def refuse_unsupported(fields: ImagesFields) -> None:
     if fields.stream and not fields.STREAMS:
         raise openai_error("stream=true is supported on /v1/images/generations only; send stream=false and get the "
                            "images when the run ends.", param="stream", code="unsupported_value")
-    if fields.background == "transparent":
-        raise openai_error("background='transparent' is not supported: renderq renders opaque images; run "
+    if fields.background == "transparent" and not isinstance(fields, GenerationFields):
+        raise openai_error("background='transparent' is supported on /v1/images/generations only; run "
                            "POST /v1/remove-background on the result.", param="background", code="unsupported_value")
+    if fields.background == "transparent" and fields.output_format == "jpeg":
+        raise openai_error("background='transparent' needs output_format 'png' or 'webp': JPEG has no transparency.",
+                           param="output_format", code="invalid_value")
 
 
 def renderq_fields(fields: ImagesFields, target: type[BaseModel], sized: bool = True) -> dict:
@@ -96,7 +102,9 @@ def renderq_fields(fields: ImagesFields, target: type[BaseModel], sized: bool = 
         out |= parse_size(fields.size)
     if getattr(fields, "prompt", None) is not None:
         out["prompt"] = fields.prompt
-    blocked = {"model_id", "num_images", "quality", "prompt", "image", "mask", "image_asset_id", "mask_asset_id"}
+    if fields.background == "transparent":  # cut out by the worker after rendering (text-to-image's own field)
+        out["background"] = "transparent"
+    blocked = {"model_id", "num_images", "quality", "prompt", "image", "mask", "image_asset_id", "mask_asset_id", "background"}
     for name, value in (fields.model_extra or {}).items():
         if name in IGNORED:
             continue

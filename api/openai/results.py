@@ -53,6 +53,10 @@ def image_items(services: Services, record: RunRecord, fields: ImagesFields) -> 
     return items
 
 
+def background(record: RunRecord) -> str:
+    return "transparent" if record.request.get("background") == "transparent" else "opaque"
+
+
 def answer(services: Services, record: RunRecord, fields: ImagesFields) -> dict:
     if record.status != RunStatus.completed:
         raise failed(record)
@@ -60,7 +64,7 @@ def answer(services: Services, record: RunRecord, fields: ImagesFields) -> dict:
     return {
         "created": int(record.created_at),
         "data": image_items(services, record, fields),
-        "background": "opaque",
+        "background": background(record),
         "output_format": fields.output_format or "png",
         "quality": fields.quality if fields.quality in ("low", "medium", "high") else None,
         "size": f"{first.width}x{first.height}" if first is not None else None,

@@ -25,7 +25,7 @@ from ..run_stream import run_events
 from ..services import Services
 from .errors import envelope
 from .fields import GenerationFields
-from .results import failed, image_items, not_finished
+from .results import background, failed, image_items, not_finished
 
 
 def _event(kind: str, data: dict) -> ServerSentEvent:
@@ -41,7 +41,7 @@ def stream_generation(request: Request, services: Services, record: RunRecord, f
     wanted = fields.partial_images or 0
     request_fields = record.request
     common = {
-        "background": "opaque", "quality": fields.quality if fields.quality in ("low", "medium", "high") else "auto",
+        "background": background(record), "quality": fields.quality if fields.quality in ("low", "medium", "high") else "auto",
         "size": f"{request_fields.get('width')}x{request_fields.get('height')}", "run_id": record.run_id,
     }
 

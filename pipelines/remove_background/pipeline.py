@@ -36,16 +36,20 @@ class RemoveBackgroundPipeline(Pipeline):
         super().__init__(pipe, model)
         self.background_label, self.input_size = background_label, input_size
 
+    def cut_out(self, source: Image.Image) -> Image.Image:
+        """`source` as RGBA, its background transparent (also text-to-image's `background: transparent`)."""
+        alpha = foreground_probability(self.pipe, source, self.background_label, self.input_size)
+        out = source.convert("RGBA")
+        out.putalpha(Image.fromarray((alpha * 255).round().astype(np.uint8), mode="L"))
+        return out
+
     def render(
         self,
         request: RemoveBackgroundRequest,
         on_progress: ProgressCallback | None = None,
         images: dict[str, Image.Image] | None = None,
     ) -> list[GeneratedImage]:
-        source = images["image"]
-        alpha = foreground_probability(self.pipe, source, self.background_label, self.input_size)
-        out = source.convert("RGBA")
-        out.putalpha(Image.fromarray((alpha * 255).round().astype(np.uint8), mode="L"))
+        out = self.cut_out(images["image"])
         if on_progress is not None:
             on_progress(1, 1)
         parameters = request.model_dump() | {"operation": self.operation, "model": self.model}

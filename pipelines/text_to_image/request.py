@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from ..request_parts import MIN_SIDE, MAX_SIDE, MAX_PROMPT, MAX_SEED, ExactSize, Seeded
 from ..operation import ALL_TEMPLATE_FIELDS, Operation
+
+# The catalog kind that cuts out `background: transparent` images (remove-background's models).
+BACKGROUND_REMOVER = "background-removal"
 
 
 class TextToImageRequest(ExactSize, Seeded):
@@ -42,6 +47,11 @@ class TextToImageRequest(ExactSize, Seeded):
         # LimeWire calls it `samples`, Livepeer `num_images_per_prompt`.
         validation_alias=AliasChoices("num_images", "samples", "num_images_per_prompt"),
         description="Images to render (1–4), each its own seed; aliases `samples`, `num_images_per_prompt`.",
+    )
+
+    background: Literal["opaque", "transparent"] = Field(
+        "opaque", description="transparent: the worker cuts each image's subject out with the deployment's "
+        "background-removal model after rendering (an RGBA PNG); refused (422) where none is served.",
     )
 
     def render_key(self, input_sizes: dict | None = None) -> tuple:
