@@ -24,12 +24,15 @@ def bare_process(infra: Infra, name: str) -> BareProcess:
     return BareProcess(infra.tiny_model, infra.stack(f"bare-{name}").env, infra.workdir / f"bare-{name}.log")
 
 
-def drain_backlog(stack: Stack, jobs: list[dict], name: str) -> dict:
-    """Queue `jobs` with no worker running (POST /v1/batches), then start one worker (the stack's
-    RENDERQ_MAX_BATCH) and let it drain them; the worker is stopped after."""
-    with stack.client() as client:
-        run_ids = submit_batch(client, jobs)
+def drain_backlog(stack: Stack, jobs: list[dict], name: str, warmup: list[dict]) -> dict:
+    """Start one worker (the stack's RENDERQ_MAX_BATCH), let it render `warmup` (torch's first
+    calls at each shape and batch size, which a worker serving for a while has long made, as the
+    bare loop has), then queue `jobs` in one POST /v1/batches (one transaction: the whole
+    backlog at once) and let it drain them; the worker is stopped after."""
     worker = stack.worker(name, wait=False)
+    with stack.client() as client:
+        wait_drained(stack, submit_batch(client, warmup), 180)
+        run_ids = submit_batch(client, jobs)
     try:
         keys = [f"renderq:run:{run_id}" for run_id in run_ids]
         _, cpu_samples = _sample_while_draining(worker, stack.redis(), keys, time.monotonic() + 180 + len(jobs), 0.2)
@@ -91,7 +94,7 @@ def backlog(infra: Infra, count: int, rounds: int, bare_count: int) -> dict:
             _bare_pair(bare, bare_jobs, runs)
             for r in range(rounds):
                 for kind in ("batched", "unbatched") if r % 2 == 0 else ("unbatched", "batched"):
-                    runs[kind].append(drain_backlog(stacks[kind], jobs, f"{kind}{r}"))
+                    runs[kind].append(drain_backlog(stacks[kind], jobs, f"{kind}{r}", numbered(TINY_JOB, 2 * BATCH, 900)))
                     d = runs[kind][-1]
                     print(f"  {kind}: {d['images_per_second']:.1f} images/s, {d['mean_batch']:.2f} runs per model call", flush=True)
                 _bare_pair(bare, bare_jobs, runs)
@@ -177,7 +180,7 @@ def mixed(infra: Infra, count: int, rounds: int, bare_count: int) -> dict:
             bare.render(mixed_jobs(len(MIXED_SHAPES)))  # warm-up: each shape's first call
             bare_runs.append(bare.render(bare_jobs))
             for r in range(rounds):
-                drains.append(drain_backlog(stack, jobs, f"mixed{r}"))
+                drains.append(drain_backlog(stack, jobs, f"mixed{r}", mixed_jobs(BATCH * len(MIXED_SHAPES), 1900)))
                 bare_runs.append(bare.render(bare_jobs))
                 print(f"  mixed: {drains[-1]['images_per_second']:.1f} images/s ({drains[-1]['mean_batch']:.2f} runs per call), "
                       f"bare one at a time {bare_runs[-1]['images_per_second']:.1f} images/s", flush=True)

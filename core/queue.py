@@ -91,6 +91,9 @@ def make_celery(settings: Settings) -> Celery:
 
 # Message header carrying the X-Request-ID of the submit into the worker's logs.
 REQUEST_ID_HEADER = "renderq_request_id"
+# The run and attempt a render message is for, readable inside Redis (storage/claims.py takes a
+# queue's next run without its delivery).
+RUN_HEADER, ATTEMPT_HEADER = "renderq_run", "renderq_attempt"
 
 
 def render_queue(pool: str | None, priority: str) -> str:
@@ -102,7 +105,7 @@ def render_queue(pool: str | None, priority: str) -> str:
 def enqueue_render(app: Celery, run_id: str, attempt: int, priority: str = "normal", pool: str | None = None) -> None:
     """One message per delivery; `attempt` lets a stale redelivery recognise itself. Each
     pool and priority has its own queue, which the pool's workers drain in order (make_celery above)."""
-    headers = {REQUEST_ID_HEADER: request_id_var.get()}
+    headers = {REQUEST_ID_HEADER: request_id_var.get(), RUN_HEADER: run_id, ATTEMPT_HEADER: attempt}
     app.send_task(RENDER_TASK, args=[run_id, attempt], queue=render_queue(pool, priority), headers=headers)
 
 
@@ -141,7 +144,8 @@ def render_message(app: Celery, run_id: str, attempt: int, priority: str = "norm
         task_id, RENDER_TASK, args=[run_id, attempt], ignore_result=app.conf.task_ignore_result,
         argsrepr=repr([run_id, attempt]), kwargsrepr="{}",  # saferepr is generic and slow
     )
-    headers[REQUEST_ID_HEADER] = request_id_var.get()  # as send_task(headers=...) would merge it
+    # As send_task(headers=...) would merge them.
+    headers |= {REQUEST_ID_HEADER: request_id_var.get(), RUN_HEADER: run_id, ATTEMPT_HEADER: attempt}
     content_type, content_encoding, data = dumps(body, serializer=app.conf.task_serializer)
     message = channel.prepare_message(data, None, content_type, content_encoding, headers, properties | {"delivery_mode": 2})
     collected = _Collected()

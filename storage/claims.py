@@ -12,6 +12,8 @@ import time
 import redis
 
 from .render_groups import GROUP_PREFIX, MESSAGE_PREFIX
+from core.queue import ATTEMPT_HEADER, RUN_HEADER
+
 from .run_scripts import CLAIM, EXPIRE
 
 # One run, by the single-run scripts as functions (KEYS and ARGV become their parameters).
@@ -20,10 +22,12 @@ _ONE = (
     "local function claim_one(KEYS, ARGV)\n" + CLAIM + "\nend\n"
 )
 
-# KEYS: heartbeats, run counters, then the render lists a group's next message must wait behind
-# (higher priorities) when ARGV[8] is 'next'. ARGV: worker, now, stale after, how many to take
+# KEYS: heartbeats, run counters, then (when ARGV[8] is 'next') the worker's stopping mark
+# (`stopping_key`: a worker in its warm shutdown takes nothing more) and the render lists the
+# next message must wait behind (higher priorities). ARGV: worker, now, stale after, how many to take
 # (the first included), run key prefix, message copy prefix, group prefix, and either
-# 'own' + run id + attempt (a delivery of that run's message) or 'next' + group key + queue.
+# 'own' + run id + attempt (a delivery of that run's message) or 'next' + queue + the names of
+# the message headers that carry its run id and attempt (core/queue.py).
 # The last ARGV: the fair-share slots (storage/fair_share.py), which the single-run scripts take.
 # Returns {own outcome, {run id, 'claimed' | 'expired'}...}; 'claimed' entries are followed by
 # their hash (HGETALL's flat list).
@@ -75,25 +79,43 @@ if ARGV[8] == 'own' then
     if fields[1] and fields[1] ~= '' then companions(ARGV[7] .. fields[2] .. ':' .. fields[1], id) end
   end
 else
-  -- 'next': only when the group's oldest run's message is the next one its queue would deliver
-  -- and no higher priority waits, so that continuing changes no one's turn.
-  local group, queue = ARGV[9], ARGV[10]
-  for i = 3, #KEYS do
+  -- 'next': the run whose message its queue would deliver next (nothing of a higher priority
+  -- waiting), with its group's queued runs, as that delivery would take them, without it.
+  local queue = ARGV[9]
+  if redis.call('EXISTS', KEYS[3]) == 1 then return {'stopping'} end
+  for i = 4, #KEYS do
     if redis.call('LLEN', KEYS[i]) > 0 then return {'behind'} end
   end
-  local oldest = redis.call('ZRANGE', group, 0, 0)
-  if #oldest == 0 then return {'empty'} end
-  local copy = redis.call('GET', message_prefix .. oldest[1])
-  local cut = copy and string.find(copy, '\\n', 1, true)
-  if not cut or string.sub(copy, 1, cut - 1) ~= queue or redis.call('LINDEX', queue, -1) ~= string.sub(copy, cut + 1) then
-    return {'behind'}
+  local payload = redis.call('LINDEX', queue, -1)
+  if not payload then return {'empty'} end
+  local ok, message = pcall(cjson.decode, payload)
+  local headers = ok and type(message) == 'table' and message['headers']
+  local id = type(headers) == 'table' and headers[ARGV[10]]
+  local attempt = type(headers) == 'table' and headers[ARGV[11]]
+  if type(id) ~= 'string' or (type(attempt) ~= 'number' and type(attempt) ~= 'string') then
+    return {'behind'}  -- not a message of ours: its delivery decides
   end
-  own_outcome = 'next'
-  companions(group, nil)
+  own_outcome = take(id, tostring(attempt), message_prefix .. id)
+  if own_outcome == 'claimed' then
+    redis.call('LREM', queue, -1, payload)
+    local fields = redis.call('HMGET', run_prefix .. id, 'render_group', 'priority')
+    if fields[1] and fields[1] ~= '' then companions(ARGV[7] .. fields[2] .. ':' .. fields[1], id) end
+    own_outcome = 'next'
+  else
+    own_outcome = 'behind'  -- taken, canceled, superseded or expired: its delivery skips it
+  end
 end
 table.insert(out, 1, own_outcome)
 return out
 """
+
+
+STOPPING_PREFIX = "renderq:worker-stopping:"
+
+
+def stopping_key(worker: str) -> str:
+    """Set while the Celery worker `worker` (host:pid of its main process) is in its warm shutdown."""
+    return STOPPING_PREFIX + worker
 
 
 class Claims:
@@ -110,11 +132,13 @@ class Claims:
         """Claim `run_id` by its message and up to `wanted - 1` queued runs of its group."""
         return self._call([], worker, stale_after, wanted, ["own", run_id, attempt, fair_slots])
 
-    def next(self, group_key: str, queue: str, higher: list[str], worker: str, stale_after: float, wanted: int,
+    def next(self, queue: str, higher: list[str], stopping: str, worker: str, stale_after: float, wanted: int,
              fair_slots: int = 0) -> tuple[str, list]:
-        """Claim up to `wanted` runs of the group `group_key` if its oldest run's message is next on
-        `queue` and the lists `higher` are empty: ('next', taken), else ('behind' | 'empty', [])."""
-        return self._call(higher, worker, stale_after, wanted, ["next", group_key, queue, fair_slots])
+        """Claim the run whose message is next on `queue` (taking the message off it) and up to
+        `wanted - 1` queued runs of its group, if the lists `higher` are empty and the key
+        `stopping` does not exist: ('next', taken), else ('behind' | 'empty' | 'stopping', [])."""
+        return self._call([stopping, *higher], worker, stale_after, wanted,
+                          ["next", queue, RUN_HEADER, ATTEMPT_HEADER, fair_slots])
 
     def _call(self, higher: list[str], worker: str, stale_after: float, wanted: int, tail: list) -> tuple[str, list]:
         reply = self._script(

@@ -193,12 +193,14 @@ class RunStore:
         outcome, entries = self.claims.own(run_id, attempt, worker, stale_after, wanted, self.fair_slots)
         return outcome, self._claimed(entries)
 
-    def claim_next(self, record: RunRecord, queue: str, higher: list[str], worker: str, stale_after: float,
-                   wanted: int) -> list[RunRecord]:
-        """Up to `wanted` queued runs of `record`'s render group, claimed only when the group's
-        oldest run's message is the next `queue` would deliver and the `higher` priority lists
-        are empty (a worker draining a backlog keeps its turn without a Celery round trip)."""
-        _, entries = self.claims.next(self.groups.key(record), queue, higher, worker, stale_after, wanted, self.fair_slots)
+    def claim_next(self, queue: str, higher: list[str], worker: str, stale_after: float, wanted: int,
+                   stopping: str) -> list[RunRecord]:
+        """The run whose message `queue` would deliver next, with up to `wanted - 1` queued runs of
+        its render group, claimed (its message taken off) only when the `higher` priority lists
+        are empty and the key `stopping` (storage/claims.py `stopping_key`) does not exist: a
+        worker draining a backlog takes its next runs in the queue's own order without a round
+        trip through Celery."""
+        _, entries = self.claims.next(queue, higher, stopping, worker, stale_after, wanted, self.fair_slots)
         return self._claimed(entries)
 
     def _claimed(self, entries: list) -> list[RunRecord]:

@@ -4,6 +4,7 @@ renders them in one model call, each run keeping its own progress, cancel, charg
 from __future__ import annotations
 
 import io
+import json
 import time
 
 import fakeredis
@@ -13,6 +14,8 @@ import pytest
 from PIL import Image
 
 from pipelines.base import Job, batch_progress
+from core.queue import ATTEMPT_HEADER, RUN_HEADER
+from storage.claims import stopping_key
 from storage.render_groups import group_id
 from storage.records import Priority, RunRecord, RunStatus
 from storage.runs import RunStore
@@ -20,6 +23,8 @@ from tests.conftest import wait_for_run
 
 FINAL = ("completed", "failed", "canceled", "expired")
 GROUP = group_id("text-to-image", "", {}, (64, 64, 2, 7.5))
+STOPPING = stopping_key("host:1")
+OTHER = group_id("text-to-image", "", {}, (64, 64, 4, 7.5))
 
 
 @pytest.fixture
@@ -63,32 +68,46 @@ def test_companions_skip_runs_already_taken_canceled_or_past_their_deadline(stor
     assert store.get("gen_taken").worker == "w2"
 
 
-def with_message(store: RunStore, run_id: str, group: str = GROUP) -> RunRecord:
-    """A queued run whose message is on the normal list (pushed with it, as the API does)."""
+def with_message(store: RunStore, run_id: str, group: str | None = GROUP) -> RunRecord:
+    """A queued run whose message (headers as core/queue.py writes them) is on the normal list,
+    pushed with it as the API does."""
+    payload = json.dumps({"headers": {RUN_HEADER: run_id, ATTEMPT_HEADER: 1}, "body": "…"})
     return store.create(RunRecord(run_id=run_id, render_group=group, request={"num_inference_steps": 2},
-                                  queue_message=("renderq.render", f'{{"run": "{run_id}"}}')))
+                                  queue_message=("renderq.render", payload)))
 
 
-def test_a_worker_goes_on_with_its_group_only_while_the_group_is_next_in_line(store):
-    first = with_message(store, "gen_a")
-    for run_id in ("gen_b", "gen_c", "gen_d", "gen_e"):
+def test_a_worker_goes_on_with_the_runs_next_in_line_while_no_higher_priority_waits(store):
+    for run_id in ("gen_a", "gen_b", "gen_c", "gen_d", "gen_e"):
         with_message(store, run_id)
+    with_message(store, "gen_x", group=OTHER)
     store.redis.rpop("renderq.render")  # gen_a's message, delivered to the worker
     assert [r.run_id for r in store.claim_group("gen_a", 1, "w1", 5, wanted=2)[1]] == ["gen_a", "gen_b"]
     higher = ["renderq.render.high"]
-    # gen_c's message is next on its list: the worker takes gen_c and gen_d without it.
-    assert [r.run_id for r in store.claim_next(first, "renderq.render", higher, "w1", 5, wanted=2)] == ["gen_c", "gen_d"]
-    assert store.redis.lrange("renderq.render", 0, -1) == ['{"run": "gen_e"}']
-    # A high-priority message waiting, or another run's message ahead of gen_e's: not its turn.
+    # gen_c's message is next on its list: the worker takes gen_c (and gen_d of its group) without it.
+    assert [r.run_id for r in store.claim_next("renderq.render", higher, "w1", 5, 2, STOPPING)] == ["gen_c", "gen_d"]
+    # A high-priority message waiting, or a message not of ours ahead: not its turn.
     store.redis.lpush("renderq.render.high", "{}")
-    assert store.claim_next(first, "renderq.render", higher, "w1", 5, wanted=2) == []
+    assert store.claim_next("renderq.render", higher, "w1", 5, 2, STOPPING) == []
     store.redis.delete("renderq.render.high")
-    store.redis.rpush("renderq.render", '{"run": "older, another group"}')
-    assert store.claim_next(first, "renderq.render", higher, "w1", 5, wanted=2) == []
+    store.redis.rpush("renderq.render", '{"task": "something else"}')
+    assert store.claim_next("renderq.render", higher, "w1", 5, 2, STOPPING) == []
     store.redis.rpop("renderq.render")
-    assert [r.run_id for r in store.claim_next(first, "renderq.render", higher, "w1", 5, wanted=2)] == ["gen_e"]
-    assert store.redis.llen("renderq.render") == 0 and store.claim_next(first, "renderq.render", higher, "w1", 5, 2) == []
-    assert store.get("gen_e").status == RunStatus.running
+    # A worker in its warm shutdown takes nothing more.
+    store.redis.set(STOPPING, "1")
+    assert store.claim_next("renderq.render", higher, "w1", 5, 8, STOPPING) == []
+    store.redis.delete(STOPPING)
+    # Then the next ones in the queue's order, whatever their group: gen_e, then gen_x.
+    assert [r.run_id for r in store.claim_next("renderq.render", higher, "w1", 5, 8, STOPPING)] == ["gen_e"]
+    assert [r.run_id for r in store.claim_next("renderq.render", higher, "w1", 5, 8, STOPPING)] == ["gen_x"]
+    assert store.redis.llen("renderq.render") == 0 and store.claim_next("renderq.render", higher, "w1", 5, 2, STOPPING) == []
+    assert all(store.get(r).status == RunStatus.running for r in ("gen_c", "gen_d", "gen_e", "gen_x"))
+
+
+def test_a_run_next_in_line_that_is_taken_is_left_to_its_delivery(store):
+    with_message(store, "gen_a")
+    assert store.claim("gen_a", 1, "w2", 5) == "claimed"  # by its own message, elsewhere
+    assert store.claim_next("renderq.render", [], "w1", 5, 8, STOPPING) == []
+    assert store.redis.llen("renderq.render") == 1 and store.get("gen_a").worker == "w2"
 
 
 def test_one_canceled_job_of_a_call_drops_out_and_the_call_stops_when_none_is_left():

@@ -11,11 +11,15 @@ import time
 
 from celery import Task
 from celery.exceptions import TimeLimitExceeded
-from celery.signals import worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
+from celery.signals import (
+    worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown, worker_shutting_down,
+)
 
 from core.logs import request_id_var, run_id_var
 from core.metrics import worker_gone, worker_seen
 from core.queue import RENDER_TASK, REQUEST_ID_HEADER, is_render_queue, render_queues
+
+from storage.claims import stopping_key
 
 from .celery_app import app
 from .failures import problem_for
@@ -30,10 +34,11 @@ log = logging.getLogger(__name__)
 def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
     """Render one delivery of a run, with the runs of its render group that are queued now (up to
     RENDERQ_MAX_BATCH in all; never waiting for more), and hand them to this process's finisher
-    to be stored while the next call renders. Then, while the group's next queued run is the one
-    its queue would deliver next anyway (nothing of a higher priority or another group before
-    it), render the next batch of the group too, for at most CONTINUE_SECONDS. Returns
-    'rendered', or why the delivery was skipped (the run's outcome is in its record)."""
+    to be stored while the next call renders. Then take the run its queue would deliver next
+    (with its group's queued runs) and render it too, as long as nothing of a higher priority
+    waits, for at most CONTINUE_SECONDS: a backlog drains in the queue's own order without a
+    round trip through Celery per model call. Returns 'rendered', or why the delivery was skipped
+    (the run's outcome is in its record)."""
     settings = runtime.settings
     began = time.monotonic()
     wanted = settings.max_batch
@@ -49,20 +54,21 @@ def render_run(runtime: Runtime, run_id: str, attempt: int) -> str:
     log.info("run %s attempt %d claimed%s", run_id, attempt,
              f" with {len(records) - 1} more of its render group: {[r.run_id for r in records[1:]]}" if len(records) > 1 else "")
     render_together(runtime, records, finisher(runtime))
-    # A full batch may have more of its group behind it; one that was not full emptied the group
-    # (runs queued since come through their own messages), so a lone run costs no extra look.
+    # Then the runs next in line on its queue, as long as nothing of a higher priority waits.
     queue, higher = render_lists(record.pool, record.priority.value)
     budget = min(CONTINUE_SECONDS, settings.soft_time_limit / 4)
-    while record.render_group and wanted > 1 and len(records) == wanted and time.monotonic() - began < budget:
-        records = runtime.runs.claim_next(record, queue, higher, runtime.worker_id, settings.heartbeat_stale_after, wanted)
-        if records:
-            log.info("runs %s of run %s's render group claimed next", [r.run_id for r in records], run_id)
-            render_together(runtime, records, finisher(runtime))
+    while time.monotonic() - began < budget:
+        records = runtime.runs.claim_next(queue, higher, runtime.worker_id, settings.heartbeat_stale_after, wanted,
+                                          stopping_key(_celery_main or _this_process()))
+        if not records:
+            break
+        log.info("runs %s next on %s claimed after run %s", [r.run_id for r in records], queue, run_id)
+        render_together(runtime, records, finisher(runtime))
     return "rendered"
 
 
-# How long one delivery may go on rendering its group's next batches (bounded so that a warm
-# shutdown, the time limits and the other render processes' view of the queue stay as they were).
+# How long one delivery may go on rendering the runs next in line (bounded so that a warm
+# shutdown and the time limits stay as they were).
 CONTINUE_SECONDS = 5.0
 
 
@@ -107,6 +113,8 @@ def render(run_id: str, attempt: int) -> str:
 
 @worker_process_init.connect
 def _warm_render_process(**_):
+    global _celery_main
+    _celery_main = f"{socket.gethostname()}:{os.getppid()}"
     # After the fork: the model (and CUDA) belong to the process that renders; its finisher
     # process starts meanwhile (its imports take a second).
     runtime = get_runtime()
@@ -114,8 +122,7 @@ def _warm_render_process(**_):
     runtime.warm()
     # Warm: its worker (the Celery parent, whose reaper keeps it listed) is one of its pool's
     # workers from now on (/v1/health, /metrics).
-    parent = f"{socket.gethostname()}:{os.getppid()}"
-    worker_seen(runtime.runs.redis, parent, runtime.settings.worker_pool)
+    worker_seen(runtime.runs.redis, _celery_main, runtime.settings.worker_pool)
 
 
 _reaper: Reaper | None = None
@@ -130,6 +137,24 @@ def _start_reaper(sender=None, **_):
     renders = any(is_render_queue(queue) for queue in consumed)
     _reaper = Reaper(celery_app, get_runtime(), renders=renders, warmed_apart=renders)
     _reaper.start()
+
+
+def _this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# The Celery worker's main process (host:pid) as a prefork render process knows it; None in the
+# main process itself (the solo pool of `renderq dev` renders there).
+_celery_main: str | None = None
+
+
+@worker_shutting_down.connect
+def _stop_continuing(**_):
+    # A render process of this worker takes no run after the one in hand (render_run's loop).
+    try:
+        get_runtime().runs.redis.set(stopping_key(_this_process()), "1", ex=3600)
+    except Exception:
+        log.warning("could not mark this worker as stopping; its render process may go on for %ss", CONTINUE_SECONDS)
 
 
 @worker_shutdown.connect
