@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
+import json
 import re
 import time
 
 from storage.records import RunRecord
+from storage.run_events import events_channel
 from storage.redis_ops import run_async
 
 from .services import Services
 
 _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
-POLL_SECONDS = 0.05
+RECHECK_SECONDS = 1.0
 
 
 def requested_wait(prefer: str | None, cap: float) -> float | None:
@@ -22,7 +23,7 @@ def requested_wait(prefer: str | None, cap: float) -> float | None:
 
 async def apply_prefer_wait(services: Services, record: RunRecord, prefer: str | None, headers: dict[str, str]) -> tuple[RunRecord, int]:
     """Wait (up to the capped N) for the run to end: (the final run, 200), else (its current
-    state, 202). Polls the record on the event loop, so the wait holds no thread."""
+    state, 202)."""
     wait = requested_wait(prefer, services.settings.max_prefer_wait)
     if wait is None:
         return record, 202
@@ -32,11 +33,28 @@ async def apply_prefer_wait(services: Services, record: RunRecord, prefer: str |
 
 
 async def wait_for_end(services: Services, record: RunRecord, seconds: float) -> RunRecord:
-    """The run once it has ended, or as it is after `seconds`. Polls the record on the event
-    loop, so the wait holds no thread."""
+    """The run once it has ended, or as it is after `seconds`. Woken by the run's status events
+    (storage/run_events.py publishes every change on its channel), so a sync caller (Prefer:
+    wait, the OpenAI and dialect routes) has its answer within a round trip of the run's end, not
+    of a poll; the record is read after subscribing (a change in between is not missed) and again
+    every RECHECK_SECONDS (pub/sub is fire-and-forget). Holds no thread."""
     deadline = time.monotonic() + seconds
-    current = record
-    while not current.status.is_final and time.monotonic() < deadline:
-        await asyncio.sleep(POLL_SECONDS)
-        current = await run_async(services.async_redis, services.runs.get_op(record.run_id)) or current
+    if record.status.is_final or seconds <= 0:
+        return record
+    client = services.async_redis
+
+    async def read(current: RunRecord) -> RunRecord:
+        return await run_async(client, services.runs.get_op(record.run_id)) or current
+
+    pubsub = client.pubsub()
+    await pubsub.subscribe(events_channel(record.run_id))
+    try:
+        current = await read(record)
+        while not current.status.is_final and (left := deadline - time.monotonic()) > 0:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=min(left, RECHECK_SECONDS))
+            if message is None or json.loads(message["data"]).get("type") == "status":
+                current = await read(current)
+    finally:
+        await pubsub.unsubscribe()
+        await pubsub.aclose()
     return current
