@@ -36,8 +36,6 @@ MAX_PENDING = 2  # model calls' runs handed over and not finished yet
 
 
 class Finisher(Protocol):
-    pid: int  # of the render process that made it (a forked child makes its own)
-
     def submit(self, rendered: list[Rendered], done: Callable[[], None]) -> None: ...
 
     def drain(self) -> None: ...
@@ -46,7 +44,6 @@ class Finisher(Protocol):
 class ThreadFinisher:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.pid = os.getpid()
         self._queue: queue.Queue = queue.Queue(maxsize=MAX_PENDING - 1)  # plus the one being finished
         threading.Thread(target=self._work, name="finisher", daemon=True).start()
 
@@ -75,7 +72,6 @@ class ProcessFinisher:
     order if it died."""
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
         self._changed = threading.Condition()
         self._pending: dict[int, Callable[[], None]] = {}
         self._tokens = 0

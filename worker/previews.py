@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -22,6 +21,8 @@ from pipelines.base import ProgressCallback, StepReport
 from storage.previews import Preview
 from storage.records import RunRecord
 from storage.runs import RunStore
+
+from .process_local import ProcessLocal
 
 log = logging.getLogger(__name__)
 CONTENT_TYPE = "image/jpeg"
@@ -47,7 +48,6 @@ class PreviewPublisher:
 
     def __init__(self, runs: RunStore) -> None:
         self.runs = runs
-        self.pid = os.getpid()
         self._pending: dict[str, Pending] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -92,15 +92,12 @@ class PreviewPublisher:
             self.runs.webhooks.file(webhook.url, "run.preview", data, "renderq:run:" + record.run_id)
 
 
-_publisher: PreviewPublisher | None = None
+_publisher: ProcessLocal[PreviewPublisher] = ProcessLocal()
 
 
 def publisher(runs: RunStore) -> PreviewPublisher:
-    """This process's publisher (started on first use; a forked child starts its own)."""
-    global _publisher
-    if _publisher is None or _publisher.pid != os.getpid():
-        _publisher = PreviewPublisher(runs)
-    return _publisher
+    """This process's publisher (started on first use)."""
+    return _publisher.get(lambda: PreviewPublisher(runs))
 
 
 def step_report(runs: RunStore, record: RunRecord, on_progress: ProgressCallback, every: int,

@@ -25,6 +25,7 @@ from .celery_app import app
 from .failures import problem_for
 from .reaper import Reaper
 from .finishers import Finisher, make_finisher
+from .process_local import ProcessLocal
 from .render import render_together
 from .runtime import Runtime, get_runtime
 
@@ -79,15 +80,12 @@ def render_lists(pool: str | None, priority: str) -> tuple[str, list[str]]:
     return lists[priority], [lists[p] for p in order[:order.index(priority)]]
 
 
-_finisher: Finisher | None = None
+_finisher: ProcessLocal[Finisher] = ProcessLocal()
 
 
 def finisher(runtime: Runtime) -> Finisher:
-    """This render process's finisher (a forked child starts its own)."""
-    global _finisher
-    if _finisher is None or _finisher.pid != os.getpid():
-        _finisher = make_finisher(runtime)
-    return _finisher
+    """This render process's finisher."""
+    return _finisher.get(lambda: make_finisher(runtime))
 
 
 class RenderTask(Task):
@@ -171,8 +169,8 @@ def _stop_reaper(**_):
 
 def _finish_rendered_runs(**_):
     # A warm shutdown lets the runs rendered last be stored before the process goes.
-    if _finisher is not None and _finisher.pid == os.getpid():
-        _finisher.drain()
+    if _finisher.current is not None:
+        _finisher.current.drain()
 
 
 @worker_process_shutdown.connect
